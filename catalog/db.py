@@ -1,0 +1,124 @@
+"""Connections that survive concurrency, for the ORM and for raw SQL.
+
+Every connection the project opens is in WAL mode (readers never wait for
+the writer), has a busy timeout (a writer waits for the lock instead of
+failing) and enforces foreign keys. Reads run in autocommit mode, each on a
+fresh snapshot; a write transaction starts with ``BEGIN IMMEDIATE`` right
+before the first statement that writes. That avoids SQLite's WAL trap: a
+transaction that begins by reading and later writes fails at once with
+SQLITE_BUSY (no busy wait) if another connection committed in between.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+
+from compat.orm import bridge
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+# Statements that need the write lock; the transaction must begin IMMEDIATE
+# before the first of them. SAVEPOINT opens a transaction too.
+_WRITE_VERBS = frozenset(
+    {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT"}
+)
+_WRITE_WORDS = (" INSERT ", " UPDATE ", " DELETE ", " REPLACE ")
+
+
+def busy_timeout_ms() -> int:
+    """The busy timeout in ms: ``CATALOG_BUSY_TIMEOUT_MS`` or 30 s."""
+    value = os.environ.get("CATALOG_BUSY_TIMEOUT_MS")
+    return int(value) if value and value.isdigit() else DEFAULT_BUSY_TIMEOUT_MS
+
+
+def is_write(statement: str) -> bool:
+    """Whether a statement needs the write lock (cheap prefix test)."""
+    head = statement.lstrip()[:10].split(None, 1)
+    if not head:
+        return False
+    verb = head[0].upper()
+    if verb in _WRITE_VERBS:
+        return True
+    if verb == "WITH":  # a CTE may front an INSERT/UPDATE/DELETE
+        upper = " " + statement.upper().replace("\n", " ") + " "
+        return any(w in upper for w in _WRITE_WORDS)
+    return False
+
+
+def configure(dbapi_conn: sqlite3.Connection, *, timeout_ms: int | None = None,
+              foreign_keys: bool = True) -> None:
+    """Apply the project's connection settings to a DBAPI connection."""
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+    ms = busy_timeout_ms() if timeout_ms is None else timeout_ms
+    dbapi_conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+    mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if mode.lower() != "wal":
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+    dbapi_conn.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+    dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def connect(path: str | os.PathLike[str], *, timeout_ms: int | None = None,
+            foreign_keys: bool = True) -> sqlite3.Connection:
+    """A raw ``sqlite3`` connection with the project's settings.
+
+    It is in autocommit mode: use :func:`write_transaction` for writes.
+    """
+    conn = sqlite3.connect(os.fspath(path), check_same_thread=False)
+    configure(conn, timeout_ms=timeout_ms, foreign_keys=foreign_keys)
+    return conn
+
+
+class write_transaction:
+    """``with write_transaction(conn):`` runs the block in BEGIN IMMEDIATE … COMMIT."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def sqlite_url(target: str | os.PathLike[str]) -> str:
+    """``sqlite:///…`` for a path; a URL is returned unchanged."""
+    text = os.fspath(target)
+    if text.startswith("sqlite:"):
+        return text
+    return f"sqlite:///{text}"
+
+
+def make_engine(target: str | os.PathLike[str], *, timeout_ms: int | None = None) -> Engine:
+    """An engine whose connections follow the rules in this module's docstring.
+
+    Statements pass through the compat layer's v1 bridge (a no-op on v2).
+    """
+    engine = create_engine(
+        sqlite_url(target),
+        connect_args={"check_same_thread": False, "timeout": 0},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        configure(dbapi_conn, timeout_ms=timeout_ms)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _before_execute(conn, cursor, statement, parameters, context, executemany):
+        dbapi_conn = cursor.connection
+        if not dbapi_conn.in_transaction and is_write(statement):
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+        # catalog.models speaks v2; on a v1 database the compat layer translates
+        return bridge(dbapi_conn, conn.info, statement), parameters
+
+    return engine

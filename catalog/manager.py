@@ -1,0 +1,44 @@
+"""``DatabaseManager``: the entry point old and new application code uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
+
+from catalog.db import make_engine, sqlite_url
+from catalog.schema import create_missing_tables
+
+
+class DatabaseManager:
+    """The catalog database: an engine and ORM sessions on it.
+
+    ``DatabaseManager('sqlite:///path/to/fits_catalog.db')`` or a plain path.
+    """
+
+    def __init__(self, url: str | os.PathLike[str], *, timeout_ms: int | None = None):
+        self.url = sqlite_url(url)
+        self.path = Path(self.url.removeprefix("sqlite:///")) if self.url != "sqlite://" else None
+        self.engine = make_engine(self.url, timeout_ms=timeout_ms)
+        self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+
+    def get_session(self) -> OrmSession:
+        """A new ORM session; close it (or use it as a context manager) when done."""
+        return self._sessions()
+
+    def create_tables(self) -> None:
+        """Create the tables of the models that are missing, in whichever schema
+        version the database is (see :func:`catalog.schema.create_missing_tables`)."""
+        create_missing_tables(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> DatabaseManager:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

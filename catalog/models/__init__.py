@@ -1,0 +1,61 @@
+"""The catalog's data model, in schema v2 ("Phase 3") names.
+
+Old v1 names keep working and warn: ``FitsFile.x/.y/.session_id``,
+``ImagingSession.session_id/.session_date`` and ``Session`` (an alias of
+``ImagingSession``). The same classes work against a v1 database through the
+statement translator installed on every engine the project opens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from catalog.models.base import Base, utcnow
+from catalog.models.deprecated import (
+    CatalogDeprecationWarning,
+    RetiredNameError,
+    _DeprecatedAlias,
+)
+from catalog.models.imaging import FitsFile, ImagingSession
+from catalog.models.processing import ProcessedFile, ProcessingSession, ProcessingSessionFile
+from catalog.models.reference import (
+    Camera,
+    FilterMapping,
+    ObjectProcessingLog,
+    ProcessLog,
+    SchemaVersion,
+    SystemSetting,
+    Telescope,
+)
+
+__all__ = [
+    "Base",
+    "Camera",
+    "CatalogDeprecationWarning",
+    "DatabaseManager",
+    "FilterMapping",
+    "FitsFile",
+    "ImagingSession",
+    "ObjectProcessingLog",
+    "ProcessLog",
+    "ProcessedFile",
+    "ProcessingSession",
+    "ProcessingSessionFile",
+    "RetiredNameError",
+    "SchemaVersion",
+    "SystemSetting",
+    "Telescope",
+    "utcnow",
+]
+
+_alias = _DeprecatedAlias(globals())
+
+
+def __getattr__(name: str) -> Any:
+    # DatabaseManager (catalog.manager) imports these models; it is exported
+    # here lazily, as the application this catalog comes from had it.
+    if name == "DatabaseManager":
+        from catalog.manager import DatabaseManager
+
+        return DatabaseManager
+    return _alias(name)

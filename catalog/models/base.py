@@ -1,0 +1,16 @@
+"""The declarative base and the column helpers shared by every model."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import DeclarativeBase
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, as the catalog has always stored timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Base of every catalog model (schema v2 names)."""

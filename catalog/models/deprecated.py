@@ -1,0 +1,186 @@
+"""Old (v1) attribute and class names that keep working, with a warning.
+
+``FitsFile.x`` and friends are SQLAlchemy synonyms whose descriptor warns
+with a :class:`CatalogDeprecationWarning` naming the new attribute, at the
+caller's line (so Python's warning registry shows it once per call site),
+and counts the use in :data:`USAGE` so the compat layer can record it in the
+database later, off the query path. After ``compat retire`` the names raise
+:class:`RetiredNameError`, which names the replacement.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from collections import Counter
+from typing import Any
+
+from sqlalchemy.orm import synonym
+
+from compat import renames
+
+
+class CatalogDeprecationWarning(DeprecationWarning):
+    """An old (v1) name was used; the message names the v2 name to use."""
+
+
+# Shown once per call site even outside ``__main__`` (Python hides plain
+# DeprecationWarnings from library callers by default).
+warnings.filterwarnings("default", category=CatalogDeprecationWarning)
+
+
+class RetiredNameError(AttributeError):
+    """An old name was used after the shims were retired."""
+
+
+class _Usage:
+    """Thread-safe counts of old-name uses in this process, keyed by shim name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def drain(self) -> dict[str, int]:
+        """Return the counts gathered since the last drain and reset them."""
+        with self._lock:
+            counts, self._counts = dict(self._counts), Counter()
+        return counts
+
+    def peek(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+USAGE = _Usage()
+
+# Set by the compat layer when it sees that the database's shims are retired.
+_retired = threading.Event()
+
+
+def set_retired(retired: bool) -> None:
+    """Make old names raise (True) or warn (False) in this process."""
+    if retired:
+        _retired.set()
+    else:
+        _retired.clear()
+
+
+def is_retired() -> bool:
+    return _retired.is_set()
+
+
+_INTERNAL_PREFIXES = ("sqlalchemy.", "catalog.models")
+
+
+def _is_import_machinery(frame) -> bool:
+    # warnings.warn() itself skips these frames when it counts a stacklevel.
+    name = frame.f_code.co_filename
+    return "importlib" in name and "_bootstrap" in name
+
+
+def _caller_stacklevel() -> int | None:
+    """Stack level (as ``warnings.warn`` counts it) of the first user frame.
+
+    User frames are those outside SQLAlchemy (including the accessors it
+    generates), this package and the import machinery. ``None`` when there is
+    none, e.g. when SQLAlchemy reads the attribute while configuring mappers.
+    """
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None:
+        if _is_import_machinery(frame):
+            frame = frame.f_back
+            continue
+        module = frame.f_globals.get("__name__", "")
+        internal = module.startswith(_INTERNAL_PREFIXES) or frame.f_code.co_filename.startswith(
+            "<sqlalchemy"
+        )
+        if not internal:
+            return level
+        frame = frame.f_back
+        level += 1
+    return None
+
+
+def _announce(old: str, new: str, owner: str) -> None:
+    if _retired.is_set():
+        raise RetiredNameError(
+            f"{owner}.{old} was removed when the compatibility shims were retired; "
+            f"use {owner}.{new} instead."
+        )
+    level = _caller_stacklevel()
+    if level is None:
+        return
+    USAGE.add(f"python:{owner}.{old}")
+    warnings.warn(
+        f"{owner}.{old} is deprecated; use {owner}.{new} (schema v2 name).",
+        CatalogDeprecationWarning,
+        stacklevel=level,
+    )
+
+
+class _OldName:
+    """The Python descriptor behind one deprecated synonym."""
+
+    def __init__(self, owner: str, old: str, new: str):
+        self.owner, self.old, self.new = owner, old, new
+        self.__doc__ = f"Deprecated v1 name of ``{owner}.{new}``."
+
+    def __get__(self, instance: Any, cls: type | None = None) -> Any:
+        _announce(self.old, self.new, self.owner)
+        if instance is None:
+            return self  # SQLAlchemy then returns its proxy (a column expression)
+        return getattr(instance, self.new)
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        _announce(self.old, self.new, self.owner)
+        setattr(instance, self.new, value)
+
+    def __delete__(self, instance: Any) -> None:
+        _announce(self.old, self.new, self.owner)
+        delattr(instance, self.new)
+
+
+def old_name_synonyms(model: str) -> dict[str, Any]:
+    """The deprecated synonyms of one model, read from the rename map."""
+    table = renames.table_by_model(model)
+    if table is None:
+        return {}
+    return {
+        c.old: synonym(c.new, descriptor=_OldName(model, c.old, c.new))
+        for c in table.columns
+    }
+
+
+class _DeprecatedAlias:
+    """Module-level ``__getattr__`` helper for deprecated class names."""
+
+    def __init__(self, module_globals: dict[str, Any]):
+        self._globals = module_globals
+        self._aliases = {
+            t.model_alias: t.model for t in renames.TABLES if t.model_alias
+        }
+
+    def __call__(self, name: str) -> Any:
+        new = self._aliases.get(name)
+        if new is None:
+            raise AttributeError(f"module 'catalog.models' has no attribute {name!r}")
+        if _retired.is_set():
+            raise RetiredNameError(
+                f"catalog.models.{name} was removed when the compatibility shims were "
+                f"retired; use catalog.models.{new} instead."
+            )
+        level = _caller_stacklevel()
+        if level is not None:
+            USAGE.add(f"python:{name}")
+            warnings.warn(
+                f"catalog.models.{name} is deprecated; use {new} (schema v2 name).",
+                CatalogDeprecationWarning,
+                stacklevel=level,
+            )
+        return self._globals[new]

@@ -1,0 +1,96 @@
+"""What shape a catalog database is in, and creating the v2 tables.
+
+The physical *layout* is read from ``sqlite_master``: ``v1`` when the table
+``sessions`` and ``fits_files.x`` exist, ``v2`` when ``imaging_sessions`` and
+``fits_files.width_pixels`` do. The recorded *version* is the highest row of
+``schema_version``. The compat and migration packages build the lifecycle
+phase (before / during / window / retired) on top of these two facts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from compat import renames
+from catalog.models import Base, SchemaVersion, utcnow
+
+V1, V2, EMPTY, UNKNOWN = "v1", "v2", "empty", "unknown"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    layout: str  # v1, v2, empty or unknown
+    version: int | None  # MAX(schema_version.version); None without the table
+    tables: frozenset[str]
+
+    @property
+    def has_schema_version(self) -> bool:
+        return "schema_version" in self.tables
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    # table_xinfo also lists generated (compat) columns; we only need real ones
+    return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+
+
+def read_state(conn: sqlite3.Connection) -> SchemaState:
+    """Layout and recorded version of a database (a raw DBAPI connection)."""
+    rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')")
+    tables = set()
+    views = set()
+    for name, kind in rows:
+        (tables if kind == "table" else views).add(name)
+    version = None
+    if "schema_version" in tables:
+        version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+    sessions = renames.TABLES[0]
+    fits = renames.table_by_new("fits_files")
+    assert fits is not None
+    fits_cols = _columns(conn, "fits_files") if "fits_files" in tables else set()
+    if sessions.old in tables and fits.columns[0].old in fits_cols:
+        layout = V1
+    elif sessions.new in tables and fits.columns[0].new in fits_cols:
+        layout = V2
+    elif not (tables - {"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}):
+        layout = EMPTY
+    else:
+        layout = UNKNOWN
+    return SchemaState(layout=layout, version=version, tables=frozenset(tables))
+
+
+def state_of(connection: Connection) -> SchemaState:
+    """:func:`read_state` for a SQLAlchemy connection."""
+    return read_state(connection.connection.dbapi_connection)  # type: ignore[arg-type]
+
+
+def create_missing_tables(engine: Engine) -> SchemaState:
+    """Create the models' tables that are missing, in the database's own layout.
+
+    On an empty database this creates schema v2 and records versions 1 and 2.
+    On a v1 database it never creates ``imaging_sessions`` next to ``sessions``
+    (that would split the data in two); it only adds tables v1 also has.
+    """
+    with engine.begin() as connection:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        state = state_of(connection)
+        tables = list(Base.metadata.sorted_tables)
+        if state.layout == V1:
+            skip = {t.new for t in renames.renamed_tables()}
+            tables = [t for t in tables if t.name not in skip]
+        Base.metadata.create_all(connection, tables=tables, checkfirst=True)
+        if state.layout == EMPTY:
+            now = utcnow()
+            connection.execute(
+                SchemaVersion.__table__.insert(),
+                [
+                    {"version": renames.SCHEMA_V1, "applied_at": now,
+                     "description": renames.V1_DESCRIPTION},
+                    {"version": renames.SCHEMA_V2, "applied_at": now,
+                     "description": renames.V2_DESCRIPTION},
+                ],
+            )
+        return state_of(connection)
