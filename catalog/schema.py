@@ -20,16 +20,38 @@ from catalog.models import Base, SchemaVersion, utcnow
 
 V1, V2, EMPTY, UNKNOWN = "v1", "v2", "empty", "unknown"
 
+# The lifecycle phases of compat-matrix.md.
+BEFORE, DURING, WINDOW, RETIRED = "before", "during", "window", "retired"
+
+# Where the migration keeps its progress while a run is under way (it exists
+# only between the start of a run and its cut-over or rollback).
+MIGRATION_STATE_TABLE = "_migration_state"
+
 
 @dataclass(frozen=True)
 class SchemaState:
     layout: str  # v1, v2, empty or unknown
     version: int | None  # MAX(schema_version.version); None without the table
     tables: frozenset[str]
+    views: frozenset[str] = frozenset()
 
     @property
     def has_schema_version(self) -> bool:
         return "schema_version" in self.tables
+
+    @property
+    def phase(self) -> str | None:
+        """before / during / window / retired, or None (empty or unknown layout).
+
+        A v2 database with the ``sessions`` view is in the window; without it
+        the old names are gone (retired, or created as v2 by ``catalog init``).
+        """
+        if self.layout == V1:
+            return DURING if MIGRATION_STATE_TABLE in self.tables else BEFORE
+        if self.layout == V2:
+            old = renames.renamed_tables()[0].old
+            return WINDOW if old in self.views else RETIRED
+        return None
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -59,7 +81,8 @@ def read_state(conn: sqlite3.Connection) -> SchemaState:
         layout = EMPTY
     else:
         layout = UNKNOWN
-    return SchemaState(layout=layout, version=version, tables=frozenset(tables))
+    return SchemaState(layout=layout, version=version, tables=frozenset(tables),
+                       views=frozenset(views))
 
 
 def state_of(connection: Connection) -> SchemaState:

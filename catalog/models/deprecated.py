@@ -132,9 +132,15 @@ class _OldName:
         self.__doc__ = f"Deprecated v1 name of ``{owner}.{new}``."
 
     def __get__(self, instance: Any, cls: type | None = None) -> Any:
-        _announce(self.old, self.new, self.owner)
         if instance is None:
+            # Class-level reads by SQLAlchemy itself (the default constructor's
+            # hasattr() check, mapper set-up) are not uses: frame 1 is its
+            # proxy's __get__, frame 2 whoever looked the attribute up.
+            looker = sys._getframe(2).f_globals.get("__name__", "")
+            if not looker.startswith("sqlalchemy."):
+                _announce(self.old, self.new, self.owner)
             return self  # SQLAlchemy then returns its proxy (a column expression)
+        _announce(self.old, self.new, self.owner)
         return getattr(instance, self.new)
 
     def __set__(self, instance: Any, value: Any) -> None:

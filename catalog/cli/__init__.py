@@ -1,0 +1,28 @@
+"""The ``catalog`` command: create, fill and inspect a FITS catalog."""
+
+from __future__ import annotations
+
+import click
+
+from catalog.clikit import log_json_option
+from catalog.cli import catalog_cmds, services
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@log_json_option
+def main() -> None:
+    """A FITS catalog in SQLite whose schema can migrate while it is in use.
+
+    \b
+    Example:
+      catalog init --db ~/Astro/fits_catalog.db
+      catalog catalog raw --raw-dir ~/Astro/raw
+      catalog list imaging-sessions --recent 10
+    """
+
+
+for command in catalog_cmds.COMMANDS:
+    main.add_command(command)
+
+for command in services.COMMANDS:
+    main.add_command(command)

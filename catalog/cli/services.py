@@ -1,0 +1,3 @@
+"""Commands for the services: ``web``, ``monitor``, ``processing-session``."""
+
+COMMANDS: list = []

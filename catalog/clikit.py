@@ -1,0 +1,149 @@
+"""What the three CLIs (catalog, migration, compat) share.
+
+Options every command takes (``--db``, ``--log-json``), turning expected
+errors into one paragraph and an exit code, opening the database with clear
+errors for a missing or non-SQLite file, and printing JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from catalog import logs
+from catalog.config import resolve_db
+from catalog.errors import (
+    CatalogError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    DatabaseMissingError,
+    NotSQLiteError,
+    ReadOnlyError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Catalog database (default: $CATALOG_DB, the config file, ~/Astro/fits_catalog.db).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
+
+
+def log_json_option(f: F) -> F:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        logs.configure(json=True if value else None)
+        return value
+
+    return click.option(
+        "--log-json", is_flag=True, expose_value=False, is_eager=True, callback=callback,
+        help="Write logs as JSON lines (the default when stderr is not a terminal).",
+    )(f)
+
+
+def existing_db(option: Path | None) -> Path:
+    """The configured database path, checked to exist and to be SQLite."""
+    path = resolve_db(option)
+    check_sqlite_file(path)
+    return path
+
+
+def check_sqlite_file(path: Path) -> None:
+    if not path.exists():
+        raise DatabaseMissingError(
+            f"The database {path} does not exist. Create a catalog with 'catalog init --db {path}', "
+            f"or point --db (or CATALOG_DB) at an existing fits_catalog.db."
+        )
+    if path.is_dir():
+        raise NotSQLiteError(f"{path} is a folder, not a database file. Pass the path of the .db file.")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except PermissionError as exc:
+        raise ReadOnlyError(
+            f"The database {path} cannot be read ({exc.strerror}). Fix its permissions or run as its owner."
+        ) from exc
+    if head and head != SQLITE_MAGIC:
+        raise NotSQLiteError(
+            f"{path} is not a SQLite database (its first bytes are not the SQLite header). "
+            f"Check the path: it should be the catalog's fits_catalog.db."
+        )
+
+
+def translate_sqlite_error(exc: sqlite3.Error | Exception, doing: str) -> CatalogError:
+    """Turn a low-level SQLite error into an expected error with advice."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return DatabaseLockedError(
+            f"The database stayed locked by another connection while {doing}, longer than the "
+            f"busy timeout; nothing was changed. Retry, or raise CATALOG_BUSY_TIMEOUT_MS."
+        )
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return ReadOnlyError(
+            f"The database could not be written while {doing} ({text}). Check that the file and "
+            f"its folder are writable (SQLite also writes -wal and -shm files beside it)."
+        )
+    if "malformed" in text or "not a database" in text:
+        return DatabaseCorruptError(
+            f"The database is damaged ({text}) while {doing}. Restore it from a backup "
+            f"('migration backups' lists them) or run 'migration verify' for details."
+        )
+    return CatalogError(f"SQLite failed while {doing}: {text}.")
+
+
+def handle_errors(f: F) -> F:
+    """Expected errors become one paragraph on stderr and their exit code."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except CatalogError as exc:
+            fail(exc.message, exc.exit_code)
+        except sqlite3.Error as exc:
+            err = translate_sqlite_error(exc, f"running '{click.get_current_context().command_path}'")
+            fail(err.message, err.exit_code)
+        except Exception as exc:  # SQLAlchemy wraps sqlite3 errors
+            orig = getattr(exc, "orig", None)
+            if isinstance(orig, sqlite3.Error):
+                err = translate_sqlite_error(orig, f"running '{click.get_current_context().command_path}'")
+                fail(err.message, err.exit_code)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int) -> None:
+    width = 88
+    click.echo(textwrap.fill("Error: " + message, width=width), err=True)
+    sys.exit(code)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_default, sort_keys=False))
