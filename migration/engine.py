@@ -1,0 +1,419 @@
+"""Running the Phase 3 migration online: plan, run (resumable), roll back.
+
+Every write the engine makes is a short ``BEGIN IMMEDIATE`` transaction whose
+lock time is measured; readers are never blocked (WAL) and writers wait at
+most one transaction. A crash at any moment leaves the database wholly v1
+(possibly prepared: phase *during*) or wholly v2 with shims, and ``run``
+resumes from what the state table records.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.db import connect
+from catalog.errors import CatalogError, DatabaseLockedError, SchemaVersionError
+from catalog.logs import get_logger
+from catalog.schema import DURING, V1, V2, WINDOW, read_state
+from compat import renames
+from compat.sqltext import q
+from migration import checks, phase3, state
+from migration.actions import Action, apply_all
+from migration.baseline import v1_statements
+from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
+
+log = get_logger(__name__)
+
+Say = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+# Per-row cost of the backfill and fixed costs, measured by `make bench`
+# (docs/performance.md); used only for the estimates `migration plan` prints.
+BACKFILL_US_PER_ROW = 12.0
+PREPARE_MS = 5.0
+CUTOVER_MS = 15.0
+
+
+class MigrationAborted(CatalogError):
+    exit_code = 10
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    actions: list[Action]
+    lock_ms: float  # expected longest single lock hold
+    total_ms: float  # expected total time
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    db: str
+    phase: str | None
+    stages: list[Stage]
+    fits_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db, "phase": self.phase, "fits_files_rows": self.fits_rows,
+            "stages": [{"name": s.name, "title": s.title, "expected_lock_ms": round(s.lock_ms, 1),
+                        "expected_total_ms": round(s.total_ms, 1), "note": s.note,
+                        "statements": [st for a in s.actions for st in a.statements()]}
+                       for s in self.stages],
+        }
+
+
+@dataclass
+class RunReport:
+    db: str
+    backup: str | None = None
+    sessions: int = 0
+    fits_files: int = 0
+    lock: LockStats = field(default_factory=LockStats)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    cutover_lock_ms: float = 0.0
+    resumed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db, "backup": self.backup, "sessions": self.sessions,
+            "fits_files": self.fits_files, "resumed": self.resumed,
+            "longest_lock_ms": round(self.lock.longest_ms, 2),
+            "write_transactions": len(self.lock.holds_ms),
+            "cutover_lock_ms": round(self.cutover_lock_ms, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+def open_migration_connection(db_path: Path) -> sqlite3.Connection:
+    """The migrator's own connection: foreign keys off (no cascade can fire;
+    it must be set outside a transaction), secure_delete off (nothing is
+    freed by this migration, but keep the WAL small if anything is)."""
+    conn = connect(db_path, foreign_keys=False)
+    conn.execute("PRAGMA secure_delete=OFF")
+    conn.execute("PRAGMA legacy_alter_table=OFF")
+    return conn
+
+
+def _locked(step: str) -> DatabaseLockedError:
+    return DatabaseLockedError(
+        f"Another connection held the database's write lock for longer than the busy timeout "
+        f"while the migration waited to {step}. Nothing of that step was changed; the database "
+        f"is as 'migration status' shows. Run 'migration run' again when the other writer is "
+        f"done (or raise CATALOG_BUSY_TIMEOUT_MS)."
+    )
+
+
+def _guard(step: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise _locked(step) from exc
+        raise
+
+
+# -- plan ----------------------------------------------------------------------------
+def make_plan(db_path: Path) -> Plan:
+    """What the next ``run`` would do, with expected lock times. Changes nothing."""
+    conn = open_migration_connection(db_path)
+    try:
+        st = read_state(conn)
+        if st.layout == V2:
+            return Plan(str(db_path), st.phase, [], conn.execute(
+                "SELECT count(*) FROM fits_files").fetchone()[0])
+        checks.check_version(st) if st.phase != DURING else None
+        rows = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
+        stages: list[Stage] = []
+        if not st.has_schema_version:
+            stages.append(Stage("baseline", "Record schema version 1 (the Phase 2 baseline)",
+                                [Action("create schema_version", sql=s) for s in _baseline_sql(conn)],
+                                PREPARE_MS, PREPARE_MS))
+        prepare = phase3.prepare_actions(conn)
+        if prepare:
+            stages.append(Stage("prepare", "Add shadow columns and capture triggers",
+                                prepare, PREPARE_MS, PREPARE_MS))
+        done = state.get(conn, "backfill_done", 0)
+        high = state.get(conn, "backfill_high", None)
+        if high is None:
+            high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
+        todo = max(0, high - done)
+        policy = ChunkPolicy()
+        stages.append(Stage(
+            "backfill", f"Copy x, y, session_id of {todo} rows into the shadow columns",
+            [Action("one chunk (rowid range sized to hold the lock ~"
+                    f"{policy.target_ms:.0f} ms)", sql=phase3.backfill_sql())],
+            policy.target_ms, todo * BACKFILL_US_PER_ROW / 1000.0 + policy.pause_ms * todo / 2000,
+            note=f"time-sized chunks of about {policy.target_ms:.0f} ms, "
+                 f"{policy.pause_ms:.0f} ms pause between them"))
+        stages.append(Stage("cutover", "Rename tables, columns and index; install the shims",
+                            phase3.cutover_actions(conn), CUTOVER_MS, CUTOVER_MS,
+                            note="one transaction; metadata only, independent of row count"))
+        return Plan(str(db_path), st.phase, stages, rows)
+    finally:
+        conn.close()
+
+
+def _baseline_sql(conn: sqlite3.Connection) -> list[str]:
+    """Statements giving a v1 database without ``schema_version`` its baseline."""
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    out = []
+    for statement in v1_statements():
+        words = statement.split()
+        name = words[2] if words[1].upper() in ("TABLE", "INDEX") else words[3]
+        if name not in have:
+            out.append(statement)
+    out.append(f"INSERT INTO schema_version (version, applied_at, description) VALUES "
+               f"({renames.SCHEMA_V1}, datetime('now'), '{renames.V1_DESCRIPTION}')")
+    return out
+
+
+# -- run -----------------------------------------------------------------------------
+def run(
+    db_path: Path,
+    *,
+    confirm: Callable[[str], bool],
+    say: Say = lambda _line: None,
+    progress: Progress | None = None,
+    policy: ChunkPolicy | None = None,
+    backup: bool = True,
+) -> RunReport:
+    """Apply what is pending, in order; resumes a run that was interrupted.
+
+    ``confirm(backup_path)`` is asked once, after the backup, before the first
+    change; returning False aborts with nothing changed.
+    """
+    report = RunReport(str(db_path))
+    conn = open_migration_connection(db_path)
+    try:
+        st = read_state(conn)
+        report.resumed = st.phase == DURING
+        say("Checking prerequisites…")
+        t0 = time.perf_counter()
+        st = checks.all_checks(conn, db_path, resume=report.resumed)
+        counts = checks.count_rows(conn, st)
+        report.sessions, report.fits_files = counts.sessions, counts.fits_files
+        _dry_run(conn)
+        say(f"✓ Prerequisites: schema version {st.version or 'none (Phase 2 baseline pending)'}, "
+            f"{counts.sessions} sessions, {counts.fits_files} FITS files")
+        report.stage_seconds["checks"] = time.perf_counter() - t0
+
+        if backup:
+            report.backup = _backup(db_path, conn, say, report)
+        if not confirm(report.backup or ""):
+            raise MigrationAborted(
+                "Migration cancelled at the confirmation; nothing was changed"
+                + (f" (the backup {report.backup} was kept)." if report.backup else ".")
+            )
+        say("\nStarting Phase 3 schema migration (services may keep running)…")
+        _stage(report, "baseline", lambda: _apply_baseline(conn, report, say))
+        _stage(report, "prepare", lambda: _prepare(conn, report, say))
+        _stage(report, "backfill", lambda: _backfill(conn, report, say, progress, policy))
+        _stage(report, "cutover", lambda: _cutover(conn, report, say))
+        log.info("migration.completed", **report.as_dict())
+        return report
+    finally:
+        conn.close()
+
+
+def _stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
+    t0 = time.perf_counter()
+    fn()
+    report.stage_seconds[name] = time.perf_counter() - t0
+
+
+def _dry_run(conn: sqlite3.Connection) -> None:
+    """Apply prepare + cut-over in a transaction that is rolled back: proves
+    SQLite accepts every rename (user views and triggers included)."""
+    def attempt() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            apply_all(conn, phase3.prepare_actions(conn))
+            apply_all(conn, phase3.cutover_actions(conn))
+        except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise checks.BrokenSchemaObjectError(
+                f"A trial of the cut-over (rolled back, nothing changed) failed: {exc}. This is "
+                f"usually a user view or trigger that SQLite cannot rewrite; fix or drop it, then "
+                f"run again."
+            ) from exc
+        finally:
+            conn.execute("ROLLBACK")
+    _guard("try the cut-over in a rolled-back transaction", attempt)
+
+
+def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport) -> str:
+    from migration import backup as backups
+
+    existing = state.get(conn, "backup")
+    if existing and Path(existing).exists():
+        say(f"✓ Using the backup of the interrupted run: {existing}")
+        return existing
+    info = backups.create_backup(db_path)
+    say(f"Creating backup: {info.path}")
+    say("✓ Backup created")
+    check = backups.verify_backup(Path(info.path))
+    if not check.ok:
+        raise MigrationAborted(
+            f"The backup {info.path} failed verification ({'; '.join(check.problems)}); the "
+            f"migration did not start and nothing was changed. Check the disk and run again."
+        )
+    say(f"✓ Backup verified: {report.sessions} sessions, {report.fits_files} FITS files")
+    return str(info.path)
+
+
+def _apply_baseline(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
+    if read_state(conn).has_schema_version:
+        return
+    say("[0/5] No schema_version table: recording the version-1 (Phase 2) baseline…")
+    with held_lock(conn, report.lock):
+        for statement in _baseline_sql(conn):
+            conn.execute(statement)
+    say("      ✓ Schema version 1 recorded")
+
+
+def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
+    say("[1/5] Preparing: shadow columns and capture triggers…")
+
+    def apply() -> None:
+        with held_lock(conn, report.lock):
+            actions = phase3.prepare_actions(conn)
+            apply_all(conn, actions)
+            if state.get(conn, "backfill_high") is None:
+                high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
+                state.put(conn, "backfill_high", high)
+                state.put(conn, "backfill_done", 0)
+                state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))
+                if report.backup:
+                    state.put(conn, "backup", report.backup)
+                state.log(conn, "prepare", backup=report.backup)
+    _guard("prepare (add the shadow columns)", apply)
+    say(f"      ✓ Prepared (lock held {report.lock.holds_ms[-1]:.1f} ms)")
+
+
+def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
+              progress: Progress | None, policy: ChunkPolicy | None) -> None:
+    done = state.get(conn, "backfill_done", 0)
+    high = state.get(conn, "backfill_high", 0)
+    say(f"[2/5] Copying x, y, session_id into the shadow columns ({max(0, high - done)} rows "
+        f"to go, in time-sized chunks)…")
+    statement = phase3.backfill_sql()
+
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
+        c.execute(statement, (lo, hi))
+        state.put(c, "backfill_done", hi)
+
+    stats = LockStats()
+    _guard("copy a chunk of rows", lambda: run_chunks(
+        conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
+        event="backfill.chunk_copied"))
+    report.lock.merge(stats)
+    unsynced = conn.execute(phase3.unsynced_rows_sql()).fetchone()[0]
+    if unsynced:
+        raise MigrationAborted(
+            f"{unsynced} rows have shadow values that differ from x/y/session_id after the copy; "
+            f"the cut-over was not made and the database is still v1. Run 'migration run' again "
+            f"(it resumes), and report this if it persists."
+        )
+    say(f"      ✓ Copied in {len(stats.holds_ms)} chunks, longest lock "
+        f"{stats.longest_ms:.1f} ms")
+    log.info("backfill.done", chunks=len(stats.holds_ms), longest_lock_ms=round(stats.longest_ms, 2))
+
+
+def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
+    say("[3/5] Cutting over: renaming tables, columns and index; installing shims…")
+    stats = LockStats()
+
+    def apply() -> None:
+        with held_lock(conn, stats):
+            apply_all(conn, phase3.cutover_actions(conn))
+            state.log(conn, "cutover")
+    _guard("cut over", apply)
+    report.cutover_lock_ms = stats.longest_ms
+    report.lock.merge(stats)
+    say(f"      ✓ imaging_sessions, width_pixels, height_pixels, imaging_session_id in place "
+        f"(one transaction, lock held {stats.longest_ms:.1f} ms)")
+    problems = [r for r in conn.execute("PRAGMA foreign_key_check").fetchall()]
+    if problems:
+        # The renames cannot break a foreign key; if one is broken it was made
+        # by a writer after the checks. Report it; the data is as written.
+        log.warning("cutover.foreign_key_problems", rows=len(problems))
+    say("[4/5] Old names kept: view 'sessions', columns fits_files.x/y/session_id")
+    say(f"[5/5] ✓ Schema version updated to {renames.SCHEMA_V2}")
+    log.info("cutover.committed", lock_ms=round(stats.longest_ms, 2))
+
+
+# -- rollback ------------------------------------------------------------------------
+def rollback(db_path: Path, *, say: Say = lambda _l: None) -> LockStats:
+    """Back to v1 keeping every row: reverses the cut-over in one transaction.
+
+    The database is left prepared (phase *during*): the shadow columns stay,
+    kept in sync, so a later ``run`` cuts over again at once.
+    """
+    conn = open_migration_connection(db_path)
+    stats = LockStats()
+    try:
+        st = read_state(conn)
+        if st.layout == V1:
+            raise SchemaVersionError(
+                f"The database is already at schema version 1 (phase {st.phase}); there is no "
+                f"cut-over to reverse. Nothing was changed."
+            )
+        if st.phase != WINDOW:
+            raise SchemaVersionError(
+                "The compatibility shims are retired, so v1 clients could not be served after a "
+                "rollback of the data; reinstall them with 'compat install' first, then roll back. "
+                "Nothing was changed."
+            )
+
+        def apply() -> None:
+            with held_lock(conn, stats):
+                apply_all(conn, phase3.rollback_actions(conn))
+                state.put(conn, "backfill_high", 0)
+                state.put(conn, "backfill_done", 0)
+                state.log(conn, "rollback")
+        _guard("roll back the cut-over", apply)
+        say(f"✓ Rolled back to schema version 1 in one transaction (lock held "
+            f"{stats.longest_ms:.1f} ms); every row written since the migration is kept.")
+        log.info("rollback.committed", lock_ms=round(stats.longest_ms, 2))
+        return stats
+    finally:
+        conn.close()
+
+
+# -- status --------------------------------------------------------------------------
+def status(db_path: Path) -> dict[str, Any]:
+    conn = connect(db_path)
+    try:
+        st = read_state(conn)
+        out: dict[str, Any] = {
+            "db": str(db_path), "layout": st.layout, "schema_version": st.version,
+            "phase": st.phase,
+        }
+        if st.phase == DURING:
+            done, high = state.get(conn, "backfill_done", 0), state.get(conn, "backfill_high", 0)
+            out["rebuild"] = {"backfill_done_rowid": done, "backfill_high_rowid": high,
+                              "percent": round(100.0 * done / high, 1) if high else 100.0,
+                              "started_at": state.get(conn, "started_at"),
+                              "backup": state.get(conn, "backup")}
+        out["pending"] = _pending(st)
+        out["history"] = state.history(conn, 10)
+        return out
+    finally:
+        conn.close()
+
+
+def _pending(st: Any) -> list[str]:
+    if st.layout == V1:
+        steps = [] if st.has_schema_version else ["baseline"]
+        return steps + (["prepare", "backfill", "cutover"] if st.phase != DURING
+                        else ["backfill", "cutover"])
+    return []
