@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from compat.orm import bridge
+from compat.usage import register_database
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
@@ -108,6 +109,8 @@ def make_engine(target: str | os.PathLike[str], *, timeout_ms: int | None = None
         sqlite_url(target),
         connect_args={"check_same_thread": False, "timeout": 0},
     )
+    # old-name uses in this process are written to this database in batches
+    register_database(engine.url.database or "")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from catalog.clikit import check_sqlite_file, db_option, handle_errors, log_json_option
+from catalog.clikit import (
+    check_sqlite_file,
+    db_option,
+    existing_db,
+    handle_errors,
+    json_option,
+    log_json_option,
+    print_json,
+)
 from catalog.config import resolve_db
 from catalog.db import connect
 from catalog.errors import UsageError
+from compat import renames
+from migration import engine
 from migration.baseline import create_v1
+from migration.verify import verify as run_verify
+
+RULE = "=" * 60
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +38,8 @@ def main() -> None:
     \b
     Example:
       migration status --db ~/Astro/fits_catalog.db
+      migration plan
+      migration run --yes
     """
 
 
@@ -54,3 +73,196 @@ def baseline(db: Path | None) -> None:
     finally:
         conn.close()
     click.echo(f"Created an empty schema v1 catalog: {path}")
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def status(db: Path | None, as_json: bool) -> None:
+    """Schema version, phase, pending steps, a rebuild in flight, recent history.
+
+    \b
+    Example:
+      migration status --json
+    """
+    data = engine.status(existing_db(db))
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"Database:       {data['db']}")
+    click.echo(f"Schema version: {data['schema_version']}  ({data['layout']} layout)")
+    click.echo(f"Phase:          {data['phase']}")
+    click.echo(f"Pending steps:  {', '.join(data['pending']) or 'none'}")
+    if "rebuild" in data:
+        r = data["rebuild"]
+        click.echo(f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
+                   f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}")
+    for h in data["history"][:5]:
+        click.echo(f"  {h['at']}  {h['event']}")
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def plan(db: Path | None, as_json: bool) -> None:
+    """Every statement the next run would execute, and how long each step holds
+    the write lock. Changes nothing.
+
+    \b
+    Example:
+      migration plan --db ~/Astro/fits_catalog.db
+    """
+    p = engine.make_plan(existing_db(db))
+    if as_json:
+        print_json(p.as_dict())
+        return
+    if not p.stages:
+        click.echo(f"Nothing to do: the database is at schema version 2 (phase {p.phase}).")
+        return
+    click.echo(f"Plan for {p.db} ({p.fits_rows} FITS files, phase {p.phase})")
+    for i, s in enumerate(p.stages, 1):
+        click.echo(f"\n[{i}/{len(p.stages)}] {s.title}")
+        click.echo(f"    expected lock: ≤ {s.lock_ms:.0f} ms per transaction; total ≈ "
+                   f"{s.total_ms / 1000:.1f} s" + (f"  ({s.note})" if s.note else ""))
+        for a in s.actions:
+            for statement in a.statements():
+                click.echo("    " + statement.replace("\n", "\n    ") + ";")
+
+
+def _confirm(yes: bool) -> callable:
+    def ask(backup: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "The migration asks for confirmation, but there is no terminal to ask on. Run "
+                "it with --yes from scripts (a verified backup is still made first)."
+            )
+        click.echo("\nWARNING: This will modify your database schema")
+        if backup:
+            click.echo(f"A backup has been created at:\n  {backup}")
+        click.echo("Services may keep running: every write waits at most one short transaction.")
+        return click.prompt("\nType 'yes' to proceed with migration", default="",
+                            show_default=False).strip().lower() == "yes"
+    return ask
+
+
+@main.command()
+@db_option
+@yes_option
+@click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
+@click.option("--chunk-ms", type=click.FloatRange(1, 45), default=20.0, show_default=True,
+              help="Target lock time of each copy chunk.")
+@json_option
+@handle_errors
+def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: bool) -> None:
+    """Apply what is pending: checks, backup, confirmation, the online
+    migration, verification. Resumes an interrupted run.
+
+    \b
+    Example:
+      migration run            # asks for 'yes' after the backup
+      migration run --yes      # for scripts
+    """
+    from migration.chunks import ChunkPolicy
+
+    path = existing_db(db)
+    if not yes and not sys.stdin.isatty():
+        _confirm(False)("")  # refuses at once: no terminal to ask on, no --yes
+    out = (lambda _line: None) if as_json else click.echo
+    if not as_json:
+        click.echo(RULE)
+        click.echo("FITS Cataloger - Phase 3 Schema Migration (online)")
+        click.echo(RULE)
+        click.echo(f"\nDatabase: {path}\n")
+        click.echo("This will:")
+        click.echo("  • Rename 'sessions' table to 'imaging_sessions'")
+        click.echo("  • Rename columns: session_id→id, session_date→date")
+        click.echo("  • Rename fits_files columns: x→width_pixels, y→height_pixels")
+        click.echo("  • Update foreign key: session_id→imaging_session_id")
+        click.echo("  • Keep the old names working (view 'sessions', fits_files.x/y/session_id)\n")
+    with Progress(TextColumn("      {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+                  disable=as_json) as bar:
+        task = bar.add_task("copying rows", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = engine.run(path, confirm=_confirm(yes), say=out, progress=progress,
+                            policy=ChunkPolicy(target_ms=chunk_ms), backup=not no_backup)
+    result = run_verify(path)
+    if as_json:
+        print_json(report.as_dict() | {"verification": result.as_dict()})
+    else:
+        click.echo("\n✓ Migration completed successfully!\n")
+        _print_verification(result)
+        click.echo(f"\nLongest write lock held: {report.lock.longest_ms:.1f} ms "
+                   f"({len(report.lock.holds_ms)} transactions)")
+        click.echo("\n" + RULE + "\nMIGRATION COMPLETE!\n" + RULE)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _print_verification(result) -> None:
+    click.echo(RULE + "\nVerifying migration...\n" + RULE)
+    group = None
+    for c in result.checks:
+        if c.group != group:
+            group = c.group
+            click.echo(f"\n[{group}]")
+        mark = "✓" if c.ok else "✗"
+        click.echo(f"  {mark} {c.name}" + (f" — {c.detail}" if c.detail else ""))
+    click.echo("\n" + RULE)
+    click.echo("✓ All verification checks passed!" if result.ok else "✗ Some checks failed")
+    click.echo(RULE)
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def verify(db: Path | None, as_json: bool) -> None:
+    """The guide's verification suite plus integrity, foreign keys, indexes,
+    statistics and leftovers. Exits non-zero on any failure.
+
+    \b
+    Example:
+      migration verify
+    """
+    result = run_verify(existing_db(db))
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_verification(result)
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@db_option
+@yes_option
+@json_option
+@handle_errors
+def rollback(db: Path | None, yes: bool, as_json: bool) -> None:
+    """Back to schema v1, online, keeping every row written since the migration
+    (a reverse migration, not a restore).
+
+    \b
+    Example:
+      migration rollback --yes
+    """
+    path = existing_db(db)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Rollback asks for confirmation but there is no terminal; "
+                             "pass --yes from scripts.")
+        if not click.confirm(f"Roll {path} back to schema version {renames.SCHEMA_V1}?"):
+            click.echo("Nothing was changed.")
+            return
+    stats = engine.rollback(path, say=(lambda _l: None) if as_json else click.echo)
+    if as_json:
+        print_json({"db": str(path), "lock_ms": round(stats.longest_ms, 2),
+                    "schema_version": renames.SCHEMA_V1})

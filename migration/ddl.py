@@ -60,8 +60,12 @@ _INDEX_HEAD = re.compile(
 )
 
 
-def rename_index(conn: sqlite3.Connection, old: str, new: str) -> None:
-    """Rename an index in place (see the module docstring). Needs a write txn."""
+def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bool = True) -> None:
+    """Rename an index in place (see the module docstring). Needs a write txn.
+
+    ``statistics=False`` leaves ``sqlite_stat1`` alone (a table swap, where the
+    statistics under the final name stay right for the new table).
+    """
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (old,)).fetchone()
     if row is None or row[0] is None:
@@ -75,7 +79,7 @@ def rename_index(conn: sqlite3.Connection, old: str, new: str) -> None:
         conn.execute(
             "UPDATE sqlite_master SET name = ?, sql = ? WHERE type = 'index' AND name = ?",
             (new, new_sql, old))
-        if conn.execute(
+        if statistics and conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'").fetchone():
             conn.execute("UPDATE sqlite_stat1 SET idx = ? WHERE idx = ?", (new, old))
         bump_schema_cookie(conn)

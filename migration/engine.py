@@ -379,6 +379,8 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None) -> LockStats:
                 apply_all(conn, phase3.rollback_actions(conn))
                 state.put(conn, "backfill_high", 0)
                 state.put(conn, "backfill_done", 0)
+                state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))
+                state.put(conn, "rolled_back", True)
                 state.log(conn, "rollback")
         _guard("roll back the cut-over", apply)
         say(f"✓ Rolled back to schema version 1 in one transaction (lock held "

@@ -1,0 +1,205 @@
+"""The ``compat`` command: the shims that keep old names working, and their retirement."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from catalog.clikit import db_option, existing_db, handle_errors, json_option, log_json_option, print_json
+from catalog.db import connect
+from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
+from compat.usage import flush_now
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@log_json_option
+def main() -> None:
+    """Old (v1) names kept working through the 30-day window, then retired.
+
+    \b
+    Example:
+      compat status
+      compat scan ./my_scripts
+      compat retire --dry-run
+    """
+
+
+def _status(db: Path | None):
+    path = existing_db(db)
+    flush_now()
+    conn = connect(path)
+    try:
+        return path, read_status(conn)
+    finally:
+        conn.close()
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def status(db: Path | None, as_json: bool) -> None:
+    """The phase, each shim with its install date, the window's end, recent use.
+
+    \b
+    Example:
+      compat status --json
+    """
+    path, st = _status(db)
+    if as_json:
+        print_json({"db": str(path)} | st.as_dict())
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    click.echo(f"Database: {path}")
+    click.echo(f"Phase:    {st.phase} (schema version {st.schema_version})")
+    if st.cutover_at:
+        left = (st.window_ends - now).days if st.window_ends else 0
+        click.echo(f"Cut-over: {st.cutover_at:%Y-%m-%d %H:%M} UTC; the {WINDOW_DAYS}-day window "
+                   f"ends {st.window_ends:%Y-%m-%d} ({'in ' + str(left) + ' days' if left > 0 else 'passed'})")
+    if st.shims:
+        click.echo("Shims:")
+        for s in st.shims:
+            state = f"retired {s.retired_at}" if s.retired_at else f"installed {s.installed_at}"
+            click.echo(f"  {s.name:45} {state}")
+    else:
+        click.echo("Shims:    none installed")
+    recent = [u for u in st.usage]
+    click.echo("Recent use:" if recent else "Recent use: none recorded")
+    for u in recent[:10]:
+        click.echo(f"  {u.shim:40} last {u.last_seen}  total {u.total}")
+    click.echo("Limits:")
+    for line in LIMITS:
+        click.echo(f"  - {line}")
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def usage(db: Path | None, as_json: bool) -> None:
+    """Every recorded use of a shim, per day.
+
+    \b
+    Example:
+      compat usage
+    """
+    path, st = _status(db)
+    if as_json:
+        print_json([u.as_dict() for u in st.usage])
+        return
+    if not st.usage:
+        click.echo("No shim use recorded.")
+    for u in st.usage:
+        click.echo(f"{u.shim}: {u.total} uses, first {u.first_seen}, last {u.last_seen}")
+        for day, n in sorted(u.by_day.items(), reverse=True):
+            click.echo(f"    {day}  {n}")
+    click.echo("(Reads through the 'sessions' view and of fits_files.x/y/session_id are not counted.)")
+
+
+@main.command()
+@db_option
+@json_option
+@handle_errors
+def install(db: Path | None, as_json: bool) -> None:
+    """Install the shims on a v2 database (reverses a retirement), online.
+
+    \b
+    Example:
+      compat install
+    """
+    from compat.install import install as do_install
+
+    result = do_install(existing_db(db), say=(lambda _l: None) if as_json else click.echo)
+    if as_json:
+        print_json(result)
+    elif not result["installed"]:
+        click.echo("The shims are already installed.")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@json_option
+@handle_errors
+def scan(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Find code that still uses old names (Python and SQL), like a linter.
+
+    Exits 1 when anything is found.
+
+    \b
+    Example:
+      compat scan ./scripts ./queries.sql
+    """
+    from compat.scan import format_findings, scan_paths
+
+    findings = scan_paths(paths)
+    if as_json:
+        print_json([{"path": str(f.path), "line": f.line, "col": f.col, "old": f.old,
+                     "new": f.new, "kind": f.kind} for f in findings])
+    elif findings:
+        click.echo(format_findings(findings))
+    sys.exit(1 if findings else 0)
+
+
+@main.command()
+@db_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--force", is_flag=True, help="Retire even if the window has not passed or shims are in use.")
+@click.option("--min-days", type=click.IntRange(0), default=WINDOW_DAYS, show_default=True,
+              help="Days that must have passed since the cut-over.")
+@click.option("--quiet-days", type=click.IntRange(0), default=QUIET_DAYS, show_default=True,
+              help="Days without any shim use required.")
+@json_option
+@handle_errors
+def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int,
+           quiet_days: int, as_json: bool) -> None:
+    """Drop the shims after the window: the view, its triggers and the old
+    fits_files columns, online, after a verified backup.
+
+    \b
+    Example:
+      compat retire --dry-run
+      compat retire --yes
+    """
+    from compat.retire import RetireRefused, plan_retire, refusal_message
+    from compat.retire import retire as do_retire
+
+    path, _ = _status(db)
+    conn = connect(path)
+    try:
+        plan = plan_retire(conn, min_days=min_days, quiet_days=quiet_days)
+    finally:
+        conn.close()
+    report = {"db": str(path), "allowed": plan.allowed, "blockers": plan.blockers,
+              "views_to_rewrite": [n for n, _ in plan.views_to_rewrite],
+              "triggers_using_old_names": plan.triggers_using_old_names}
+    say = (lambda _l: None) if as_json else click.echo
+    if not as_json:
+        for b in plan.blockers:
+            click.echo(f"  ✗ {b}")
+        for n, _ in plan.views_to_rewrite:
+            click.echo(f"  • user view {n} will be rewritten to the new names")
+    if plan.status.phase != "window":
+        raise RetireRefused(refusal_message(plan))
+    if not plan.allowed and not (force and not plan.triggers_using_old_names):
+        raise RetireRefused(refusal_message(plan))
+    if dry_run:
+        if as_json:
+            print_json(report | {"dry_run": True})
+        else:
+            click.echo("Dry run: retire would proceed" + (" (forced)" if plan.blockers else "")
+                       + ". Nothing was changed.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise RetireRefused("compat retire asks for confirmation but there is no terminal; "
+                                "pass --yes from scripts. Nothing was changed.")
+        if not click.confirm("Retire the shims? Old names will stop working"):
+            click.echo("Nothing was changed.")
+            return
+    result = do_retire(path, plan, say=say)
+    if as_json:
+        print_json(report | result)

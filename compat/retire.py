@@ -1,0 +1,185 @@
+"""``compat retire``: drop the shims after the window, safely, online.
+
+Refuses (saying when it becomes possible) until ``min_days`` have passed
+since the cut-over and no shim has been used for ``quiet_days``; ``force``
+overrides. Then: a verified backup; user views that use old names are
+rewritten to the new names (triggers that do are listed and retire
+refuses, since SQLite's trigger bodies cannot be rewritten reliably); the
+old ``fits_files`` columns go through an online rebuild whose swap also
+drops the view and the sync triggers — one short transaction in which the
+old names disappear together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.tokens import TokenType
+
+from catalog.errors import CatalogError, SchemaVersionError
+from catalog.schema import RETIRED, WINDOW, read_state
+from compat import db_shims, renames
+from compat.db_shims import SHIMS_TABLE
+from compat.sqltext import q
+from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
+from compat.translate import translate
+
+SESSIONS = renames.renamed_tables()[0]
+FITS = db_shims.FITS
+
+
+class RetireRefused(CatalogError):
+    exit_code = 11
+
+
+@dataclass
+class RetirePlan:
+    status: CompatStatus
+    blockers: list[str] = field(default_factory=list)
+    views_to_rewrite: list[tuple[str, str]] = field(default_factory=list)  # (name, new sql)
+    triggers_using_old_names: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.blockers and not self.triggers_using_old_names
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _identifiers(sql: str) -> list[str]:
+    return [t.text for t in SQLite().tokenize(sql)
+            if t.token_type in (TokenType.VAR, TokenType.IDENTIFIER)]
+
+
+def _view_select(sql: str) -> tuple[str, str] | None:
+    """(head up to and including AS, select text) of a CREATE VIEW."""
+    toks = SQLite().tokenize(sql)
+    for t in toks:
+        if t.token_type == TokenType.ALIAS:
+            return sql[:t.end + 1], sql[t.end + 1:]
+    return None
+
+
+def plan_retire(conn: sqlite3.Connection, *, min_days: int = WINDOW_DAYS,
+                quiet_days: int = QUIET_DAYS, now: datetime | None = None) -> RetirePlan:
+    now = now or _utcnow()
+    status = read_status(conn)
+    plan = RetirePlan(status)
+    if status.phase != WINDOW:
+        plan.blockers.append(f"the database is in phase {status.phase!r}, not in the window: "
+                             "there are no shims to retire")
+        return plan
+    if status.cutover_at is None:
+        plan.blockers.append("no cut-over time is recorded for the shims")
+    elif now < status.cutover_at + timedelta(days=min_days):
+        when = status.cutover_at + timedelta(days=min_days)
+        plan.blockers.append(
+            f"only {(now - status.cutover_at).days} days have passed since the cut-over "
+            f"({status.cutover_at:%Y-%m-%d}); the {min_days}-day window ends {when:%Y-%m-%d %H:%M} UTC")
+    last = status.last_use
+    if last is not None and now < last + timedelta(days=quiet_days):
+        used = sorted({u.shim for u in status.usage if u.last_seen >= (now - timedelta(days=quiet_days)).strftime("%Y-%m-%d %H:%M:%S")})
+        plan.blockers.append(
+            f"shims were used in the last {quiet_days} days (last {last:%Y-%m-%d %H:%M} UTC: "
+            f"{', '.join(used)}); retire becomes possible {last + timedelta(days=quiet_days):%Y-%m-%d %H:%M} "
+            f"UTC if they are not used again ('compat scan' finds code that still uses them)")
+    old_cols = {c.old for c in FITS.columns}
+    for o in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
+                          "WHERE type IN ('view','trigger') AND sql IS NOT NULL").fetchall():
+        kind, name, table, sql = o
+        if name.startswith(("_compat_", "_mig_")) or name == SESSIONS.old:
+            continue
+        idents = set(_identifiers(sql))
+        uses_view = SESSIONS.old in idents
+        uses_cols = "fits_files" in idents and bool(idents & old_cols)
+        if not (uses_view or uses_cols):
+            continue
+        if kind == "trigger":
+            plan.triggers_using_old_names.append(name)
+            continue
+        parts = _view_select(sql)
+        rewritten = translate(parts[1], "to_v2") if parts else None
+        if parts is None or rewritten == parts[1]:
+            plan.triggers_using_old_names.append(name)  # cannot rewrite: list it
+            continue
+        plan.views_to_rewrite.append((name, _pinned_head(conn, name, parts[0]) + " " + rewritten))
+    return plan
+
+
+def _pinned_head(conn: sqlite3.Connection, view: str, head: str) -> str:
+    """``CREATE VIEW "v"(<current output names>) AS`` so output names survive."""
+    from migration.ddl import view_column_list_position
+
+    position = view_column_list_position(head + " SELECT 1")
+    if position is None:
+        return head
+    names = [r[1] for r in conn.execute(f"PRAGMA table_info({q(view)})")]
+    return head[:position] + "(" + ", ".join(q(n) for n in names) + ")" + head[position:]
+
+
+def refusal_message(plan: RetirePlan) -> str:
+    reasons = list(plan.blockers)
+    if plan.triggers_using_old_names:
+        reasons.append("these user views/triggers use old names and cannot be rewritten "
+                       "automatically: " + ", ".join(plan.triggers_using_old_names)
+                       + " (rewrite them with the new names)")
+    return ("compat retire refused: " + "; ".join(reasons)
+            + ". Nothing was changed. Use --force to retire anyway (old code will then fail), "
+              "or --min-days to change the window.")
+
+
+def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lambda _l: None,
+           backup: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Carry out a retirement the caller has decided on (see :func:`plan_retire`)."""
+    from migration.chunks import LockStats
+    from migration.engine import open_migration_connection
+    from migration.rebuild import rebuild, spec_without_columns
+
+    result: dict = {"db": str(db_path)}
+    if plan.triggers_using_old_names:
+        raise RetireRefused(refusal_message(RetirePlan(plan.status, [], [], plan.triggers_using_old_names)))
+    if backup:
+        from migration import backup as backups
+
+        info = backups.create_backup(db_path, label="pre_retire")
+        check = backups.verify_backup(Path(info.path))
+        if not check.ok:
+            raise RetireRefused(f"The backup {info.path} failed verification "
+                                f"({'; '.join(check.problems)}); nothing was changed.")
+        say(f"✓ Backup created and verified: {info.path}")
+        result["backup"] = str(info.path)
+    conn = open_migration_connection(db_path)
+    stats = LockStats()
+    try:
+        st = read_state(conn)
+        if st.phase != WINDOW:
+            raise SchemaVersionError(f"The database is in phase {st.phase}; nothing to retire.")
+        spec = spec_without_columns(conn, FITS.new, {c.old for c in FITS.columns})
+
+        def swap_extra(c: sqlite3.Connection) -> None:
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+            for statement in db_shims.drop_statements(names):
+                c.execute(statement)
+            for name, sql in plan.views_to_rewrite:
+                c.execute(f"DROP VIEW {q(name)}")
+                c.execute(sql)
+            c.execute(f"UPDATE {q(SHIMS_TABLE)} SET retired_at = datetime('now') "
+                      "WHERE retired_at IS NULL")
+
+        say("Removing the old names online (shadow copy of fits_files, then one short swap)…")
+        rebuild(conn, spec, stats=stats, progress=progress, extra_swap=swap_extra)
+        say(f"✓ Shims retired; longest write lock {stats.longest_ms:.1f} ms")
+        result.update(lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms),
+                      views_rewritten=[n for n, _ in plan.views_to_rewrite], phase=RETIRED)
+        return result
+    finally:
+        conn.close()

@@ -1,0 +1,85 @@
+"""Where the shims stand: read from ``_compat_shims`` and the schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from catalog.schema import read_state
+from compat.db_shims import SHIMS_TABLE
+from compat.sqltext import q
+from compat.usage import ShimUsage, read_usage
+
+WINDOW_DAYS = 30
+QUIET_DAYS = 7
+_FMT = "%Y-%m-%d %H:%M:%S"
+
+LIMITS = (
+    "Reads through the 'sessions' view and of fits_files.x/y/session_id cannot be seen by "
+    "SQLite, so they are not counted; only writes (and Python-side uses) are.",
+    "Writes through the 'sessions' view report 0 changed rows (cursor.rowcount, changes()) "
+    "and a stale lastrowid, although the rows did change.",
+    "An ORM class of old code mapped onto the table name 'sessions' can read and insert "
+    "through the view, but its ORM UPDATEs raise StaleDataError: run it on catalog.models.",
+)
+
+
+@dataclass
+class Shim:
+    name: str
+    kind: str
+    installed_at: str
+    cutover_at: str | None
+    retired_at: str | None
+
+
+@dataclass
+class CompatStatus:
+    phase: str | None
+    schema_version: int | None
+    shims: list[Shim]
+    cutover_at: datetime | None
+    usage: list[ShimUsage]
+
+    @property
+    def window_ends(self) -> datetime | None:
+        return self.cutover_at + timedelta(days=WINDOW_DAYS) if self.cutover_at else None
+
+    @property
+    def last_use(self) -> datetime | None:
+        last = max((u.last_seen for u in self.usage), default=None)
+        return datetime.strptime(last, _FMT) if last else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase, "schema_version": self.schema_version,
+            "cutover_at": self.cutover_at, "window_ends": self.window_ends,
+            "last_use": self.last_use,
+            "shims": [s.__dict__ for s in self.shims],
+            "usage": [u.as_dict() for u in self.usage],
+            "limits": list(LIMITS),
+        }
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.strptime(value, _FMT) if value else None
+
+
+def read_shims(conn: sqlite3.Connection) -> list[Shim]:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SHIMS_TABLE,)).fetchone():
+        return []
+    return [Shim(*row) for row in conn.execute(
+        f"SELECT name, kind, installed_at, cutover_at, retired_at FROM {q(SHIMS_TABLE)} "
+        "ORDER BY kind, name")]
+
+
+def read_status(conn: sqlite3.Connection) -> CompatStatus:
+    st = read_state(conn)
+    shims = read_shims(conn)
+    cutovers = [s.cutover_at for s in shims if s.cutover_at and not s.retired_at]
+    return CompatStatus(
+        phase=st.phase, schema_version=st.version, shims=shims,
+        cutover_at=_parse(min(cutovers)) if cutovers else None, usage=read_usage(conn),
+    )

@@ -1,0 +1,137 @@
+"""Where shim use is recorded: ``_compat_usage``, visible to every process.
+
+SQL-side uses (writes through the ``sessions`` view, writes of the old
+``fits_files`` columns) are counted by the shim triggers themselves.
+Python-side uses (old attribute names, the ``Session`` alias) are counted in
+memory by ``catalog.models`` and written here in batches by a background
+thread — never on the path of a query. Reads through the view cannot be
+seen by SQLite at all; ``compat status`` says so.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compat.db_shims import USAGE_TABLE, bookkeeping_ddl
+from compat.sqltext import q
+
+FLUSH_SECONDS = float(os.environ.get("CATALOG_USAGE_FLUSH_SECONDS", "5"))
+
+
+def record(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
+    """Add ``counts`` to today's rows (inside the caller's write transaction)."""
+    for shim, uses in counts.items():
+        conn.execute(
+            f"INSERT INTO {q(USAGE_TABLE)} (shim, day, uses, first_seen, last_seen) "
+            "VALUES (?, date('now'), ?, datetime('now'), datetime('now')) "
+            "ON CONFLICT (shim, day) DO UPDATE SET uses = uses + excluded.uses, "
+            "last_seen = excluded.last_seen", (shim, uses))
+
+
+def _flush_to(path: str, counts: dict[str, int]) -> None:
+    # mode=rw: never create a database file that has gone away
+    uri = Path(path).absolute().as_uri() + "?mode=rw"
+    conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in bookkeeping_ddl():
+                conn.execute(statement)
+            record(conn, counts)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+class _Flusher:
+    """One daemon thread per process writing Python-side counts every few seconds."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
+
+    def register(self, path: str) -> None:
+        with self.lock:
+            self.paths.add(path)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="compat-usage", daemon=True)
+                self.thread.start()
+                atexit.register(self.flush)
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.wait(FLUSH_SECONDS)
+            self.wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        from catalog.models.deprecated import USAGE
+
+        counts = USAGE.drain()
+        if not counts:
+            return
+        with self.lock:
+            paths = sorted(self.paths)
+        for path in paths:
+            try:
+                _flush_to(path, counts)
+            except sqlite3.Error:
+                # Usage counting must never break the application; the counts
+                # of this batch are lost, the next batch is tried again.
+                pass
+
+
+_flusher = _Flusher()
+
+
+def register_database(path: str) -> None:
+    """Called by the engine for each file database a process opens."""
+    if path and path != ":memory:":
+        _flusher.register(path)
+
+
+def flush_now() -> None:
+    _flusher.flush()
+
+
+@dataclass
+class ShimUsage:
+    shim: str
+    first_seen: str
+    last_seen: str
+    total: int
+    by_day: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"shim": self.shim, "first_seen": self.first_seen, "last_seen": self.last_seen,
+                "total": self.total, "by_day": self.by_day}
+
+
+def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (USAGE_TABLE,)).fetchone():
+        return []
+    out: dict[str, ShimUsage] = {}
+    for shim, day, uses, first, last in conn.execute(
+            f"SELECT shim, day, uses, first_seen, last_seen FROM {q(USAGE_TABLE)} ORDER BY shim, day"):
+        u = out.setdefault(shim, ShimUsage(shim, first, last, 0, {}))
+        u.first_seen = min(u.first_seen, first)
+        u.last_seen = max(u.last_seen, last)
+        u.total += uses
+        u.by_day[day] = uses
+    return sorted(out.values(), key=lambda u: u.last_seen, reverse=True)
+
+
+def last_use(conn: sqlite3.Connection) -> str | None:
+    usage = read_usage(conn)
+    return max((u.last_seen for u in usage), default=None)
