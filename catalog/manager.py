@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from catalog.db import make_engine, sqlite_url
+from compat.orm import sync_retired
 from catalog.schema import create_missing_tables
 
 
@@ -24,6 +25,10 @@ class DatabaseManager:
         self.path = Path(self.url.removeprefix("sqlite:///")) if self.url != "sqlite://" else None
         self.engine = make_engine(self.url, timeout_ms=timeout_ms)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        if self.path is not None and self.path.exists():
+            # old names raise from the first use if the shims are retired
+            with self.engine.connect() as conn:
+                sync_retired(conn.connection.dbapi_connection)
 
     def get_session(self) -> OrmSession:
         """A new ORM session; close it (or use it as a context manager) when done."""

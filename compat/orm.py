@@ -18,6 +18,7 @@ from typing import Any
 from compat import renames
 
 _INFO_KEY = "compat.layout"  # (schema cookie, is_v1) per DBAPI connection
+_SHIMS_TABLE = "_compat_shims"  # compat.db_shims.SHIMS_TABLE (not imported: keeps this light)
 _translator: Any = None
 _V1_TABLE = renames.renamed_tables()[0].old
 
@@ -42,7 +43,27 @@ def is_v1(conn: sqlite3.Connection, info: dict[str, Any]) -> bool:
     ).fetchone()
     result = found is not None
     info[_INFO_KEY] = (cookie, result)
+    sync_retired(conn)
     return result
+
+
+def shims_retired(conn: sqlite3.Connection) -> bool:
+    """Whether ``compat retire`` has run on this database (and not been undone)."""
+    has_table = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = ?", (_SHIMS_TABLE,)).fetchone()
+    if has_table is None:
+        return False
+    live = conn.execute(f'SELECT count(*) FROM "{_SHIMS_TABLE}" WHERE retired_at IS NULL').fetchone()[0]
+    gone = conn.execute(f'SELECT count(*) FROM "{_SHIMS_TABLE}" WHERE retired_at IS NOT NULL').fetchone()[0]
+    return gone > 0 and live == 0
+
+
+def sync_retired(conn: sqlite3.Connection) -> None:
+    """Make catalog.models' old names raise in this process once the shims are
+    retired (and warn again if they are reinstalled)."""
+    from catalog.models.deprecated import set_retired
+
+    set_retired(shims_retired(conn))
 
 
 def bridge(conn: sqlite3.Connection, info: dict[str, Any], statement: str) -> str:

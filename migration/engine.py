@@ -223,6 +223,23 @@ def run(
         conn.close()
 
 
+def _prebuild(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]]
+              ) -> tuple[int, list[Action]]:
+    """Build a transaction's actions before taking the lock (generating the SQL
+    costs more than running it), tagged with the schema cookie they are for."""
+    cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
+    return cookie, build(conn)
+
+
+def _planned(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]],
+             prebuilt: tuple[int, list[Action]]) -> list[Action]:
+    """The prebuilt actions, or new ones if the schema changed since (inside the lock)."""
+    cookie, actions = prebuilt
+    if conn.execute("PRAGMA schema_version").fetchone()[0] != cookie:
+        return build(conn)
+    return actions
+
+
 def _stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
     t0 = time.perf_counter()
     fn()
@@ -283,10 +300,11 @@ def _apply_baseline(conn: sqlite3.Connection, report: RunReport, say: Say) -> No
 def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     say("[1/5] Preparing: shadow columns and capture triggers…")
 
+    prebuilt = _prebuild(conn, phase3.prepare_actions)
+
     def apply() -> None:
         with held_lock(conn, report.lock):
-            actions = phase3.prepare_actions(conn)
-            apply_all(conn, actions)
+            apply_all(conn, _planned(conn, phase3.prepare_actions, prebuilt))
             if state.get(conn, "backfill_high") is None:
                 high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
                 state.put(conn, "backfill_high", high)
@@ -334,8 +352,9 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
 
     def apply() -> None:
         with held_lock(conn, stats):
-            apply_all(conn, phase3.cutover_actions(conn))
+            apply_all(conn, _planned(conn, phase3.cutover_actions, prebuilt))
             state.log(conn, "cutover")
+    prebuilt = _prebuild(conn, phase3.cutover_actions)
     _guard("cut over", apply)
     report.cutover_lock_ms = stats.longest_ms
     report.lock.merge(stats)
@@ -374,9 +393,11 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None) -> LockStats:
                 "Nothing was changed."
             )
 
+        prebuilt = _prebuild(conn, phase3.rollback_actions)
+
         def apply() -> None:
             with held_lock(conn, stats):
-                apply_all(conn, phase3.rollback_actions(conn))
+                apply_all(conn, _planned(conn, phase3.rollback_actions, prebuilt))
                 state.put(conn, "backfill_high", 0)
                 state.put(conn, "backfill_done", 0)
                 state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))

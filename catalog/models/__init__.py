@@ -13,6 +13,7 @@ from typing import Any
 from catalog.models.base import Base, utcnow
 from catalog.models.deprecated import (
     CatalogDeprecationWarning,
+    RetiredImportError,
     RetiredNameError,
     _DeprecatedAlias,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ProcessedFile",
     "ProcessingSession",
     "ProcessingSessionFile",
+    "RetiredImportError",
     "RetiredNameError",
     "SchemaVersion",
     "SystemSetting",

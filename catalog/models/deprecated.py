@@ -31,7 +31,16 @@ warnings.filterwarnings("default", category=CatalogDeprecationWarning)
 
 
 class RetiredNameError(AttributeError):
-    """An old name was used after the shims were retired."""
+    """An old attribute name was used after the shims were retired."""
+
+
+class RetiredImportError(ImportError):
+    """``from catalog.models import Session`` after the shims were retired.
+
+    An ImportError (not an AttributeError, which ``from … import`` would turn
+    into a bare "cannot import name") so the message naming the new class
+    reaches the user.
+    """
 
 
 class _Usage:
@@ -177,7 +186,7 @@ class _DeprecatedAlias:
         if new is None:
             raise AttributeError(f"module 'catalog.models' has no attribute {name!r}")
         if _retired.is_set():
-            raise RetiredNameError(
+            raise RetiredImportError(
                 f"catalog.models.{name} was removed when the compatibility shims were "
                 f"retired; use catalog.models.{new} instead."
             )

@@ -1,0 +1,71 @@
+"""Reading the catalog for one request: one snapshot, retried when the database moves.
+
+A request runs all its queries in one deferred read transaction. In WAL mode
+that is a snapshot: it never waits for a writer and never blocks one, and the
+compat bridge's layout check (its first read) sees the same schema as every
+query after it — so a request in flight at the v1 -> v2 cut-over reads one
+schema or the other, never a mixture. The transaction ends with the request;
+nothing is held between requests.
+
+If SQLite still reports a transient condition (busy, or a schema that
+changed under a prepared statement), the whole read is retried on a fresh
+snapshot, with a short backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from catalog.logs import get_logger
+from catalog.manager import DatabaseManager
+
+T = TypeVar("T")
+
+log = get_logger(__name__)
+
+BUSY_MARKERS = ("database is locked", "database table is locked", "busy")
+SCHEMA_MARKERS = ("no such table", "no such column", "schema has changed")
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def is_busy(exc: BaseException) -> bool:
+    return any(m in str(exc).lower() for m in BUSY_MARKERS)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Busy, or the schema changed between the layout check and the statement."""
+    text = str(exc).lower()
+    return any(m in text for m in BUSY_MARKERS + SCHEMA_MARKERS)
+
+
+@contextmanager
+def read_snapshot(db: DatabaseManager) -> Iterator[Session]:
+    """An ORM session inside one read transaction, rolled back at the end."""
+    with db.get_session() as session:
+        session.connection().exec_driver_sql("BEGIN")
+        try:
+            yield session
+        finally:
+            session.rollback()
+
+
+def read(db: DatabaseManager, fn: Callable[[Session], T], *,
+         delays: tuple[float, ...] = RETRY_DELAYS) -> T:
+    """``fn(session)`` in a snapshot, retried on transient SQLite errors."""
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            with read_snapshot(db) as session:
+                return fn(session)
+        except OperationalError as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            log.warning("web.read_retry", attempt=attempt, delay=delay,
+                        error=str(getattr(exc, "orig", exc)))
+            time.sleep(delay)
+    raise AssertionError("unreachable")

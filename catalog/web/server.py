@@ -1,0 +1,59 @@
+"""Serving the web app with waitress until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from waitress.server import create_server
+
+from catalog.logs import get_logger
+from catalog.web import database
+
+log = get_logger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``app`` until SIGTERM/SIGINT; in-flight requests finish first.
+
+    ``port`` 0 picks a free port (logged in ``web.started``). Call from the
+    main thread (signal handlers are installed there).
+    """
+    server: Any = create_server(app, host=host, port=port, threads=threads,
+                                ident="astro-catalog", clear_untrusted_proxy_headers=True)
+    effective_port = int(getattr(server, "effective_port", port))
+    url = f"http://{host}:{effective_port}"
+    if not _is_loopback(host):
+        log.warning("web.public_bind", host=host,
+                    note="the catalog is readable by every machine that can reach this address")
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("web.stopping", signal=signal.Signals(signum).name)
+        raise SystemExit(0)  # waitress's loop closes the server on SystemExit
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    log.info("web.started", url=url, host=host, port=effective_port, threads=threads)
+    if on_ready is not None:
+        on_ready(url)
+    try:
+        server.run()
+    finally:
+        server.close()
+        database(app).close()
+        log.info("web.stopped", url=url)

@@ -1,0 +1,270 @@
+"""Pages, the JSON API under ``/api/``, ``/healthz`` and the error handlers.
+
+Every route is GET (HEAD) only: the app never writes. Each request reads in
+one snapshot (:mod:`catalog.web.reads`) and renders plain dicts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException, NotFound
+
+from catalog.logs import get_logger
+from catalog.web import database, queries as q, reads
+from catalog.web.queries import BadRequest
+
+log = get_logger(__name__)
+
+SLOW_REQUEST_SECONDS = 1.0
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _read(fn: Callable[[Session], Any]) -> Any:
+    return reads.read(database(current_app), fn)
+
+
+def _page(fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+    """A page's data plus the schema state every page shows in its footer."""
+    return _read(lambda s: fn(s) | {"schema": q.schema_info(s)})
+
+
+def _page_number(name: str = "page") -> int:
+    return q.positive_int(request.args, name, 1)
+
+
+def _per_page(default: int, maximum: int = q.MAX_PER_PAGE) -> int:
+    return min(q.positive_int(request.args, "per_page", default), maximum)
+
+
+# -- pages -------------------------------------------------------------------
+
+def dashboard() -> str:
+    data = _page(lambda s: {
+        "stats": q.catalog_stats(s),
+        "recent": q.recent_sessions(s),
+        "monitor": q.monitor_status(s, time.time()),
+    })
+    return render_template("dashboard.html", **data)
+
+
+def raw_files() -> str:
+    query = q.FileQuery.from_args(request.args)
+    data = _page(lambda s: {"result": q.list_files(s, query), "facets": q.file_facets(s)})
+    return render_template("raw_files.html", query=query, sorts=q.SORT_LABELS, **data)
+
+
+def sessions() -> str:
+    page, per_page = _page_number(), _per_page(q.DEFAULT_PER_PAGE)
+    data = _page(lambda s: {"result": q.list_sessions(s, page, per_page)})
+    return render_template("sessions.html", **data)
+
+
+def session_detail(session_id: str) -> str:
+    data = _page(lambda s: {"detail": q.session_detail(s, session_id)})
+    if data["detail"] is None:
+        raise NotFound(f"There is no imaging session {session_id!r}.")
+    return render_template("session_detail.html", **data)
+
+
+def processing() -> str:
+    page, per_page = _page_number(), _per_page(20, 100)
+    data = _page(lambda s: {"result": q.list_processing(s, page, per_page)})
+    return render_template("processing.html", **data)
+
+
+def processing_detail(ps_id: str) -> str:
+    data = _page(lambda s: {"detail": q.processing_detail(s, ps_id)})
+    if data["detail"] is None:
+        raise NotFound(f"There is no processing session {ps_id!r}.")
+    return render_template("processing_detail.html", **data)
+
+
+# -- JSON API ----------------------------------------------------------------
+
+def api_stats() -> Response:
+    return jsonify(_read(lambda s: q.catalog_stats(s) | {
+        "schema": q.schema_info(s), "monitor": q.monitor_status(s, time.time()),
+    }))
+
+
+def api_raw_files() -> Response:
+    query = q.FileQuery.from_args(request.args)
+    return jsonify(_read(lambda s: q.list_files(s, query)))
+
+
+def api_sessions() -> Response:
+    page, per_page = _page_number(), _per_page(q.DEFAULT_PER_PAGE)
+    return jsonify(_read(lambda s: q.list_sessions(s, page, per_page)))
+
+
+def api_session(session_id: str) -> Response:
+    detail = _read(lambda s: q.session_detail(s, session_id))
+    if detail is None:
+        raise NotFound(f"There is no imaging session {session_id!r}.")
+    return jsonify(detail)
+
+
+def api_processing() -> Response:
+    page, per_page = _page_number(), _per_page(20, 100)
+    return jsonify(_read(lambda s: q.list_processing(s, page, per_page)))
+
+
+def api_processing_detail(ps_id: str) -> Response:
+    detail = _read(lambda s: q.processing_detail(s, ps_id))
+    if detail is None:
+        raise NotFound(f"There is no processing session {ps_id!r}.")
+    return jsonify(detail)
+
+
+def healthz() -> tuple[Response, int]:
+    """Liveness plus the schema state; 503 when the database cannot be read."""
+    try:
+        info = _read(q.schema_info)
+    except SQLAlchemyError as exc:
+        log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
+        return jsonify(status="error", error="The catalog database cannot be read."), 503
+    return jsonify(status="ok", **info), 200
+
+
+ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
+    ("/", "dashboard", dashboard),
+    ("/raw-files", "raw_files", raw_files),
+    ("/sessions", "sessions", sessions),
+    ("/sessions/<path:session_id>", "session_detail", session_detail),
+    ("/processing", "processing", processing),
+    ("/processing/<path:ps_id>", "processing_detail", processing_detail),
+    ("/api/stats", "api_stats", api_stats),
+    ("/api/raw-files", "api_raw_files", api_raw_files),
+    ("/api/sessions", "api_sessions", api_sessions),
+    ("/api/sessions/<path:session_id>", "api_session", api_session),
+    ("/api/processing", "api_processing", api_processing),
+    ("/api/processing/<path:ps_id>", "api_processing_detail", api_processing_detail),
+    ("/healthz", "healthz", healthz),
+]
+
+
+# -- errors ------------------------------------------------------------------
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _error(status: int, title: str, message: str) -> tuple[Any, int]:
+    if _wants_json():
+        return jsonify(error=message, status=status), status
+    return render_template("error.html", status=status, title=title, message=message,
+                           schema=None), status
+
+
+def _bad_request(exc: BadRequest) -> tuple[Any, int]:
+    return _error(400, "Bad request", str(exc))
+
+
+def _http_error(exc: HTTPException) -> tuple[Any, int]:
+    message = exc.description or exc.name
+    if exc.code == 404 and message == NotFound.description:
+        message = f"There is no page at {request.path}."
+    if exc.code == 405:
+        message = "This catalog web app is read-only: only GET requests are answered."
+    return _error(exc.code or 500, exc.name, message)
+
+
+def _database_error(exc: SQLAlchemyError) -> tuple[Any, int]:
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    log.error("web.request_failed", path=request.path, error=detail,
+              error_type=type(exc).__name__)
+    if reads.is_busy(exc):
+        return _error(503, "Catalog busy",
+                      "The catalog database stayed locked by another program for longer than "
+                      "the busy timeout. Nothing is wrong with the catalog: reload the page.")
+    return _error(500, "Database error",
+                  f"The catalog database could not be read ({detail}). Check that the server "
+                  f"points at a FITS catalog (catalog web --db …) and see the server log.")
+
+
+def _unexpected(exc: Exception) -> tuple[Any, int]:
+    log.exception("web.request_failed", path=request.path, error=str(exc),
+                  error_type=type(exc).__name__)
+    return _error(500, "Server error",
+                  "The page failed because of a bug in the catalog web app; the server log "
+                  "has the details.")
+
+
+# -- template helpers ---------------------------------------------------------
+
+def url_with(**changes: Any) -> str:
+    """The current URL with some query arguments changed (None removes one)."""
+    args = {k: v for k, v in request.args.items() if v != ""}
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return url_for(request.endpoint or "dashboard", **(request.view_args or {}), **args)
+
+
+def _hours(seconds: float | None) -> str:
+    if not seconds:
+        return "0 h"
+    hours = seconds / 3600.0
+    return f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60.0:.0f} min"
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def _size(value: int | None) -> str:
+    if not value:
+        return ""
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(value)
+
+
+def register(app: Flask) -> None:
+    for rule, endpoint, view in ROUTES:
+        app.add_url_rule(rule, endpoint, view, methods=["GET"])
+    app.register_error_handler(BadRequest, _bad_request)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _database_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.add_template_global(url_with, "url_with")
+    app.add_template_filter(_hours, "hours")
+    app.add_template_filter(_number, "number")
+    app.add_template_filter(_size, "filesize")
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith("/api/") or request.path == "/healthz":
+            response.headers.setdefault("Cache-Control", "no-store")
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        if elapsed > SLOW_REQUEST_SECONDS:
+            log.warning("web.slow_request", path=request.full_path, status=response.status_code,
+                        seconds=round(elapsed, 3))
+        return response
