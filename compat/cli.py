@@ -132,15 +132,18 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     Example:
       compat scan ./scripts ./queries.sql
     """
-    from compat.scan import format_findings, scan_paths
+    from compat.scan import exit_code, format_findings, scan_paths
 
-    findings = scan_paths(paths)
+    def skipped(path: Path, reason: str) -> None:
+        click.echo(f"warning: skipped {path}: {reason}", err=True)
+
+    findings = scan_paths(paths, on_skip=skipped)
     if as_json:
         print_json([{"path": str(f.path), "line": f.line, "col": f.col, "old": f.old,
                      "new": f.new, "kind": f.kind} for f in findings])
-    elif findings:
+    else:
         click.echo(format_findings(findings))
-    sys.exit(1 if findings else 0)
+    sys.exit(exit_code(findings))
 
 
 @main.command()

@@ -97,9 +97,10 @@ def run_chunks(
         if on_progress is not None:
             on_progress(hi, end)
         lo = hi
-        # adapt: aim at target_ms, change by at most 2x per step
+        # adapt to the measured time: grow at most 2x a step (a cold cache can
+        # make one chunk look cheap), shrink at once when a chunk ran long
         scale = policy.target_ms / max(held, 0.05)
-        rows = int(min(policy.max_rows, max(policy.min_rows, rows * min(2.0, max(0.5, scale)))))
+        rows = int(min(policy.max_rows, max(policy.min_rows, rows * min(2.0, scale))))
         if lo < end and policy.pause_ms:
             time.sleep(policy.pause_ms / 1000.0)
     return stats

@@ -200,7 +200,7 @@ def run(
         st = checks.all_checks(conn, db_path, resume=report.resumed)
         counts = checks.count_rows(conn, st)
         report.sessions, report.fits_files = counts.sessions, counts.fits_files
-        _dry_run(conn)
+        _dry_run(conn, report.lock)
         say(f"✓ Prerequisites: schema version {st.version or 'none (Phase 2 baseline pending)'}, "
             f"{counts.sessions} sessions, {counts.fits_files} FITS files")
         report.stage_seconds["checks"] = time.perf_counter() - t0
@@ -246,14 +246,18 @@ def _stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
     report.stage_seconds[name] = time.perf_counter() - t0
 
 
-def _dry_run(conn: sqlite3.Connection) -> None:
+def _dry_run(conn: sqlite3.Connection, stats: LockStats) -> None:
     """Apply prepare + cut-over in a transaction that is rolled back: proves
-    SQLite accepts every rename (user views and triggers included)."""
+    SQLite accepts every rename (user views and triggers included). It holds
+    the write lock like the real cut-over, so it is counted like one."""
     def attempt() -> None:
+        prepare = phase3.prepare_actions(conn)
+        cutover = phase3.cutover_actions(conn, assume_prepared=True)
         conn.execute("BEGIN IMMEDIATE")
+        started = time.perf_counter()
         try:
-            apply_all(conn, phase3.prepare_actions(conn))
-            apply_all(conn, phase3.cutover_actions(conn))
+            apply_all(conn, prepare)
+            apply_all(conn, cutover)
         except sqlite3.DatabaseError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise
@@ -264,6 +268,7 @@ def _dry_run(conn: sqlite3.Connection) -> None:
             ) from exc
         finally:
             conn.execute("ROLLBACK")
+            stats.add((time.perf_counter() - started) * 1000.0)
     _guard("try the cut-over in a rolled-back transaction", attempt)
 
 

@@ -110,11 +110,13 @@ def _affected_views(conn: sqlite3.Connection) -> list[ddl.SchemaObject]:
     return out
 
 
-def cutover_actions(conn: sqlite3.Connection) -> list[Action]:
-    """The cut-over transaction's actions, for the database as it is now."""
+def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) -> list[Action]:
+    """The cut-over transaction's actions, for the database as it is now (or
+    as it will be once prepared: the dry run builds them before preparing, so
+    that generating SQL costs no lock time)."""
     present = {o.name for o in ddl.schema_objects(conn)}
     actions = [Action(f"drop capture trigger {t}", sql=f"DROP TRIGGER {q(t)}")
-               for t in CAPTURE_TRIGGERS if t in present]
+               for t in CAPTURE_TRIGGERS if t in present or assume_prepared]
     for view in _affected_views(conn):
         actions.append(Action(
             f"pin the output column names of user view {view.name}",
