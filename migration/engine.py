@@ -200,7 +200,7 @@ def run(
         st = checks.all_checks(conn, db_path, resume=report.resumed)
         counts = checks.count_rows(conn, st)
         report.sessions, report.fits_files = counts.sessions, counts.fits_files
-        _dry_run(conn, report.lock)
+        _dry_run(conn)
         say(f"✓ Prerequisites: schema version {st.version or 'none (Phase 2 baseline pending)'}, "
             f"{counts.sessions} sessions, {counts.fits_files} FITS files")
         report.stage_seconds["checks"] = time.perf_counter() - t0
@@ -246,30 +246,37 @@ def _stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
     report.stage_seconds[name] = time.perf_counter() - t0
 
 
-def _dry_run(conn: sqlite3.Connection, stats: LockStats) -> None:
-    """Apply prepare + cut-over in a transaction that is rolled back: proves
-    SQLite accepts every rename (user views and triggers included). It holds
-    the write lock like the real cut-over, so it is counted like one."""
-    def attempt() -> None:
-        prepare = phase3.prepare_actions(conn)
-        cutover = phase3.cutover_actions(conn, assume_prepared=True)
-        conn.execute("BEGIN IMMEDIATE")
-        started = time.perf_counter()
-        try:
-            apply_all(conn, prepare)
-            apply_all(conn, cutover)
-        except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise
-            raise checks.BrokenSchemaObjectError(
-                f"A trial of the cut-over (rolled back, nothing changed) failed: {exc}. This is "
-                f"usually a user view or trigger that SQLite cannot rewrite; fix or drop it, then "
-                f"run again."
-            ) from exc
-        finally:
-            conn.execute("ROLLBACK")
-            stats.add((time.perf_counter() - started) * 1000.0)
-    _guard("try the cut-over in a rolled-back transaction", attempt)
+def _schema_clone(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """An in-memory database with the same schema (no rows)."""
+    clone = sqlite3.connect(":memory:", isolation_level=None)
+    clone.execute("PRAGMA foreign_keys=OFF")
+    rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+                        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid").fetchall()
+    for _type, _name, sql in rows:
+        clone.execute(sql)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+        clone.execute("ANALYZE")
+    return clone
+
+
+def _dry_run(conn: sqlite3.Connection) -> None:
+    """Apply prepare + cut-over to an in-memory copy of the schema: proves SQLite
+    accepts every rename (user views and triggers included) without taking the
+    live database's write lock."""
+    clone = _schema_clone(conn)
+    try:
+        clone.execute("BEGIN")
+        apply_all(clone, phase3.prepare_actions(clone))
+        apply_all(clone, phase3.cutover_actions(clone))
+        clone.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        raise checks.BrokenSchemaObjectError(
+            f"A trial of the cut-over on a copy of the schema (nothing changed) failed: {exc}. "
+            f"This is usually a user view or trigger that SQLite cannot rewrite; fix or drop "
+            f"it, then run again."
+        ) from exc
+    finally:
+        clone.close()
 
 
 def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport) -> str:
