@@ -37,7 +37,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def db_option(f: F) -> F:
     return click.option(
-        "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        # dir_okay: a folder gets the project's own one-paragraph error, not click's usage text
+        "--db", "db", type=click.Path(path_type=Path), default=None,
         help="Catalog database (default: $CATALOG_DB, the config file, ~/Astro/fits_catalog.db).",
     )(f)
 
@@ -131,7 +132,9 @@ def handle_errors(f: F) -> F:
 
 def fail(message: str, code: int) -> None:
     width = 88
-    click.echo(textwrap.fill("Error: " + message, width=width), err=True)
+    # never break a path or a command inside the paragraph: it must stay copyable
+    click.echo(textwrap.fill("Error: " + message, width=width, break_long_words=False,
+                             break_on_hyphens=False), err=True)
     sys.exit(code)
 
 

@@ -22,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
-from astropy.io import fits as afits
 
 from catalog.errors import FitsReadError
 from catalog.grouping import night_of, normalise_longitude
+
+if TYPE_CHECKING:  # astropy costs ~0.4 s to import: only when a header is read
+    from astropy.io import fits as afits
 
 log = structlog.get_logger(__name__)
 
@@ -319,6 +322,8 @@ def _primary_header(path: Path) -> afits.Header:
     try:
         # Only the header is parsed: Header.fromfile stops at the END card and
         # never builds an HDU or touches the data (2-4x faster than fits.open).
+        from astropy.io import fits as afits
+
         with open(path, "rb") as fh:
             header = afits.Header.fromfile(fh)
     except Exception as exc:

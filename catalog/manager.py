@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,23 @@ class DatabaseManager:
     def get_session(self) -> OrmSession:
         """A new ORM session; close it (or use it as a context manager) when done."""
         return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[OrmSession]:
+        """A session whose reads and writes form one write transaction.
+
+        ``get_session()`` reads outside any transaction until the first write
+        (so readers never hold the lock); use this for a read-modify-write that
+        must not lose a concurrent update. Commits on success.
+        """
+        with self.get_session() as session:
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
     def create_tables(self) -> None:
         """Create the tables of the models that are missing, in whichever schema

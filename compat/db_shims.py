@@ -27,8 +27,8 @@ from sqlglot import exp
 
 from compat import renames
 from compat.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
+from compat.usage import USAGE_TABLE
 
-USAGE_TABLE = "_compat_usage"
 SHIMS_TABLE = "_compat_shims"
 TRIGGER_PREFIX = "_compat_"
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compat.db_shims import USAGE_TABLE, bookkeeping_ddl
-from compat.sqltext import q
+USAGE_TABLE = "_compat_usage"  # created by compat.db_shims.bookkeeping_ddl()
+_Q_USAGE = '"_compat_usage"'
 
 FLUSH_SECONDS = float(os.environ.get("CATALOG_USAGE_FLUSH_SECONDS", "5"))
 
@@ -28,7 +28,7 @@ def record(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
     """Add ``counts`` to today's rows (inside the caller's write transaction)."""
     for shim, uses in counts.items():
         conn.execute(
-            f"INSERT INTO {q(USAGE_TABLE)} (shim, day, uses, first_seen, last_seen) "
+            f"INSERT INTO {_Q_USAGE} (shim, day, uses, first_seen, last_seen) "
             "VALUES (?, date('now'), ?, datetime('now'), datetime('now')) "
             "ON CONFLICT (shim, day) DO UPDATE SET uses = uses + excluded.uses, "
             "last_seen = excluded.last_seen", (shim, uses))
@@ -41,6 +41,8 @@ def _flush_to(path: str, counts: dict[str, int]) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            from compat.db_shims import bookkeeping_ddl  # sqlglot: only when flushing
+
             for statement in bookkeeping_ddl():
                 conn.execute(statement)
             record(conn, counts)
@@ -123,7 +125,7 @@ def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
         return []
     out: dict[str, ShimUsage] = {}
     for shim, day, uses, first, last in conn.execute(
-            f"SELECT shim, day, uses, first_seen, last_seen FROM {q(USAGE_TABLE)} ORDER BY shim, day"):
+            f"SELECT shim, day, uses, first_seen, last_seen FROM {_Q_USAGE} ORDER BY shim, day"):
         u = out.setdefault(shim, ShimUsage(shim, first, last, 0, {}))
         u.first_seen = min(u.first_seen, first)
         u.last_seen = max(u.last_seen, last)

@@ -23,7 +23,7 @@ from compat.renames import SCHEMA_V2
 from catalog.config import resolve_db, resolve_raw_dir
 from catalog.errors import SchemaVersionError, UsageError
 from catalog.manager import DatabaseManager
-from catalog.schema import EMPTY, UNKNOWN, create_missing_tables, state_of
+from catalog.schema import EMPTY, UNKNOWN, SchemaState, create_missing_tables, state_of
 from catalog.service import DatabaseService
 
 console = Console()
@@ -35,24 +35,31 @@ raw_dir_option = click.option(
 kind_argument = click.argument("kind", type=click.Choice(["raw"]), default="raw", required=False)
 
 
-def open_service(db_option_value: Path | None) -> DatabaseService:
-    """The catalog service on an existing catalog database (v1 or v2)."""
-    path = existing_db(db_option_value)
-    db = DatabaseManager(path)
-    with db.engine.connect() as conn:
-        state = state_of(conn)
-    if state.layout in (EMPTY, UNKNOWN):
-        db.close()
+def _refuse_foreign_or_newer(path: Path, state: SchemaState, *, empty_ok: bool = True) -> None:
+    """A SQLite file that is not a catalog, or a catalog newer than this code."""
+    if state.layout == UNKNOWN or (state.layout == EMPTY and not empty_ok):
         raise SchemaVersionError(
             f"{path} is a SQLite database but not a FITS catalog (no sessions/imaging_sessions "
-            f"and fits_files tables). Check --db, or create a catalog with 'catalog init'."
+            f"and fits_files tables). Check --db, or create a catalog with 'catalog init' "
+            f"in a new file."
         )
     if state.version is not None and state.version > SCHEMA_V2:
-        db.close()
         raise SchemaVersionError(
             f"{path} is at schema version {state.version}, newer than this astro-catalog "
             f"understands (up to {SCHEMA_V2}). Upgrade astro-catalog."
         )
+
+
+def open_service(db_option_value: Path | None) -> DatabaseService:
+    """The catalog service on an existing catalog database (v1 or v2)."""
+    path = existing_db(db_option_value)
+    db = DatabaseManager(path)
+    try:
+        with db.engine.connect() as conn:
+            _refuse_foreign_or_newer(path, state_of(conn), empty_ok=False)
+    except BaseException:
+        db.close()
+        raise
     return DatabaseService(db)
 
 
@@ -80,6 +87,8 @@ def init(db: Path | None, as_json: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     manager = DatabaseManager(path)
     try:
+        with manager.engine.connect() as conn:
+            _refuse_foreign_or_newer(path, state_of(conn))
         state = create_missing_tables(manager.engine)
     finally:
         manager.close()
@@ -195,7 +204,13 @@ def catalog_command(kind: str, db: Path | None, raw_dir: Path | None, batch_size
 
 @click.group(name="list")
 def list_group() -> None:
-    """List imaging sessions or raw files."""
+    """List imaging sessions or raw files.
+
+    \b
+    Example:
+      catalog list imaging-sessions --recent 10
+      catalog list raw --imaging-session 20240312_ASI2600MM_RC8
+    """
 
 
 @list_group.command(name="imaging-sessions")
@@ -271,7 +286,12 @@ def list_raw(db: Path | None, imaging_session: str | None, frame_type: str | Non
 
 @click.group(name="imaging-session")
 def imaging_session_group() -> None:
-    """Look at one imaging session."""
+    """Look at one imaging session.
+
+    \b
+    Example:
+      catalog imaging-session info 20240312_ASI2600MM_RC8
+    """
 
 
 @imaging_session_group.command(name="info")
