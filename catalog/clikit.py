@@ -65,6 +65,30 @@ def existing_db(option: Path | None) -> Path:
     return path
 
 
+def existing_catalog(option: Path | None) -> Path:
+    """:func:`existing_db`, and a catalog (v1 or v2 tables): checked on a
+    read-only connection, so a file that is not a catalog is left exactly as it
+    was (the project's connections would switch it to WAL mode)."""
+    from catalog.errors import SchemaVersionError
+    from catalog.schema import EMPTY, UNKNOWN, read_state
+
+    path = existing_db(option)
+    try:
+        probe = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        try:
+            state = read_state(probe)
+        finally:
+            probe.close()
+    except sqlite3.DatabaseError as exc:
+        raise translate_sqlite_error(exc, f"opening {path}") from exc
+    if state.layout in (EMPTY, UNKNOWN):
+        raise SchemaVersionError(
+            f"{path} is a SQLite database but not a FITS catalog (it has neither the v1 tables "
+            f"sessions and fits_files nor the v2 ones). Check --db. Nothing was changed."
+        )
+    return path
+
+
 def check_sqlite_file(path: Path) -> None:
     if not path.exists():
         raise DatabaseMissingError(

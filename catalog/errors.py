@@ -59,3 +59,9 @@ class FitsReadError(CatalogError):
 
 class ConfigError(CatalogError):
     exit_code = 2
+
+
+class DiskSpaceError(CatalogError):
+    """Too little free disk space for a backup, a restore or a migration (checked before writing)."""
+
+    exit_code = 8

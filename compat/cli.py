@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from catalog.clikit import db_option, existing_db, handle_errors, json_option, log_json_option, print_json
+from catalog.clikit import db_option, existing_catalog, handle_errors, json_option, log_json_option, print_json
 from catalog.db import connect
 from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
@@ -28,7 +28,7 @@ def main() -> None:
 
 
 def _status(db: Path | None):
-    path = existing_db(db)
+    path = existing_catalog(db)
     flush_now()
     conn = connect(path)
     try:
@@ -112,7 +112,7 @@ def install(db: Path | None, as_json: bool) -> None:
     """
     from compat.install import install as do_install
 
-    result = do_install(existing_db(db), say=(lambda _l: None) if as_json else click.echo)
+    result = do_install(existing_catalog(db), say=(lambda _l: None) if as_json else click.echo)
     if as_json:
         print_json(result)
     elif not result["installed"]:

@@ -150,12 +150,11 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
     if backup:
         from migration import backup as backups
 
-        info = backups.create_backup(db_path, label="pre_retire")
-        check = backups.verify_backup(Path(info.path))
-        if not check.ok:
+        info = backups.create_backup(db_path, label="pre_retire")  # verifies the copy
+        if not info.verified:
             raise RetireRefused(f"The backup {info.path} failed verification "
-                                f"({'; '.join(check.problems)}); nothing was changed.")
-        say(f"✓ Backup created and verified: {info.path}")
+                                f"({'; '.join(info.problems)}); nothing was changed.")
+        say(f"✓ Backup created: {info.path} ({info.summary()})")
         result["backup"] = str(info.path)
     conn = open_migration_connection(db_path)
     stats = LockStats()

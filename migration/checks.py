@@ -13,6 +13,7 @@ from pathlib import Path
 from catalog.errors import (
     CatalogError,
     DatabaseCorruptError,
+    DiskSpaceError,
     ReadOnlyError,
     SchemaVersionError,
 )
@@ -34,10 +35,6 @@ class OrphanedRowsError(CatalogError):
 
 class BrokenSchemaObjectError(CatalogError):
     exit_code = 9
-
-
-class DiskSpaceError(CatalogError):
-    exit_code = 8
 
 
 @dataclass

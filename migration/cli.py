@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from catalog.clikit import (
     check_sqlite_file,
     db_option,
+    existing_catalog,
     existing_db,
     handle_errors,
     json_option,
@@ -86,7 +87,7 @@ def status(db: Path | None, as_json: bool) -> None:
     Example:
       migration status --json
     """
-    data = engine.status(existing_db(db))
+    data = engine.status(existing_catalog(db))
     if as_json:
         print_json(data)
         return
@@ -114,7 +115,7 @@ def plan(db: Path | None, as_json: bool) -> None:
     Example:
       migration plan --db ~/Astro/fits_catalog.db
     """
-    p = engine.make_plan(existing_db(db))
+    p = engine.make_plan(existing_catalog(db))
     if as_json:
         print_json(p.as_dict())
         return
@@ -168,7 +169,7 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
     """
     from migration.chunks import ChunkPolicy
 
-    path = existing_db(db)
+    path = existing_catalog(db)
     if not yes and not sys.stdin.isatty():
         _confirm(False)("")  # refuses at once: no terminal to ask on, no --yes
     out = (lambda _line: None) if as_json else click.echo
@@ -232,7 +233,7 @@ def verify(db: Path | None, as_json: bool) -> None:
     Example:
       migration verify
     """
-    result = run_verify(existing_db(db))
+    result = run_verify(existing_catalog(db))
     if as_json:
         print_json(result.as_dict())
     else:
@@ -254,7 +255,7 @@ def rollback(db: Path | None, yes: bool, as_json: bool) -> None:
     Example:
       migration rollback --yes
     """
-    path = existing_db(db)
+    path = existing_catalog(db)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("Rollback asks for confirmation but there is no terminal; "
@@ -266,3 +267,78 @@ def rollback(db: Path | None, yes: bool, as_json: bool) -> None:
     if as_json:
         print_json({"db": str(path), "lock_ms": round(stats.longest_ms, 2),
                     "schema_version": renames.SCHEMA_V1})
+
+
+@main.command()
+@db_option
+@click.option("--prune", is_flag=True, help="Delete the oldest backups beyond --keep.")
+@click.option("--keep", type=click.IntRange(0), default=5, show_default=True,
+              help="How many backups --prune keeps (the newest verified one is always kept).")
+@click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted.")
+@json_option
+@handle_errors
+def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: bool) -> None:
+    """List the backups beside the database (size, date, schema version,
+    verification state); --prune deletes old ones.
+
+    \b
+    Example:
+      migration backups
+      migration backups --prune --keep 3
+    """
+    from migration import backup as bk
+
+    path = existing_db(db)
+    deleted = bk.prune_backups(path, keep, dry_run=dry_run) if prune else []
+    found = bk.list_backups(path)
+    if as_json:
+        print_json({"backups": [b.to_dict() for b in found],
+                    "deleted" if not dry_run else "would_delete": [str(p) for p in deleted]})
+        return
+    if not found:
+        click.echo(f"No backups of {path} (they go to {path.parent / 'backups'}).")
+    for b in found:
+        when = f"{b.created_at:%Y-%m-%d %H:%M:%S}" if b.created_at else "?"
+        click.echo(f"{when}  {b.size / 2**20:8.1f} MiB  v{b.version or '?'}  {b.state:24} {b.path}")
+    for p in deleted:
+        click.echo(("would delete " if dry_run else "deleted ") + str(p))
+
+
+@main.command()
+@click.argument("backup_file", type=click.Path(path_type=Path))
+@db_option
+@yes_option
+@json_option
+@handle_errors
+def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> None:
+    """For disasters: restore a backup INTO the live database (other processes
+    see it at their next statement), after showing what would be lost.
+
+    \b
+    Example:
+      migration restore ~/Astro/backups/fits_catalog_pre_phase3_20250101_120000.db
+    """
+    from migration import backup as bk
+
+    live = existing_db(db)
+    report = bk.restore_report(backup_file, live)
+    if as_json and not yes:
+        print_json({"report": report.to_dict(), "restored": False})
+        return
+    if not as_json:
+        for line in report.lines():
+            click.echo(line)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Restore asks for confirmation but there is no terminal; pass "
+                             "--yes from scripts. Nothing was changed.")
+        if not click.confirm("Restore this backup into the live database?"):
+            click.echo("Nothing was changed.")
+            return
+    result = bk.restore_backup(backup_file, live)
+    if as_json:
+        print_json({"report": report.to_dict(), "restored": True,
+                    "safety_backup": str(result.safety_backup.path), "seconds": round(result.seconds, 2)})
+    else:
+        click.echo(f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
+                   f"before the restore is kept in {result.safety_backup.path}")

@@ -266,6 +266,8 @@ def _dry_run(conn: sqlite3.Connection) -> None:
     clone = _schema_clone(conn)
     try:
         clone.execute("BEGIN")
+        for statement in _baseline_sql(clone) if not read_state(clone).has_schema_version else ():
+            clone.execute(statement)
         apply_all(clone, phase3.prepare_actions(clone))
         apply_all(clone, phase3.cutover_actions(clone))
         clone.execute("ROLLBACK")
@@ -286,16 +288,15 @@ def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport
     if existing and Path(existing).exists():
         say(f"✓ Using the backup of the interrupted run: {existing}")
         return existing
-    info = backups.create_backup(db_path)
-    say(f"Creating backup: {info.path}")
-    say("✓ Backup created")
-    check = backups.verify_backup(Path(info.path))
-    if not check.ok:
+    say("Creating backup…")
+    info = backups.create_backup(db_path)  # copies with the backup API, then verifies
+    say(f"✓ Backup created: {info.path}")
+    if not info.verified:
         raise MigrationAborted(
-            f"The backup {info.path} failed verification ({'; '.join(check.problems)}); the "
+            f"The backup {info.path} failed verification ({'; '.join(info.problems)}); the "
             f"migration did not start and nothing was changed. Check the disk and run again."
         )
-    say(f"✓ Backup verified: {report.sessions} sessions, {report.fits_files} FITS files")
+    say(f"✓ {info.summary()}")
     return str(info.path)
 
 
