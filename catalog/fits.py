@@ -326,11 +326,62 @@ def _primary_header(path: Path) -> afits.Header:
 
         with open(path, "rb") as fh:
             header = afits.Header.fromfile(fh)
+            data_start = fh.tell()
     except Exception as exc:
         raise FitsReadError(_describe_failure(path, exc)) from exc
     if not header or next(iter(header.keys()), None) != "SIMPLE":
         raise FitsReadError(_describe_failure(path, ValueError("no SIMPLE card")))
+    _check_primary_complete(path, header, data_start)
     return header
+
+
+class IncompleteFileError(FitsReadError):
+    """The header parses but the file is shorter than the data it announces."""
+
+
+def check_complete(path: Path) -> None:
+    """Raise :class:`FitsReadError` unless every HDU's data is all there.
+
+    A header states its data size (BITPIX × NAXISn); a file still being
+    written parses fine as soon as its header is out, but is shorter than that.
+    """
+    try:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            from astropy.io import fits as afits
+
+            with afits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                expected = 0
+                for index, hdu in enumerate(hdul):  # extensions too, where there are any
+                    expected = max(expected, hdul.fileinfo(index)["datLoc"] + hdu.size)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        reason = str(exc).split(". ")[0] or type(exc).__name__
+        raise FitsReadError(f"Cannot read the FITS header of {path.name}: {reason}.") from exc
+    actual = path.stat().st_size
+    if actual < expected:
+        raise IncompleteFileError(
+            f"{path.name} is incomplete: {actual} of the {expected} bytes its header announces."
+        )
+
+
+def _check_primary_complete(path: Path, header: afits.Header, data_start: int) -> None:
+    """The primary data is all there: the file is at least as long as the header
+    says (BITPIX x NAXISn). Capture software writes large files over seconds;
+    a header that parses does not mean the pixels are written."""
+    naxis = header.get("NAXIS", 0) or 0
+    if not naxis:
+        return
+    count = 1
+    for n in range(1, int(naxis) + 1):
+        count *= int(header.get(f"NAXIS{n}", 0) or 0)
+    expected = data_start + abs(int(header.get("BITPIX", 8))) // 8 * count
+    actual = path.stat().st_size
+    if actual < expected:
+        raise IncompleteFileError(
+            f"{path.name} is incomplete: {actual} of the {expected} bytes its header announces."
+        )
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, object]:

@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits as afits
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from catalog import cataloger
+from catalog.fits import check_complete
 from catalog.clikit import check_sqlite_file
 from catalog.errors import FitsReadError, SchemaVersionError, UsageError
 from catalog.logs import get_logger
@@ -53,37 +53,10 @@ DEFAULT_SETTLE = 1.0
 DEFAULT_MAX_ATTEMPTS = 8
 STATUS_INTERVAL = 1.0  # at most one status write a second…
 HEARTBEAT_INTERVAL = 5.0  # …and at least one every five
-RESCAN_INTERVAL = 60.0
+RESCAN_INTERVAL = 120.0  # a walk of the folder catches events the OS dropped
 DB_RETRY_MAX_DELAY = 5.0
 FLUSH_TIMEOUT = 10.0
 STEP_FILES = 50  # files examined per pass, so status and stop stay responsive
-
-
-class IncompleteFileError(FitsReadError):
-    """The header parses but the file is shorter than the data it announces."""
-
-
-def check_complete(path: Path) -> None:
-    """Raise :class:`FitsReadError` unless the primary HDU is all there.
-
-    The header states the data size (BITPIX × NAXISn); a file still being
-    written parses fine as soon as its header is out, but is shorter than that.
-    """
-    try:
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
-            with afits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                expected = hdul.fileinfo(0)["datLoc"] + hdul[0].size
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        reason = str(exc).split(". ")[0] or type(exc).__name__
-        raise FitsReadError(f"Cannot read the FITS header of {path.name}: {reason}.") from exc
-    actual = path.stat().st_size
-    if actual < expected:
-        raise IncompleteFileError(
-            f"{path.name} is incomplete: {actual} of the {expected} bytes its header announces."
-        )
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
@@ -249,7 +222,7 @@ class FileMonitor:
         """Watch until ``stop`` is set; returns the final status."""
         self._start_observer()
         try:
-            self._catch_up()
+            self._catch_up(stop)
             self.status.state = "watching"
             self._status_dirty = True
             log.info("monitor.watching", raw_dir=str(self.root), observer=self.status.observer,
@@ -284,11 +257,11 @@ class FileMonitor:
             return
         raise UsageError(f"Cannot watch {self.root}: no file-system observer could start.")
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, stop: threading.Event) -> None:
         """Queue what arrived while the monitor was down (the observer is already on)."""
         self.status.state = "catching_up"
         self._write_status(force=True)
-        while True:
+        while not stop.is_set():
             try:
                 known = self.service.known_files()
                 report = cataloger.scan(self.service, self.root)
@@ -297,7 +270,10 @@ class FileMonitor:
                 if not _db_transient(exc):
                     raise
                 self._db_backoff(exc, "catch_up")
-                time.sleep(max(0.0, self._db_next_try - time.monotonic()))
+                stop.wait(max(0.0, self._db_next_try - time.monotonic()))
+        else:
+            return
+        self._db_attempts = 0
         with self._lock:
             self._known.update(known)
         for path in report.new:
@@ -386,8 +362,9 @@ class FileMonitor:
             self._pending.pop(key, None)
 
     def _vanished(self, path: Path) -> None:
-        self.status.vanished += 1
-        self._status_dirty = True
+        with self._lock:  # also called from the watchdog thread
+            self.status.vanished += 1
+            self._status_dirty = True
         log.warning("monitor.file_vanished", path=str(path))
 
     # -- writing -------------------------------------------------------------
@@ -406,6 +383,7 @@ class FileMonitor:
                 continue
             with self._lock:
                 self._to_write.pop(0)
+            self._write_status()  # throttled; the report counts this file as done
 
     def _write_one(self, ready: _Ready) -> bool:
         """Catalog one file; False if the database asked us to come back later."""
@@ -435,7 +413,6 @@ class FileMonitor:
             self.status.duplicates += 1
             log.info("monitor.duplicate", path=str(ready.path), md5sum=row.get("md5sum"))
         self._status_dirty = True
-        self._write_status()
         return True
 
     def _db_backoff(self, exc: BaseException, doing: str, **fields: Any) -> None:

@@ -206,3 +206,7 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
     result = do_retire(path, plan, say=say)
     if as_json:
         print_json(report | result)
+
+
+if __name__ == "__main__":
+    main()

@@ -342,3 +342,7 @@ def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> Non
     else:
         click.echo(f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
                    f"before the restore is kept in {result.safety_backup.path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,3 +26,7 @@ for command in catalog_cmds.COMMANDS:
 
 for command in services.COMMANDS:
     main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()

@@ -78,7 +78,13 @@ def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float,
 
 @click.group(name="processing-session")
 def processing_session_group() -> None:
-    """Create and inspect processing sessions (raw files staged for stacking)."""
+    """Create and inspect processing sessions (raw files staged for stacking).
+
+    \b
+    Example:
+      catalog processing-session create --name "M31 LRGB" --imaging-session 20240312_ASI2600MM_RC8
+      catalog processing-session list
+    """
 
 
 @processing_session_group.command(name="create")

@@ -14,6 +14,7 @@ snapshot, with a short backoff.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,14 +58,22 @@ def read_snapshot(db: DatabaseManager) -> Iterator[Session]:
 
 def read(db: DatabaseManager, fn: Callable[[Session], T], *,
          delays: tuple[float, ...] = RETRY_DELAYS) -> T:
-    """``fn(session)`` in a snapshot, retried on transient SQLite errors."""
+    """``fn(session)`` in a snapshot, retried on transient SQLite errors.
+
+    Busy is retried with every delay in ``delays``; a schema that changed
+    under the statement is retried once (a fresh snapshot sees one schema).
+    """
+    schema_retried = False
     for attempt, delay in enumerate((*delays, None), start=1):
         try:
             with read_snapshot(db) as session:
                 return fn(session)
-        except OperationalError as exc:
-            if delay is None or not is_transient(exc):
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            # (raw sqlite3 errors come from the schema-state reads on the DBAPI connection)
+            busy = is_busy(exc)
+            if delay is None or not is_transient(exc) or (not busy and schema_retried):
                 raise
+            schema_retried = schema_retried or not busy
             log.warning("web.read_retry", attempt=attempt, delay=delay,
                         error=str(getattr(exc, "orig", exc)))
             time.sleep(delay)

@@ -6,6 +6,7 @@ one snapshot (:mod:`catalog.web.reads`) and renders plain dicts.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -132,7 +133,7 @@ def healthz() -> tuple[Response, int]:
     """Liveness plus the schema state; 503 when the database cannot be read."""
     try:
         info = _read(q.schema_info)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, sqlite3.Error) as exc:
         log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
         return jsonify(status="error", error="The catalog database cannot be read."), 503
     return jsonify(status="ok", **info), 200
@@ -172,16 +173,18 @@ def _bad_request(exc: BadRequest) -> tuple[Any, int]:
     return _error(400, "Bad request", str(exc))
 
 
-def _http_error(exc: HTTPException) -> tuple[Any, int]:
+def _http_error(exc: HTTPException) -> tuple[Any, ...]:
     message = exc.description or exc.name
     if exc.code == 404 and message == NotFound.description:
         message = f"There is no page at {request.path}."
     if exc.code == 405:
         message = "This catalog web app is read-only: only GET requests are answered."
+        body, status = _error(405, exc.name, message)
+        return body, status, {"Allow": ", ".join(getattr(exc, "valid_methods", None) or ["GET", "HEAD"])}
     return _error(exc.code or 500, exc.name, message)
 
 
-def _database_error(exc: SQLAlchemyError) -> tuple[Any, int]:
+def _database_error(exc: SQLAlchemyError | sqlite3.Error) -> tuple[Any, int]:
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     log.error("web.request_failed", path=request.path, error=detail,
               error_type=type(exc).__name__)
@@ -247,6 +250,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(BadRequest, _bad_request)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(SQLAlchemyError, _database_error)
+    app.register_error_handler(sqlite3.Error, _database_error)
     app.register_error_handler(Exception, _unexpected)
     app.add_template_global(url_with, "url_with")
     app.add_template_filter(_hours, "hours")
