@@ -99,6 +99,9 @@ def status(db: Path | None, as_json: bool) -> None:
         r = data["rebuild"]
         click.echo(f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
                    f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}")
+    for r in data.get("table_rebuild", []):
+        click.echo(f"Rebuild:        {r['table']} copied up to rowid {r['copied_rowid']} of "
+                   f"{r['source_max_rowid']} (run the interrupted command again to finish)")
     for h in data["history"][:5]:
         click.echo(f"  {h['at']}  {h['event']}")
 
@@ -342,6 +345,51 @@ def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> Non
     else:
         click.echo(f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
                    f"before the restore is kept in {result.safety_backup.path}")
+
+
+
+@main.command()
+@db_option
+@yes_option
+@click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
+@json_option
+@handle_errors
+def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
+    """Rebuild a fits_files damaged by CREATE TABLE … AS SELECT (no primary key,
+    no AUTOINCREMENT, lost indexes, "foreign key mismatch"), online.
+
+    \b
+    Example:
+      migration repair --yes
+    """
+    from migration.repair import diagnose
+    from migration.repair import repair as do_repair
+
+    path = existing_catalog(db)
+    conn = connect(path)
+    try:
+        problems = diagnose(conn)
+    finally:
+        conn.close()
+    if not problems:
+        if as_json:
+            print_json({"db": str(path), "repaired": False, "problems": []})
+        else:
+            click.echo("fits_files is not damaged; nothing to repair.")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Repair asks for confirmation but there is no terminal; pass --yes "
+                             "from scripts. Nothing was changed.")
+        click.echo("fits_files is damaged: " + "; ".join(problems))
+        if not click.confirm("Rebuild it online now?"):
+            click.echo("Nothing was changed.")
+            return
+    result = do_repair(path, backup=not no_backup, say=(lambda _l: None) if as_json else click.echo)
+    if as_json:
+        print_json(result)
+    if not result.get("repaired"):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

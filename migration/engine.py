@@ -440,6 +440,13 @@ def status(db_path: Path) -> dict[str, Any]:
                               "percent": round(100.0 * done / high, 1) if high else 100.0,
                               "started_at": state.get(conn, "started_at"),
                               "backup": state.get(conn, "backup")}
+        from migration.rebuild import PROGRESS
+
+        if PROGRESS in st.tables:  # an online rebuild (retire or repair) in flight
+            out["table_rebuild"] = [
+                {"table": t, "copied_rowid": done,
+                 "source_max_rowid": conn.execute(f"SELECT max(rowid) FROM {q(t)}").fetchone()[0]}
+                for t, done in conn.execute(f"SELECT tbl, done FROM {q(PROGRESS)}")]
         out["pending"] = _pending(st)
         out["history"] = state.history(conn, 10)
         return out

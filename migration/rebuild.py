@@ -36,6 +36,7 @@ from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
 CAPTURE = ("_mig_rebuild_insert", "_mig_rebuild_update", "_mig_rebuild_delete")
+PROGRESS = "_mig_rebuild_progress"  # rowid of the source copied so far, per table
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class RebuildSpec:
     create_sql: str
     columns: tuple[str, ...]
     indexes: tuple[tuple[str, str], ...]
+    key: str = "id"  # the column that identifies a row in both tables
+    after_create: tuple[str, ...] = ()  # e.g. ADD COLUMN for columns kept beyond the definition
 
     @property
     def shadow(self) -> str:
@@ -139,7 +142,7 @@ def _capture_sql(spec: RebuildSpec) -> list[str]:
     cols = ", ".join(q(c) for c in spec.columns)
     new_vals = ", ".join(f"NEW.{q(c)}" for c in spec.columns)
     upsert = f"INSERT OR REPLACE INTO {q(spec.shadow)} ({cols}) VALUES ({new_vals})"
-    delete_old = f"DELETE FROM {q(spec.shadow)} WHERE rowid = OLD.rowid"
+    delete_old = f"DELETE FROM {q(spec.shadow)} WHERE {q(spec.key)} = OLD.{q(spec.key)}"
     return [
         trigger(CAPTURE[0], "AFTER", "INSERT", spec.table, [upsert]),
         trigger(CAPTURE[1], "AFTER", "UPDATE", spec.table, [delete_old, upsert]),
@@ -166,32 +169,32 @@ def rebuild(
     if spec.shadow not in names:
         with held_lock(conn, stats):
             conn.execute(spec.create_sql)
+            for sql in spec.after_create:
+                conn.execute(sql)
             for _final, sql in spec.indexes:
                 conn.execute(sql)
             for s in _capture_sql(spec):
                 conn.execute(s)
-    done = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(spec.shadow)} WHERE rowid <= "
-                        f"(SELECT coalesce(max(rowid), 0) FROM {q(spec.table)})").fetchone()[0]
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {q(PROGRESS)} "
+                         f"({q('tbl')} TEXT PRIMARY KEY, {q('done')} INTEGER NOT NULL)")
+            conn.execute(f"INSERT OR REPLACE INTO {q(PROGRESS)} VALUES (?, 0)", (spec.table,))
+    done = conn.execute(f"SELECT done FROM {q(PROGRESS)} WHERE tbl = ?", (spec.table,)).fetchone()[0]
     high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(spec.table)}").fetchone()[0]
     cols = ", ".join(q(c) for c in spec.columns)
+    # OR IGNORE: a row the triggers mirrored since the copy started is newer and wins
     copy = (f"INSERT OR IGNORE INTO {q(spec.shadow)} ({cols}) SELECT {cols} FROM {q(spec.table)} "
             f"WHERE rowid > ? AND rowid <= ?")
-    # Restart from the start of the last gap: rows the triggers mirrored above
-    # it are kept by OR IGNORE, rows below were copied.
-    start = _copied_prefix(conn, spec, done)
-    run_chunks(conn, start, high, lambda c, lo, hi: c.execute(copy, (lo, hi)),
-               policy=policy, stats=stats, on_progress=progress, event="rebuild.chunk_copied")
+    progress_sql = f"UPDATE {q(PROGRESS)} SET done = ? WHERE tbl = ?"
+
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
+        c.execute(copy, (lo, hi))
+        c.execute(progress_sql, (hi, spec.table))
+
+    run_chunks(conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
+               event="rebuild.chunk_copied")
     _swap(conn, spec, stats, extra_swap)
     drain(conn, OLD + spec.table, policy=policy, stats=stats)
     return stats
-
-
-def _copied_prefix(conn: sqlite3.Connection, spec: RebuildSpec, done: int) -> int:
-    """Highest rowid up to which every source row is in the shadow."""
-    missing = conn.execute(
-        f"SELECT min(s.rowid) FROM {q(spec.table)} s WHERE s.rowid <= ? AND NOT EXISTS "
-        f"(SELECT 1 FROM {q(spec.shadow)} r WHERE r.rowid = s.rowid)", (done,)).fetchone()[0]
-    return done if missing is None else missing - 1
 
 
 def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
@@ -202,6 +205,7 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
         with held_lock(conn, stats):
             for name in CAPTURE:
                 conn.execute(f"DROP TRIGGER IF EXISTS {q(name)}")
+            conn.execute(f"DROP TABLE IF EXISTS {q(PROGRESS)}")
             if extra is not None:
                 extra(conn)
             user_triggers = [o for o in ddl.schema_objects(conn)
@@ -212,8 +216,10 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
                 if _has(conn, "sqlite_sequence") else None
             conn.execute(f"ALTER TABLE {q(table)} RENAME TO {q(old)}")
             conn.execute(f"ALTER TABLE {q(shadow)} RENAME TO {q(table)}")
+            existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
             for final, _sql in spec.indexes:
-                ddl.rename_index(conn, final, OLD + final, statistics=False)
+                if final in existing:  # a damaged table may have lost it
+                    ddl.rename_index(conn, final, OLD + final, statistics=False)
                 ddl.rename_index(conn, SHADOW + final, final, statistics=False)
             for t in user_triggers:
                 conn.execute(t.sql)

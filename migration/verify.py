@@ -225,4 +225,7 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
         temp += [f"fits_files.{s}" for s in shadows]
     r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp))
     if layout == V2 and db_shims.SESSIONS.old in names:
-        r.add("leftovers", "compat shims in place (window)", True)
+        wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]
+        missing = [n for n in wanted if n not in names]
+        r.add("shims", "compat view and triggers in place (window)", not missing,
+              ("missing: " + ", ".join(missing) + " — run 'compat install'") if missing else "")

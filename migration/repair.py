@@ -1,0 +1,202 @@
+"""``migration repair``: rebuild a ``fits_files`` damaged by the original
+hand-written migration, online.
+
+That migration made ``fits_files`` with ``CREATE TABLE … AS SELECT``: no
+PRIMARY KEY, no AUTOINCREMENT, no NOT NULL/UNIQUE/defaults, no indexes, no
+planner statistics — and ``processing_session_files``' foreign key to
+``fits_files(id)`` became a "foreign key mismatch". Repair rebuilds the table
+into its proper definition (the v2 models', or the v1 baseline's on a v1
+database) with :mod:`migration.rebuild`, keeping every row and every column
+(unknown ones too), then refreshes the planner statistics.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from catalog.errors import CatalogError
+from catalog.schema import V1, V2, read_state
+from compat.sqltext import q, table_columns
+from migration import ddl
+from migration.baseline import v1_statements
+from migration.chunks import LockStats, held_lock
+from migration.rebuild import SHADOW, RebuildSpec, index_on, rebuild, rename_table_in_create
+
+TABLE = "fits_files"
+
+
+class RepairRefused(CatalogError):
+    exit_code = 9
+
+
+def _target_sql(layout: str) -> tuple[str, list[tuple[str, str]]]:
+    """The proper CREATE TABLE and CREATE INDEX statements of fits_files."""
+    if layout == V1:
+        statements = v1_statements()
+    else:
+        from sqlalchemy.dialects import sqlite as sqlite_dialect
+        from sqlalchemy.schema import CreateIndex, CreateTable
+
+        from catalog.models import FitsFile
+
+        dialect = sqlite_dialect.dialect()
+        statements = [str(CreateTable(FitsFile.__table__).compile(dialect=dialect)).strip()]
+        statements += [str(CreateIndex(i).compile(dialect=dialect)) for i in FitsFile.__table__.indexes]
+    create = next(s for s in statements if s.upper().startswith("CREATE TABLE") and
+                  s.split("(")[0].split()[-1].strip('"') == TABLE)
+    indexes = []
+    for s in statements:
+        words = s.replace("UNIQUE ", "").split()
+        if words[:2] == ["CREATE", "INDEX"] and words[4].strip('"') == TABLE:
+            indexes.append((words[2].strip('"'), s))
+    return create, indexes
+
+
+def diagnose(conn: sqlite3.Connection) -> list[str]:
+    """What is wrong with fits_files (empty when nothing is)."""
+    problems = []
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?",
+                       (TABLE,)).fetchone()[0] or ""
+    info = {c.name: c for c in table_columns(conn, TABLE)}
+    if info.get("id") is None or info["id"].pk != 1:
+        problems.append("id is not the PRIMARY KEY")
+    if "AUTOINCREMENT" not in sql.upper():
+        problems.append("no AUTOINCREMENT")
+    nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE id IS NULL").fetchone()[0]
+    if nulls:
+        problems.append(f"{nulls} rows with a NULL id")
+    layout = read_state(conn).layout
+    _create, expected = _target_sql(layout)
+    have = {r[1] for r in conn.execute(f"PRAGMA index_list({q(TABLE)})")}
+    missing = [name for name, _ in expected if name not in have]
+    if missing:
+        problems.append("missing indexes: " + ", ".join(missing))
+    try:
+        conn.execute("PRAGMA foreign_key_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def plan_spec(conn: sqlite3.Connection) -> RebuildSpec:
+    layout = read_state(conn).layout
+    if layout not in (V1, V2):
+        raise RepairRefused("The database is not a catalog (no v1 or v2 tables); nothing to repair.")
+    create, indexes = _target_sql(layout)
+    target = rename_table_in_create(create, SHADOW + TABLE)
+    defined = _columns_of(conn, create)
+    present = [c for c in table_columns(conn, TABLE) if not c.hidden]
+    extra = [c for c in present if c.name not in defined]
+    after = tuple(f"ALTER TABLE {q(SHADOW + TABLE)} ADD COLUMN {q(c.name)} {c.type}".rstrip()
+                  for c in extra)
+    have_idx = {name: sql for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL",
+        (TABLE,))}
+    wanted = dict(indexes)
+    for name, sql in have_idx.items():  # the user's own indexes are kept
+        wanted.setdefault(name, sql)
+    specs = tuple((name, index_on(sql, SHADOW + name, SHADOW + TABLE)) for name, sql in wanted.items())
+    columns = tuple(c.name for c in present)
+    return RebuildSpec(TABLE, target, columns, specs, key="id", after_create=after)
+
+
+def _columns_of(conn: sqlite3.Connection, create_sql: str) -> set[str]:
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.execute(create_sql)
+        return {r[1] for r in scratch.execute(f"PRAGMA table_info({q(TABLE)})")}
+    finally:
+        scratch.close()
+
+
+def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
+    """Rows with a NULL id get fresh ids (each chunk its own transaction)."""
+    given = 0
+    while True:
+        with held_lock(conn, stats):
+            rows = [r for (r,) in conn.execute(
+                f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]
+            if not rows:
+                return given
+            top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {q(TABLE)}").fetchone()[0]
+            seq = conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?",
+                               (TABLE,)).fetchone()[0] if ddl_has(conn, "sqlite_sequence") else 0
+            start = max(top, seq)
+            for k, rowid in enumerate(rows, 1):
+                conn.execute(f"UPDATE {q(TABLE)} SET id = ? WHERE rowid = ?", (start + k, rowid))
+            given += len(rows)
+
+
+def _restore_sync_triggers(conn: sqlite3.Connection) -> list[str]:
+    """In the window, the damage also dropped the old-name sync triggers: put them back."""
+    from compat import db_shims
+
+    if read_state(conn).phase != "window":
+        return []
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    restored = []
+    for name, sql in zip(db_shims.FITS_TRIGGERS.values(), db_shims.fits_sync_sql()):
+        if name not in names:
+            conn.execute(sql)
+            restored.append(name)
+    return restored
+
+
+def ddl_has(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
+
+
+def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = lambda _l: None,
+           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    from migration.engine import open_migration_connection
+
+    conn = open_migration_connection(db_path)
+    stats = LockStats()
+    try:
+        problems = diagnose(conn)
+        if not problems:
+            return {"db": str(db_path), "repaired": False, "problems": []}
+        dups = conn.execute(f"SELECT id, count(*) FROM {q(TABLE)} WHERE id IS NOT NULL GROUP BY id "
+                            "HAVING count(*) > 1 LIMIT 10").fetchall()
+        if dups:
+            raise RepairRefused(
+                "fits_files has duplicate ids (" + ", ".join(f"{i} ({n}×)" for i, n in dups)
+                + "), so rows cannot be told apart for the rebuild. Decide which copy to keep, "
+                "delete the others, then run 'migration repair' again. Nothing was changed.")
+        md5 = conn.execute(f"SELECT md5sum, count(*) FROM {q(TABLE)} WHERE md5sum IS NOT NULL "
+                           "GROUP BY md5sum HAVING count(*) > 1 LIMIT 10").fetchall()
+        nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE file IS NULL OR folder IS NULL"
+                             ).fetchone()[0]
+        if md5 or nulls:
+            raise RepairRefused(
+                "Some rows would break the rebuilt table's constraints ("
+                + "; ".join(filter(None, [
+                    ("duplicate md5sum: " + ", ".join(f"{m} ({n}×)" for m, n in md5)) if md5 else "",
+                    f"{nulls} rows without file or folder" if nulls else ""]))
+                + "). Fix or delete those rows, then run 'migration repair' again. Nothing was changed.")
+        say("Found: " + "; ".join(problems))
+        result: dict[str, Any] = {"db": str(db_path), "problems": problems}
+        if backup:
+            from migration import backup as backups
+
+            info = backups.create_backup(db_path, label="pre_repair", require_ok=False)
+            say(f"✓ Backup created: {info.path}")
+            result["backup"] = str(info.path)
+        result["ids_given"] = _give_ids(conn, stats)
+        spec = plan_spec(conn)
+        say("Rebuilding fits_files online (shadow copy, then one short swap)…")
+        rebuild(conn, spec, stats=stats, progress=progress)
+        conn.execute("PRAGMA analysis_limit=1000")  # approximate statistics, a short lock
+        with held_lock(conn, stats):
+            conn.execute(f"ANALYZE {q(TABLE)}")
+            result["shims_restored"] = _restore_sync_triggers(conn)
+        remaining = diagnose(conn)
+        result.update(repaired=not remaining, remaining=remaining,
+                      lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms))
+        say("✓ fits_files repaired" if not remaining else "✗ still wrong: " + "; ".join(remaining))
+        return result
+    finally:
+        conn.close()
