@@ -63,7 +63,8 @@ def check_writable(db_path: Path) -> None:
 
 
 def check_integrity(conn: sqlite3.Connection) -> None:
-    rows = [r[0] for r in conn.execute("PRAGMA integrity_check(20)")]
+    # SQLite 3.40 may return every problem in one newline-joined row
+    rows = [line for r in conn.execute("PRAGMA integrity_check(20)") for line in r[0].splitlines()]
     if rows != ["ok"]:
         raise DatabaseCorruptError(
             "The database fails SQLite's integrity check ("

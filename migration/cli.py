@@ -248,11 +248,13 @@ def verify(db: Path | None, as_json: bool) -> None:
 @main.command()
 @db_option
 @yes_option
+@click.option("--remove-columns", is_flag=True,
+              help="From phase 'during': also remove the shadow columns (online table rebuild).")
 @json_option
 @handle_errors
-def rollback(db: Path | None, yes: bool, as_json: bool) -> None:
+def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) -> None:
     """Back to schema v1, online, keeping every row written since the migration
-    (a reverse migration, not a restore).
+    (a reverse migration, not a restore). On an interrupted run, abandons it.
 
     \b
     Example:
@@ -266,7 +268,8 @@ def rollback(db: Path | None, yes: bool, as_json: bool) -> None:
         if not click.confirm(f"Roll {path} back to schema version {renames.SCHEMA_V1}?"):
             click.echo("Nothing was changed.")
             return
-    stats = engine.rollback(path, say=(lambda _l: None) if as_json else click.echo)
+    stats = engine.rollback(path, say=(lambda _l: None) if as_json else click.echo,
+                            remove_columns=remove_columns)
     if as_json:
         print_json({"db": str(path), "lock_ms": round(stats.longest_ms, 2),
                     "schema_version": renames.SCHEMA_V1})

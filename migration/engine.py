@@ -379,25 +379,46 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
         # by a writer after the checks. Report it; the data is as written.
         log.warning("cutover.foreign_key_problems", rows=len(problems))
     say("[4/5] Old names kept: view 'sessions', columns fits_files.x/y/session_id")
+    if _refresh_statistics(conn, report.lock):
+        say("      ✓ Planner statistics were missing: refreshed (bounded ANALYZE)")
     say(f"[5/5] ✓ Schema version updated to {renames.SCHEMA_V2}")
     log.info("cutover.committed", lock_ms=round(stats.longest_ms, 2))
 
 
-# -- rollback ------------------------------------------------------------------------
-def rollback(db_path: Path, *, say: Say = lambda _l: None) -> LockStats:
-    """Back to v1 keeping every row: reverses the cut-over in one transaction.
+def _refresh_statistics(conn: sqlite3.Connection, stats: LockStats) -> bool:
+    """Statistics are kept by the renames; a catalog that never had any gets
+    them here, with ``analysis_limit`` so the lock stays short."""
+    has = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()
+    if has and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'fits_files' LIMIT 1").fetchone():
+        return False
+    conn.execute("PRAGMA analysis_limit=1000")
+    with held_lock(conn, stats):
+        conn.execute("ANALYZE")
+    return True
 
-    The database is left prepared (phase *during*): the shadow columns stay,
-    kept in sync, so a later ``run`` cuts over again at once.
+
+# -- rollback ------------------------------------------------------------------------
+def rollback(db_path: Path, *, say: Say = lambda _l: None,
+             remove_columns: bool = False) -> LockStats:
+    """Back to v1 keeping every row.
+
+    From the window: reverses the cut-over in one transaction; the database is
+    left prepared (phase *during*, shadow columns kept in sync) so a later
+    ``run`` cuts over again at once. From *during* (an interrupted or rolled-back
+    run): drops the capture triggers and the state table (phase *before*); the
+    shadow columns stay, inert, unless ``remove_columns`` rebuilds the table
+    without them (online).
     """
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
         st = read_state(conn)
+        if st.phase == DURING:
+            return _abandon(conn, stats, say, remove_columns)
         if st.layout == V1:
             raise SchemaVersionError(
-                f"The database is already at schema version 1 (phase {st.phase}); there is no "
-                f"cut-over to reverse. Nothing was changed."
+                f"The database is already at schema version 1 (phase {st.phase}) with no "
+                f"migration in progress; there is nothing to roll back. Nothing was changed."
             )
         if st.phase != WINDOW:
             raise SchemaVersionError(
@@ -423,6 +444,37 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None) -> LockStats:
         return stats
     finally:
         conn.close()
+
+
+def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_columns: bool) -> LockStats:
+    from catalog.schema import MIGRATION_STATE_TABLE
+    from migration.rebuild import rebuild, spec_without_columns
+
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    drops = [f"DROP TRIGGER {q(t)}" for t in phase3.CAPTURE_TRIGGERS if t in present]
+
+    def apply() -> None:
+        with held_lock(conn, stats):
+            for statement in drops:
+                conn.execute(statement)
+            conn.execute(f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}")
+            state.log(conn, "abandon")
+    _guard("abandon the migration in progress", apply)
+    say(f"✓ The migration in progress was abandoned (lock held {stats.longest_ms:.1f} ms); the "
+        f"database is schema version 1, phase before.")
+    shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
+    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
+    if remove_columns and shadows & have:
+        say("Removing the shadow columns online (shadow copy of fits_files, one short swap)…")
+        _guard("remove the shadow columns",
+               lambda: rebuild(conn, spec_without_columns(conn, phase3.FITS.old, shadows & have),
+                               stats=stats))
+        say(f"✓ Shadow columns removed; longest write lock {stats.longest_ms:.1f} ms")
+    elif shadows & have:
+        say("  The inert shadow columns " + ", ".join(sorted(shadows & have)) + " stay until a "
+            "later run reuses them; 'migration rollback --remove-columns' removes them online.")
+    log.info("rollback.abandoned", lock_ms=round(stats.longest_ms, 2))
+    return stats
 
 
 # -- status --------------------------------------------------------------------------
