@@ -92,6 +92,23 @@ class write_transaction:
             self.conn.execute("ROLLBACK")
 
 
+def long_read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
+    """Run a statement that reads much of the file (integrity_check, a full scan),
+    then checkpoint the WAL at once.
+
+    While a read runs, the WAL cannot be copied back past its snapshot, so the
+    writes of other processes pile up; the first application commit after it
+    would otherwise checkpoint the whole backlog itself (SQLite runs
+    auto-checkpoints in the committing connection): measured ~0.5 s at 1M rows
+    after a 17 s integrity check. Starting the checkpoint here, the instant the
+    read ends, makes this connection pay instead (the application's attempt
+    finds the checkpoint busy and skips it). PASSIVE takes no lock.
+    """
+    rows = conn.execute(sql, params).fetchall()
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    return rows
+
+
 def sqlite_url(target: str | os.PathLike[str]) -> str:
     """``sqlite:///…`` for a path; a URL is returned unchanged."""
     text = os.fspath(target)

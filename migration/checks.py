@@ -17,6 +17,7 @@ from catalog.errors import (
     ReadOnlyError,
     SchemaVersionError,
 )
+from catalog.db import long_read
 from catalog.schema import V1, V2, SchemaState, read_state
 from compat import renames
 from compat.sqltext import q
@@ -64,7 +65,7 @@ def check_writable(db_path: Path) -> None:
 
 def check_integrity(conn: sqlite3.Connection) -> None:
     # SQLite 3.40 may return every problem in one newline-joined row
-    rows = [line for r in conn.execute("PRAGMA integrity_check(20)") for line in r[0].splitlines()]
+    rows = [line for r in long_read(conn, "PRAGMA integrity_check(20)") for line in r[0].splitlines()]
     if rows != ["ok"]:
         raise DatabaseCorruptError(
             "The database fails SQLite's integrity check ("
@@ -96,15 +97,15 @@ def check_version(state: SchemaState) -> None:
 
 def check_duplicates(conn: sqlite3.Connection) -> None:
     problems = []
-    dup_sessions = conn.execute(
-        f"SELECT session_id, COUNT(*) FROM {q(SESSIONS.old)} GROUP BY session_id "
-        "HAVING COUNT(*) > 1 LIMIT 10").fetchall()
+    dup_sessions = long_read(
+        conn, f"SELECT session_id, COUNT(*) FROM {q(SESSIONS.old)} GROUP BY session_id "
+        "HAVING COUNT(*) > 1 LIMIT 10")
     if dup_sessions:
         problems.append("duplicate session_id in sessions: "
                         + ", ".join(f"{k} ({n}×)" for k, n in dup_sessions))
-    dup_md5 = conn.execute(
-        "SELECT md5sum, COUNT(*) FROM fits_files WHERE md5sum IS NOT NULL GROUP BY md5sum "
-        "HAVING COUNT(*) > 1 LIMIT 10").fetchall()
+    dup_md5 = long_read(
+        conn, "SELECT md5sum, COUNT(*) FROM fits_files WHERE md5sum IS NOT NULL GROUP BY md5sum "
+        "HAVING COUNT(*) > 1 LIMIT 10")
     if dup_md5:
         problems.append("duplicate md5sum in fits_files: "
                         + ", ".join(f"{k} ({n}×)" for k, n in dup_md5))
@@ -117,7 +118,7 @@ def check_duplicates(conn: sqlite3.Connection) -> None:
 
 
 def check_foreign_keys(conn: sqlite3.Connection) -> None:
-    rows = conn.execute("PRAGMA foreign_key_check").fetchall()
+    rows = long_read(conn, "PRAGMA foreign_key_check")
     if rows:
         sample = ", ".join(f"{t} rowid {r} -> {p}" for t, r, p, _ in rows[:5])
         raise OrphanedRowsError(

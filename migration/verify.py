@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.db import connect
+from catalog.db import connect, long_read
 from catalog.schema import MIGRATION_STATE_TABLE, V1, V2, WINDOW, read_state
 from compat import db_shims, renames
 from compat.sqltext import q, table_columns
@@ -177,10 +177,10 @@ def _application_checks(db_path: Path, r: Verification) -> None:
 
 
 def _sqlite_checks(conn: sqlite3.Connection, r: Verification) -> None:
-    rows = [x[0] for x in conn.execute("PRAGMA integrity_check(10)")]
+    rows = [line for x in long_read(conn, "PRAGMA integrity_check(10)") for line in x[0].splitlines()]
     r.add("sqlite", "integrity_check", rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
     try:
-        fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+        fk = long_read(conn, "PRAGMA foreign_key_check")
         r.add("sqlite", "foreign_key_check", not fk, f"{len(fk)} orphaned rows" if fk else "")
     except sqlite3.DatabaseError as exc:  # "foreign key mismatch"
         r.add("sqlite", "foreign_key_check", False,

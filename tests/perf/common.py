@@ -58,10 +58,11 @@ def fresh_copy(src: Path, name: str) -> Path:
 class Writer:
     """tests/perf/writer.py as a subprocess."""
 
-    def __init__(self, db: Path, interval_ms: float = 10.0):
+    def __init__(self, db: Path, interval_ms: float = 10.0, synchronous: str = "NORMAL"):
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("writer.py")), str(db),
-             "--interval", str(interval_ms)], stdout=subprocess.PIPE, text=True)
+             "--interval", str(interval_ms), "--synchronous", synchronous],
+            stdout=subprocess.PIPE, text=True)
         time.sleep(0.5)
 
     def stop(self) -> dict:

@@ -19,10 +19,14 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=3600)
     ap.add_argument("--timeout-ms", type=int, default=60_000)
+    ap.add_argument("--synchronous", default="NORMAL",
+                    help="NORMAL, as every connection of the project; FULL, as a bare sqlite3 client")
     args = ap.parse_args()
     conn = sqlite3.connect(args.db, isolation_level=None, timeout=args.timeout_ms / 1000)
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={args.synchronous}")
     latencies: list[float] = []
+    slow: list[tuple[float, float]] = []  # (wall time, ms) of writes over 100 ms
     errors: list[str] = []
     stop = False
 
@@ -44,12 +48,14 @@ def main() -> int:
                          (f"w{i}.fits", "/bench", i, f"bench-writer-{time.time_ns()}-{i}"))
             conn.execute("COMMIT")
             latencies.append((time.perf_counter() - t0) * 1000)
+            if latencies[-1] > 100:
+                slow.append((time.time(), latencies[-1]))
         except sqlite3.Error as exc:
             errors.append(str(exc))
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         time.sleep(args.interval / 1000)
-    print(json.dumps({"latencies_ms": latencies, "errors": errors}))
+    print(json.dumps({"latencies_ms": latencies, "errors": errors, "slow": slow}))
     sys.stdout.flush()
     return 0
 
