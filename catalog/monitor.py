@@ -26,7 +26,6 @@ import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path

@@ -8,7 +8,6 @@ created and the install recorded.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 

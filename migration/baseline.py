@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from importlib import resources
 
@@ -22,6 +23,18 @@ def v1_statements() -> list[str]:
             statements.append(buffer.strip().rstrip(";"))
             buffer = ""
     return statements
+
+
+def create_v1_file(path: str | os.PathLike[str]) -> None:
+    """Create the empty v1 schema in the database file ``path`` (opened with the
+    project's connection settings, then closed)."""
+    from catalog.db import connect
+
+    conn = connect(path)
+    try:
+        create_v1(conn)
+    finally:
+        conn.close()
 
 
 def create_v1(conn: sqlite3.Connection) -> None:

@@ -63,7 +63,7 @@ class held_lock:
 
 @dataclass
 class ChunkPolicy:
-    target_ms: float = 20.0
+    target_ms: float = 15.0
     pause_ms: float = 30.0
     first_rows: int = 200
     min_rows: int = 20

@@ -24,7 +24,7 @@ from catalog.db import connect
 from catalog.errors import UsageError
 from compat import renames
 from migration import engine
-from migration.baseline import create_v1
+from migration.baseline import create_v1_file
 from migration.verify import verify as run_verify
 
 RULE = "=" * 60
@@ -68,11 +68,7 @@ def baseline(db: Path | None) -> None:
                 f"is only created in a new, empty file. Choose another --db path."
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    try:
-        create_v1(conn)
-    finally:
-        conn.close()
+    create_v1_file(path)
     click.echo(f"Created an empty schema v1 catalog: {path}")
 
 
@@ -157,7 +153,7 @@ def _confirm(yes: bool) -> callable:
 @db_option
 @yes_option
 @click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
-@click.option("--chunk-ms", type=click.FloatRange(1, 45), default=20.0, show_default=True,
+@click.option("--chunk-ms", type=click.FloatRange(1, 45), default=15.0, show_default=True,
               help="Target lock time of each copy chunk.")
 @json_option
 @handle_errors

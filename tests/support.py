@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.db import connect
 from catalog.manager import DatabaseManager
-from migration.baseline import create_v1
+from migration.baseline import create_v1_file
 
 
 def make_v1(path: Path) -> Path:
     """An empty schema-v1 catalog at ``path``."""
-    conn = connect(path)
-    try:
-        create_v1(conn)
-    finally:
-        conn.close()
+    create_v1_file(path)
     return path
 
 

@@ -132,10 +132,9 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> Catalogs:
     """A small sample cataloged (in this process, by the project's own code) into a
     v1 database from the migration baseline and a v2 one as ``catalog init`` makes it."""
     from catalog import cataloger
-    from catalog.db import connect
     from catalog.manager import DatabaseManager
     from catalog.service import DatabaseService
-    from migration.baseline import create_v1
+    from migration.baseline import create_v1_file
 
     base = tmp_path_factory.mktemp("bad-input")
     raw_dir = base / "raw"
@@ -144,9 +143,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> Catalogs:
     for schema in ("v1", "v2"):
         path = base / f"{schema}.db"
         if schema == "v1":
-            conn = connect(path)
-            create_v1(conn)
-            conn.close()
+            create_v1_file(path)
         db = DatabaseManager(path)
         try:
             if schema == "v2":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -35,14 +34,9 @@ RMW_SESSION = "20240312_RMW_CONC"
 def make_catalog(path: Path, schema: str) -> Path:
     """An empty catalog: v1 from the migration baseline, v2 as ``catalog init`` makes it."""
     if schema == "v1":
-        from catalog.db import connect
-        from migration.baseline import create_v1
+        from migration.baseline import create_v1_file
 
-        conn = connect(path)
-        try:
-            create_v1(conn)
-        finally:
-            conn.close()
+        create_v1_file(path)
     else:
         from catalog.manager import DatabaseManager
 

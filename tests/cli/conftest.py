@@ -248,14 +248,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
 
 def make_v1_db(path: Path) -> Path:
     """An empty v1 catalog, the way the migration's baseline makes one."""
-    from catalog.db import connect
-    from migration.baseline import create_v1
+    from migration.baseline import create_v1_file
 
-    conn = connect(path)
-    try:
-        create_v1(conn)
-    finally:
-        conn.close()
+    create_v1_file(path)
     return path
 
 

@@ -31,7 +31,7 @@ from catalog.manager import DatabaseManager
 from catalog.schema import V1, V2, read_state
 from compat import renames
 from migration import backup as bk
-from migration.baseline import create_v1
+from migration.baseline import create_v1_file
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SESSIONS = 40
@@ -80,11 +80,7 @@ def insert_rows(path: Path, layout: str, sessions: range, files: range) -> None:
 
 def make_v1_catalog(path: Path, files: int = N_FILES) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    try:
-        create_v1(conn)
-    finally:
-        conn.close()
+    create_v1_file(path)
     insert_rows(path, V1, range(N_SESSIONS), range(files))
     return path
 

@@ -70,11 +70,9 @@ def _stamp(value: datetime) -> str:
 def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) -> dict[str, int]:
     """A catalog of ``files`` synthetic rows at ``path``; returns row counts."""
     if layout == "v1":
-        from migration.baseline import create_v1
+        from migration.baseline import create_v1_file
 
-        conn = connect(path)
-        create_v1(conn)
-        conn.close()
+        create_v1_file(path)
     else:
         db = DatabaseManager(path)
         db.create_tables()

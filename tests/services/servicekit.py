@@ -25,11 +25,10 @@ import numpy as np
 from astropy.io import fits as afits
 
 from catalog import cataloger
-from catalog.db import connect
 from catalog.manager import DatabaseManager
 from catalog.processing import create_processing_session
 from catalog.service import DatabaseService
-from migration.baseline import create_v1
+from migration.baseline import create_v1_file
 
 HOSTILE_OBJECT = "<script>alert(1)</script>"
 HOSTILE_FILTER = '"><i>x'
@@ -44,11 +43,7 @@ LAYOUTS = ("v1", "v2")
 def make_db(path: Path, layout: str) -> Path:
     """An empty catalog: v1 through the baseline DDL, v2 as ``catalog init`` makes it."""
     if layout == "v1":
-        conn = connect(path)
-        try:
-            create_v1(conn)
-        finally:
-            conn.close()
+        create_v1_file(path)
     else:
         db = DatabaseManager(path)
         try:
