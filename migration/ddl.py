@@ -60,11 +60,14 @@ _INDEX_HEAD = re.compile(
 )
 
 
-def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bool = True) -> None:
+def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bool = True,
+                 bump: bool = True) -> None:
     """Rename an index in place (see the module docstring). Needs a write txn.
 
     ``statistics=False`` leaves ``sqlite_stat1`` alone (a table swap, where the
-    statistics under the final name stay right for the new table).
+    statistics under the final name stay right for the new table). ``bump=False``
+    leaves the schema cookie to the caller, who renames several indexes and bumps
+    it once (each bump makes SQLite re-parse the whole schema).
     """
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (old,)).fetchone()
@@ -82,7 +85,8 @@ def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bo
         if statistics and conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'").fetchone():
             conn.execute("UPDATE sqlite_stat1 SET idx = ? WHERE idx = ?", (new, old))
-        bump_schema_cookie(conn)
+        if bump:
+            bump_schema_cookie(conn)
     finally:
         conn.execute("PRAGMA writable_schema=OFF")
 

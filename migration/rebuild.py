@@ -219,8 +219,13 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
             existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
             for final, _sql in spec.indexes:
                 if final in existing:  # a damaged table may have lost it
-                    ddl.rename_index(conn, final, OLD + final, statistics=False)
-                ddl.rename_index(conn, SHADOW + final, final, statistics=False)
+                    ddl.rename_index(conn, final, OLD + final, statistics=False, bump=False)
+                ddl.rename_index(conn, SHADOW + final, final, statistics=False, bump=False)
+            conn.execute("PRAGMA writable_schema=ON")
+            try:
+                ddl.bump_schema_cookie(conn)  # once, for every index renamed above
+            finally:
+                conn.execute("PRAGMA writable_schema=OFF")
             for t in user_triggers:
                 conn.execute(t.sql)
             if seq is not None:

@@ -20,7 +20,6 @@ from typing import Any
 from catalog.errors import CatalogError
 from catalog.schema import V1, V2, read_state
 from compat.sqltext import q, table_columns
-from migration import ddl
 from migration.baseline import v1_statements
 from migration.chunks import LockStats, held_lock
 from migration.rebuild import SHADOW, RebuildSpec, index_on, rebuild, rename_table_in_create

@@ -14,6 +14,11 @@ def make_v1(path: Path) -> Path:
     return path
 
 
+def make_catalog(path: Path, layout: str) -> Path:
+    """An empty catalog in ``layout`` ("v1" or "v2")."""
+    return make_v1(path) if layout == "v1" else make_v2(path)
+
+
 def make_v2(path: Path) -> Path:
     """An empty schema-v2 catalog at ``path`` (what ``catalog init`` makes)."""
     db = DatabaseManager(path)

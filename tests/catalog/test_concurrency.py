@@ -31,21 +31,6 @@ SHARED_SESSION = "20240312_SHARED_CONC"
 RMW_SESSION = "20240312_RMW_CONC"
 
 
-def make_catalog(path: Path, schema: str) -> Path:
-    """An empty catalog: v1 from the migration baseline, v2 as ``catalog init`` makes it."""
-    if schema == "v1":
-        from migration.baseline import create_v1_file
-
-        create_v1_file(path)
-    else:
-        from catalog.manager import DatabaseManager
-
-        db = DatabaseManager(path)
-        try:
-            db.create_tables()
-        finally:
-            db.close()
-    return path
 
 
 @pytest.fixture(params=SCHEMAS)
@@ -55,6 +40,8 @@ def schema(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def catalog_db(tmp_path: Path, schema: str) -> Path:
+    from tests.support import make_catalog  # here: this file also runs as a worker script
+
     return make_catalog(tmp_path / "fits_catalog.db", schema)
 
 

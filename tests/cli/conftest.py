@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 from astropy.io import fits as afits
+from tests.support import make_v1 as make_v1_db
+from tests.support import make_v2 as make_v2_db
 
 CATALOG = Path(sys.executable).parent / "catalog"
 SAMPLE_FILES = 60
@@ -244,26 +246,6 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     raw_dir = tmp_path_factory.mktemp("sample") / "raw"
     write_sample(raw_dir, SAMPLE_FILES, seed=0)
     return Sample(raw_dir=raw_dir, facts=read_expected(raw_dir))
-
-
-def make_v1_db(path: Path) -> Path:
-    """An empty v1 catalog, the way the migration's baseline makes one."""
-    from migration.baseline import create_v1_file
-
-    create_v1_file(path)
-    return path
-
-
-def make_v2_db(path: Path) -> Path:
-    """An empty v2 catalog, the way ``catalog init`` makes one."""
-    from catalog.manager import DatabaseManager
-
-    db = DatabaseManager(path)
-    try:
-        db.create_tables()
-    finally:
-        db.close()
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SCRIPTS = ["bench_catalog.py", "bench_shims.py", "bench_backup.py", "bench_migration.py",
+           "bench_retire.py",
            "bench_web.py"]
 
 

@@ -28,7 +28,7 @@ from catalog import cataloger
 from catalog.manager import DatabaseManager
 from catalog.processing import create_processing_session
 from catalog.service import DatabaseService
-from migration.baseline import create_v1_file
+from tests.support import make_catalog as make_db
 
 HOSTILE_OBJECT = "<script>alert(1)</script>"
 HOSTILE_FILTER = '"><i>x'
@@ -40,17 +40,6 @@ LAYOUTS = ("v1", "v2")
 
 # -- building catalogs -----------------------------------------------------------
 
-def make_db(path: Path, layout: str) -> Path:
-    """An empty catalog: v1 through the baseline DDL, v2 as ``catalog init`` makes it."""
-    if layout == "v1":
-        create_v1_file(path)
-    else:
-        db = DatabaseManager(path)
-        try:
-            db.create_tables()
-        finally:
-            db.close()
-    return path
 
 
 def write_fits(path: Path, *, shape: tuple[int, int] = (20, 30), seed: int = 0,

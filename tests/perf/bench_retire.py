@@ -1,0 +1,87 @@
+"""Benchmark: `compat retire` at scale — the old-name columns removed by the online
+rebuild — against `ALTER TABLE … DROP COLUMN` (what a naive retire would run), with
+the same single-row writer; longest lock, writer latency, total time, file size."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
+
+from catalog.logs import configure
+from compat.retire import plan_retire, retire
+from migration import engine
+
+
+def size_of(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return db.stat().st_size
+
+
+def window_copy(src: Path, name: str) -> Path:
+    db = fresh_copy(src, name)
+    engine.run(db, confirm=lambda _b: True, backup=False)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
+    conn.execute("DELETE FROM _compat_usage")
+    conn.commit()
+    conn.close()
+    return db
+
+
+def main() -> int:
+    configure(json=True, level="WARNING")
+    print(f"Machine: {machine()}\n")
+    out = []
+    for rows in sizes("100000"):
+        src = v1_catalog(rows)
+        # -- ours
+        db = window_copy(src, f"retire_{rows}.db")
+        before = size_of(db)
+        conn = sqlite3.connect(db)
+        plan = plan_retire(conn)
+        conn.close()
+        writer = Writer(db)
+        t0 = time.perf_counter()
+        result = retire(db, plan, backup=False)
+        total = time.perf_counter() - t0
+        w = writer.stop()
+        s = summary(w["latencies_ms"])
+        out.append([f"{rows:,}", "compat retire (online rebuild)", f"{total:.1f}",
+                    f"{result['lock_ms']:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
+                    len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        db.unlink()
+        # -- naive: DROP COLUMN x3 in one transaction
+        db = window_copy(src, f"retire_naive_{rows}.db")
+        before = size_of(db)
+        writer = Writer(db)
+        conn = sqlite3.connect(db, isolation_level=None, timeout=120)
+        conn.execute("BEGIN IMMEDIATE")
+        t0 = time.perf_counter()
+        for t in ("_compat_fits_files_sync_insert", "_compat_fits_files_sync_update",
+                  "_compat_sessions_insert", "_compat_sessions_update", "_compat_sessions_delete"):
+            conn.execute(f'DROP TRIGGER "{t}"')
+        conn.execute('DROP VIEW "sessions"')
+        for col in ("x", "y", "session_id"):
+            conn.execute(f'ALTER TABLE fits_files DROP COLUMN "{col}"')
+        conn.execute("COMMIT")
+        held = (time.perf_counter() - t0) * 1000
+        conn.close()
+        w = writer.stop()
+        s = summary(w["latencies_ms"])
+        out.append([f"{rows:,}", "DROP COLUMN x3, one transaction", f"{held / 1000:.1f}",
+                    f"{held:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}", len(w["errors"]),
+                    f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        db.unlink()
+    print(table(out, ["rows", "method", "total s", "longest lock ms", "writer p99 ms",
+                      "writer max ms", "writer errors", "size change"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
