@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,20 +88,25 @@ def run_chunks(
     stats = stats if stats is not None else LockStats()
     rows = policy.first_rows
     lo = start_after
+    recent: deque[float] = deque(maxlen=8)  # ms per row of the last chunks
     while lo < end:
         hi = min(end, lo + rows)
         before = len(stats.holds_ms)
         with held_lock(conn, stats):
             work(conn, lo, hi)
         held = stats.holds_ms[before]
-        log.debug(event, lo=lo, hi=hi, rows=hi - lo, lock_ms=round(held, 2))
+        span = hi - lo  # a key range: rows, or fewer where keys have gaps
+        log.debug(event, lo=lo, hi=hi, rows=span, lock_ms=round(held, 2))
         if on_progress is not None:
             on_progress(hi, end)
         lo = hi
-        # adapt to the measured time: grow at most 1.5x a step (a warm cache can
-        # make one chunk look cheap), shrink at once when a chunk ran long
-        scale = policy.target_ms / max(held, 0.05)
-        rows = int(min(policy.max_rows, max(policy.min_rows, rows * min(1.5, scale))))
+        # Size the next chunk by the slowest recent cost per row, not the last one:
+        # on a large table the cost varies with the page cache, and one cheap
+        # chunk must not let the next overshoot. Grow at most 1.5x a step.
+        recent.append(held / max(span, 1))
+        per_row = max(recent)
+        rows = int(min(policy.max_rows, max(policy.min_rows,
+                                            min(rows * 1.5, policy.target_ms / max(per_row, 1e-6)))))
         if lo < end:
             # Copy the WAL back into the database now, in the pause, so that the
             # application's next commit does not find a large backlog to
