@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from catalog.manager import DatabaseManager
+from catalog.stats import catalog_stats
 from catalog.models import FitsFile, ImagingSession, SystemSetting, utcnow
 
 _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
@@ -150,32 +151,9 @@ class DatabaseService:
 
     # -- statistics -------------------------------------------------------
     def get_database_stats(self) -> dict[str, Any]:
-        """Totals and breakdowns of the catalog, as the dashboard shows them."""
+        """Totals and breakdowns of the catalog (see :func:`catalog.stats.catalog_stats`)."""
         with self.db.get_session() as s:
-            def grouped(column: Any) -> dict[str, int]:
-                rows = s.execute(
-                    select(column, func.count()).group_by(column).order_by(func.count().desc())
-                )
-                return {(k if k is not None else "unknown"): n for k, n in rows}
-
-            total_files = s.scalar(select(func.count()).select_from(FitsFile)) or 0
-            total_sessions = s.scalar(select(func.count()).select_from(ImagingSession)) or 0
-            exposure = s.scalar(
-                select(func.sum(FitsFile.exposure)).where(FitsFile.frame_type == "LIGHT")
-            )
-            first, last = s.execute(select(func.min(ImagingSession.date), func.max(ImagingSession.date))).one()
-            return {
-                "total_files": total_files,
-                "total_imaging_sessions": total_sessions,
-                "light_exposure_hours": round(float(exposure or 0) / 3600.0, 2),
-                "first_night": first,
-                "last_night": last,
-                "by_frame_type": grouped(FitsFile.frame_type),
-                "by_camera": grouped(FitsFile.camera),
-                "by_telescope": grouped(FitsFile.telescope),
-                "by_filter": grouped(FitsFile.filter),
-                "by_object": grouped(FitsFile.object),
-            }
+            return catalog_stats(s, missing_filter="unknown")
 
     # -- settings ---------------------------------------------------------
     def get_setting(self, key: str, default: str | None = None) -> str | None:

@@ -132,8 +132,3 @@ def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
         u.total += uses
         u.by_day[day] = uses
     return sorted(out.values(), key=lambda u: u.last_seen, reverse=True)
-
-
-def last_use(conn: sqlite3.Connection) -> str | None:
-    usage = read_usage(conn)
-    return max((u.last_seen for u in usage), default=None)

@@ -60,10 +60,6 @@ class _Usage:
             counts, self._counts = dict(self._counts), Counter()
         return counts
 
-    def peek(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
-
 
 USAGE = _Usage()
 

@@ -28,12 +28,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import String, case, func, or_, select, type_coerce
+from sqlalchemy import String, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from catalog.models import (
@@ -310,53 +309,6 @@ def file_facets(s: Session) -> dict[str, list[str]]:
 
 
 # -- dashboard -----------------------------------------------------------
-
-def _ranked(counts: dict[Any, int], missing: str = "unknown") -> dict[str, int]:
-    """Counts, largest first; a NULL key is shown as ``missing``."""
-    pairs = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-    return {(k if k is not None else missing): n for k, n in pairs}
-
-
-def catalog_stats(s: Session, *, top_objects: int = 15) -> dict[str, Any]:
-    """Totals for the dashboard: files by frame type, filter, camera, telescope…"""
-    by_frame: dict[Any, int] = defaultdict(int)
-    by_filter: dict[Any, int] = defaultdict(int)
-    for ft, flt, n in s.execute(select(FitsFile.frame_type, FitsFile.filter, func.count())
-                                .group_by(FitsFile.frame_type, FitsFile.filter)):
-        by_frame[ft] += n
-        by_filter[flt] += n
-    by_camera: dict[Any, int] = defaultdict(int)
-    by_telescope: dict[Any, int] = defaultdict(int)
-    for cam, tel, n in s.execute(select(FitsFile.camera, FitsFile.telescope, func.count())
-                                 .group_by(FitsFile.camera, FitsFile.telescope)):
-        by_camera[cam] += n
-        by_telescope[tel] += n
-    objects = dict(s.execute(select(FitsFile.object, func.count())
-                             .where(FitsFile.object.is_not(None)).group_by(FitsFile.object)).all())
-    # One sequential pass over the table: twice as fast as WHERE frame_type = 'LIGHT',
-    # which the planner answers with a random row lookup per light frame.
-    light_seconds = s.scalar(select(func.total(
-        case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))))) or 0.0
-    sessions, first, last = s.execute(
-        select(func.count(), func.min(ImagingSession.date), func.max(ImagingSession.date))
-    ).one()
-    processing = s.scalar(select(func.count()).select_from(ProcessingSession)) or 0
-    ranked_objects = _ranked(objects)
-    return {
-        "total_files": sum(by_frame.values()),
-        "total_imaging_sessions": sessions or 0,
-        "total_processing_sessions": processing,
-        "total_objects": len(objects),
-        "light_exposure_hours": round(float(light_seconds) / 3600.0, 2),
-        "first_night": first,
-        "last_night": last,
-        "by_frame_type": _ranked(by_frame),
-        "by_filter": _ranked(by_filter, "none"),
-        "by_camera": _ranked(by_camera),
-        "by_telescope": _ranked(by_telescope),
-        "top_objects": dict(list(ranked_objects.items())[:top_objects]),
-    }
-
 
 def schema_info(s: Session) -> dict[str, Any]:
     state = state_of(s.connection())

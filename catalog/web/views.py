@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
 from catalog.logs import get_logger
+from catalog.stats import catalog_stats
 from catalog.web import database, queries as q, reads
 from catalog.web.queries import BadRequest
 
@@ -53,7 +54,7 @@ def _per_page(default: int, maximum: int = q.MAX_PER_PAGE) -> int:
 
 def dashboard() -> str:
     data = _page(lambda s: {
-        "stats": q.catalog_stats(s),
+        "stats": catalog_stats(s),
         "recent": q.recent_sessions(s),
         "monitor": q.monitor_status(s, time.time()),
     })
@@ -95,7 +96,7 @@ def processing_detail(ps_id: str) -> str:
 # -- JSON API ----------------------------------------------------------------
 
 def api_stats() -> Response:
-    return jsonify(_read(lambda s: q.catalog_stats(s) | {
+    return jsonify(_read(lambda s: catalog_stats(s) | {
         "schema": q.schema_info(s), "monitor": q.monitor_status(s, time.time()),
     }))
 
