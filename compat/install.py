@@ -37,7 +37,7 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
             return {"db": str(db_path), "installed": False, "phase": WINDOW,
                     "note": "the shims are already installed"}
         cols = {c.name: c for c in table_columns(conn, FITS.new)}
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "install.columns"):
             for statement in db_shims.bookkeeping_ddl():
                 conn.execute(statement)
             real = [c for c in ddl.real_columns(conn, FITS.new)]
@@ -54,9 +54,9 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
         high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(FITS.new)}").fetchone()[0]
         say(f"Filling the old fits_files columns ({high} rows, time-sized chunks)…")
         run_chunks(conn, 0, high, lambda c, lo, hi: c.execute(fill, (lo, hi)), stats=stats,
-                   on_progress=progress, event="compat.install_chunk")
+                   on_progress=progress, event="install.fill")
         view_sql = db_shims.sessions_view_sql(db_shims.current_session_columns(conn))
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "install.view"):
             for statement in view_sql:
                 conn.execute(statement)
             db_shims.record_install(conn, cutover=True)

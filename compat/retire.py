@@ -176,6 +176,7 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
         rebuild(conn, spec, stats=stats, progress=progress, extra_swap=swap_extra)
         say(f"✓ Shims retired; longest write lock {stats.longest_ms:.1f} ms")
         result.update(lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms),
+                      lock_by_step=stats.by_label(),
                       views_rewritten=[n for n, _ in plan.views_to_rewrite], phase=RETIRED)
         return result
     finally:

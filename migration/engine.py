@@ -87,6 +87,7 @@ class RunReport:
             "fits_files": self.fits_files, "resumed": self.resumed,
             "longest_lock_ms": round(self.lock.longest_ms, 2),
             "write_transactions": len(self.lock.holds_ms),
+            "lock_by_step": self.lock.by_label(),
             "cutover_lock_ms": round(self.cutover_lock_ms, 2),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
@@ -95,9 +96,12 @@ class RunReport:
 def open_migration_connection(db_path: Path) -> sqlite3.Connection:
     """The migrator's own connection: foreign keys off (no cascade can fire;
     it must be set outside a transaction), secure_delete off (nothing is
-    freed by this migration, but keep the WAL small if anything is)."""
+    freed by this migration, but keep the WAL small if anything is), and no
+    automatic checkpoint: it would run inside COMMIT's timing, after the lock
+    is released; the chunk loop checkpoints in its pauses instead."""
     conn = connect(db_path, foreign_keys=False)
     conn.execute("PRAGMA secure_delete=OFF")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute("PRAGMA legacy_alter_table=OFF")
     return conn
 
@@ -304,7 +308,7 @@ def _apply_baseline(conn: sqlite3.Connection, report: RunReport, say: Say) -> No
     if read_state(conn).has_schema_version:
         return
     say("[0/5] No schema_version table: recording the version-1 (Phase 2) baseline…")
-    with held_lock(conn, report.lock):
+    with held_lock(conn, report.lock, "baseline"):
         for statement in _baseline_sql(conn):
             conn.execute(statement)
     say("      ✓ Schema version 1 recorded")
@@ -316,7 +320,7 @@ def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     prebuilt = _prebuild(conn, phase3.prepare_actions)
 
     def apply() -> None:
-        with held_lock(conn, report.lock):
+        with held_lock(conn, report.lock, "prepare"):
             apply_all(conn, _planned(conn, phase3.prepare_actions, prebuilt))
             if state.get(conn, "backfill_high") is None:
                 high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
@@ -345,7 +349,7 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
     stats = LockStats()
     _guard("copy a chunk of rows", lambda: run_chunks(
         conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-        event="backfill.chunk_copied"))
+        event="backfill"))
     report.lock.merge(stats)
     unsynced = long_read(conn, phase3.unsynced_rows_sql())[0][0]
     if unsynced:
@@ -364,7 +368,7 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     stats = LockStats()
 
     def apply() -> None:
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "cutover"):
             apply_all(conn, _planned(conn, phase3.cutover_actions, prebuilt))
             state.log(conn, "cutover")
     prebuilt = _prebuild(conn, phase3.cutover_actions)
@@ -387,7 +391,7 @@ def _refresh_statistics(conn: sqlite3.Connection, stats: LockStats) -> bool:
     if has and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'fits_files' LIMIT 1").fetchone():
         return False
     conn.execute("PRAGMA analysis_limit=1000")
-    with held_lock(conn, stats):
+    with held_lock(conn, stats, "analyze"):
         conn.execute("ANALYZE")
     return True
 
@@ -425,7 +429,7 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None,
         prebuilt = _prebuild(conn, phase3.rollback_actions)
 
         def apply() -> None:
-            with held_lock(conn, stats):
+            with held_lock(conn, stats, "rollback"):
                 apply_all(conn, _planned(conn, phase3.rollback_actions, prebuilt))
                 state.put(conn, "backfill_high", 0)
                 state.put(conn, "backfill_done", 0)
@@ -449,7 +453,7 @@ def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_column
     drops = [f"DROP TRIGGER {q(t)}" for t in phase3.CAPTURE_TRIGGERS if t in present]
 
     def apply() -> None:
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "abandon"):
             for statement in drops:
                 conn.execute(statement)
             conn.execute(f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}")

@@ -115,7 +115,7 @@ def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
     """Rows with a NULL id get fresh ids (each chunk its own transaction)."""
     given = 0
     while True:
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "repair.give_ids"):
             rows = [r for (r,) in conn.execute(
                 f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]
             if not rows:
@@ -189,7 +189,7 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
         say("Rebuilding fits_files online (shadow copy, then one short swap)…")
         rebuild(conn, spec, stats=stats, progress=progress)
         conn.execute("PRAGMA analysis_limit=1000")  # approximate statistics, a short lock
-        with held_lock(conn, stats):
+        with held_lock(conn, stats, "repair.analyze"):
             conn.execute(f"ANALYZE {q(TABLE)}")
             result["shims_restored"] = _restore_sync_triggers(conn)
         remaining = diagnose(conn)
