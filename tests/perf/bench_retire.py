@@ -55,6 +55,9 @@ def main() -> int:
         out.append([f"{rows:,}", "compat retire (online rebuild)", f"{total:.1f}",
                     f"{result['lock_ms']:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
                     len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        steps = "; ".join(f"{k} x{v['count']} longest {v['longest_ms']:.1f} ms"
+                          for k, v in result["lock_by_step"].items())
+        print(f"  {rows:,} rows, the lock by step: {steps}", flush=True)
         db.unlink()
         # -- naive: DROP COLUMN x3 in one transaction
         db = window_copy(src, f"retire_naive_{rows}.db")

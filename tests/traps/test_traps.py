@@ -210,6 +210,10 @@ def test_retire_keeps_the_users_trigger_and_bounds_the_lock(tmp_path: Path) -> N
     # parallel test run wall-clock holds are noisy, so this only proves the
     # lock is bounded (a DROP COLUMN or a one-transaction copy is not).
     assert result["lock_ms"] < 250, result
+    steps = result["lock_by_step"]
+    assert {"rebuild.start", "rebuild.copy", "rebuild.swap", "rebuild.drain",
+            "rebuild.drop_empty"} <= set(steps), steps
+    assert sum(s["count"] for s in steps.values()) == result["transactions"]
     conn.execute("UPDATE fits_files SET bad = 1 WHERE id = 1")
     conn.commit()
     assert conn.execute("SELECT fid, what FROM audit").fetchall() == [(1, "update")]
