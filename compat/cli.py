@@ -70,6 +70,8 @@ def status(db: Path | None, as_json: bool) -> None:
     click.echo("Recent use:" if recent else "Recent use: none recorded")
     for u in recent[:10]:
         click.echo(f"  {u.shim:40} last {u.last_seen}  total {u.total}")
+    for line in st.unfinished:
+        click.echo(f"Interrupted: {line}")
     click.echo("Limits:")
     for line in LIMITS:
         click.echo(f"  - {line}")
@@ -155,22 +157,39 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
               help="Days that must have passed since the cut-over.")
 @click.option("--quiet-days", type=click.IntRange(0), default=QUIET_DAYS, show_default=True,
               help="Days without any shim use required.")
+@click.option("--abandon", is_flag=True,
+              help="Undo a retire that was stopped during its copy (the shims were never removed).")
 @json_option
 @handle_errors
 def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int,
-           quiet_days: int, as_json: bool) -> None:
+           quiet_days: int, abandon: bool, as_json: bool) -> None:
     """Drop the shims after the window: the view, its triggers and the old
     fits_files columns, online, after a verified backup.
+
+    A retire that was stopped (a crash, a kill) is resumed by running it
+    again, or undone with --abandon while the shims are still in place.
 
     \b
     Example:
       compat retire --dry-run
       compat retire --yes
     """
-    from compat.retire import RetireRefused, plan_retire, refusal_message
+    from compat.retire import RetireRefused, finish_interrupted, plan_retire, refusal_message
+    from compat.retire import abandon as do_abandon
     from compat.retire import retire as do_retire
 
-    path, _ = _status(db)
+    path, st = _status(db)
+    say = (lambda _l: None) if as_json else click.echo
+    if abandon:
+        result = do_abandon(path, say=say)
+        if as_json:
+            print_json(result)
+        return
+    if st.phase == "retired" and st.unfinished and not dry_run:
+        result = finish_interrupted(path, say=say)
+        if as_json:
+            print_json(result)
+        return
     conn = connect(path)
     try:
         plan = plan_retire(conn, min_days=min_days, quiet_days=quiet_days)
@@ -178,9 +197,11 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         conn.close()
     report = {"db": str(path), "allowed": plan.allowed, "blockers": plan.blockers,
               "views_to_rewrite": [n for n, _ in plan.views_to_rewrite],
-              "triggers_using_old_names": plan.triggers_using_old_names}
-    say = (lambda _l: None) if as_json else click.echo
+              "triggers_using_old_names": plan.triggers_using_old_names,
+              "resumes": st.unfinished}
     if not as_json:
+        for line in st.unfinished:
+            click.echo(f"  • resumes {line.split(':')[0]}")
         for b in plan.blockers:
             click.echo(f"  ✗ {b}")
         for n, _ in plan.views_to_rewrite:

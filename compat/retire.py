@@ -124,15 +124,66 @@ def _pinned_head(conn: sqlite3.Connection, view: str, head: str) -> str:
     return head[:position] + "(" + ", ".join(q(n) for n in names) + ")" + head[position:]
 
 
+def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
+    """Finish a retire stopped after its swap: empty and drop the old copy of
+    ``fits_files`` in time-boxed chunks. The shims are already retired."""
+    from migration.chunks import LockStats
+    from migration.engine import open_migration_connection
+    from migration.rebuild import OLD, drain
+
+    conn = open_migration_connection(db_path)
+    stats = LockStats()
+    try:
+        say(f"Finishing an interrupted retire: emptying {OLD + FITS.new} online…")
+        drain(conn, OLD + FITS.new, stats=stats)
+        say(f"✓ Retire finished; longest write lock {stats.longest_ms:.1f} ms")
+        return {"db": str(db_path), "finished": True, "phase": RETIRED,
+                "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
+    finally:
+        conn.close()
+
+
+def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
+    """Undo a retire stopped during its copy: the shims stay; the shadow copy
+    and its mirroring triggers go (online)."""
+    from migration.chunks import LockStats
+    from migration.engine import open_migration_connection
+    from migration.rebuild import abandon as abandon_rebuild
+    from migration.rebuild import unfinished
+
+    conn = open_migration_connection(db_path)
+    stats = LockStats()
+    try:
+        pending = [u for u in unfinished(conn) if u.table == FITS.new]
+        if not any(u.stage == "copy" for u in pending):
+            detail = ("the interrupted retire had already removed the shims; run 'compat retire' "
+                      "to finish it, and 'compat install' to bring the shims back"
+                      if pending else "no retire was interrupted")
+            raise RetireRefused(f"compat retire --abandon: there is nothing to undo ({detail}). "
+                                "Nothing was changed.")
+        say("Undoing the interrupted retire: removing the shadow copy of fits_files online…")
+        abandon_rebuild(conn, FITS.new, stats=stats)
+        say(f"✓ Interrupted retire undone; the shims are in place (longest write lock "
+            f"{stats.longest_ms:.1f} ms)")
+        return {"db": str(db_path), "abandoned": True, "phase": WINDOW,
+                "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
+    finally:
+        conn.close()
+
+
 def refusal_message(plan: RetirePlan) -> str:
     reasons = list(plan.blockers)
     if plan.triggers_using_old_names:
         reasons.append("these user views/triggers use old names and cannot be rewritten "
                        "automatically: " + ", ".join(plan.triggers_using_old_names)
                        + " (rewrite them with the new names)")
+    interrupted = ""
+    if plan.status.unfinished:
+        interrupted = (" An interrupted retire is in place: " + "; ".join(plan.status.unfinished)
+                       + " (with --force while the reasons above hold).")
     return ("compat retire refused: " + "; ".join(reasons)
             + ". Nothing was changed. Use --force to retire anyway (old code will then fail), "
-              "or --min-days to change the window.")
+              "or --min-days to change the window." + interrupted)
 
 
 def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lambda _l: None,

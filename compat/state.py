@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from catalog.schema import read_state
-from compat.db_shims import SHIMS_TABLE
+from compat.db_shims import FITS, SHIMS_TABLE
 from compat.sqltext import q
 from compat.usage import ShimUsage, read_usage
 
 WINDOW_DAYS = 30
 QUIET_DAYS = 7
+FITS_TABLE = FITS.new
 _FMT = "%Y-%m-%d %H:%M:%S"
 
 LIMITS = (
@@ -42,6 +43,7 @@ class CompatStatus:
     shims: list[Shim]
     cutover_at: datetime | None
     usage: list[ShimUsage]
+    unfinished: list[str] = field(default_factory=list)  # retires stopped part-way
 
     @property
     def window_ends(self) -> datetime | None:
@@ -59,6 +61,7 @@ class CompatStatus:
             "last_use": self.last_use,
             "shims": [s.__dict__ for s in self.shims],
             "usage": [u.as_dict() for u in self.usage],
+            "unfinished": list(self.unfinished),
             "limits": list(LIMITS),
         }
 
@@ -75,6 +78,22 @@ def read_shims(conn: sqlite3.Connection) -> list[Shim]:
         "ORDER BY kind, name")]
 
 
+def unfinished_retire(conn: sqlite3.Connection) -> list[str]:
+    """What an interrupted ``compat retire`` left, and the command that finishes it."""
+    from migration.rebuild import unfinished
+
+    out = []
+    for u in unfinished(conn):
+        if u.table != FITS_TABLE:
+            continue
+        if u.stage == "copy":
+            out.append(u.describe() + ": the shims still work; 'compat retire' resumes it, "
+                       "'compat retire --abandon' undoes it")
+        else:
+            out.append(u.describe() + ": the shims are retired; 'compat retire' finishes it")
+    return out
+
+
 def read_status(conn: sqlite3.Connection) -> CompatStatus:
     st = read_state(conn)
     shims = read_shims(conn)
@@ -82,4 +101,5 @@ def read_status(conn: sqlite3.Connection) -> CompatStatus:
     return CompatStatus(
         phase=st.phase, schema_version=st.version, shims=shims,
         cutover_at=_parse(min(cutovers)) if cutovers else None, usage=read_usage(conn),
+        unfinished=unfinished_retire(conn),
     )

@@ -62,6 +62,63 @@ class RebuildSpec:
         return SHADOW + self.table
 
 
+@dataclass(frozen=True)
+class Unfinished:
+    """An online rebuild that a crash or a kill stopped part-way.
+
+    ``copy``: the shadow table is being filled and the capture triggers mirror
+    writes into it; the table itself is untouched. ``drain``: the swap is
+    done; the old copy of the table is still being emptied.
+    """
+
+    table: str
+    stage: str
+    copied: int | None = None  # rowid of the table copied so far (copy stage)
+    of: int | None = None      # the table's highest rowid (copy stage)
+
+    def describe(self) -> str:
+        if self.stage == "copy":
+            return (f"an online rebuild of {self.table} stopped during its copy "
+                    f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {SHADOW + self.table})")
+        return f"an online rebuild of {self.table} stopped while emptying the old copy {OLD + self.table}"
+
+
+def unfinished(conn: sqlite3.Connection) -> list[Unfinished]:
+    """Every rebuild left part-way in this database."""
+    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    out = []
+    for name in sorted(tables):
+        if name.startswith(OLD) and name[len(OLD):] in tables:
+            out.append(Unfinished(name[len(OLD):], "drain"))
+        elif name.startswith(SHADOW) and not name.startswith(OLD) and name[len(SHADOW):] in tables:
+            table = name[len(SHADOW):]
+            done = (conn.execute(f"SELECT done FROM {q(PROGRESS)} WHERE tbl = ?", (table,)).fetchone()
+                    if PROGRESS in tables else None)
+            high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0]
+            out.append(Unfinished(table, "copy", done[0] if done else 0, high))
+    return out
+
+
+def abandon(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
+            stats: LockStats | None = None) -> bool:
+    """Undo a rebuild of ``table`` stopped during its copy: stop the mirroring
+    (one short transaction), then empty and drop the shadow table in chunks.
+    The table itself was never changed. False if there was nothing to undo."""
+    shadow = SHADOW + table
+    if not _has(conn, shadow):
+        return False
+    stats = stats if stats is not None else LockStats()
+    with held_lock(conn, stats, "rebuild.abandon"):
+        for name in CAPTURE:
+            conn.execute(f"DROP TRIGGER IF EXISTS {q(name)}")
+        if _has(conn, PROGRESS):
+            conn.execute(f"DELETE FROM {q(PROGRESS)} WHERE tbl = ?", (table,))
+            if conn.execute(f"SELECT count(*) FROM {q(PROGRESS)}").fetchone()[0] == 0:
+                conn.execute(f"DROP TABLE {q(PROGRESS)}")
+    drain(conn, shadow, policy=policy, stats=stats)
+    return True
+
+
 def remove_columns_sql(create_sql: str, drop: set[str]) -> str:
     """``create_sql`` without the definitions of the columns in ``drop``."""
     from sqlglot.dialects.sqlite import SQLite
@@ -163,9 +220,11 @@ def rebuild(
     """Run the four stages; ``conn`` must have foreign keys off.
 
     ``extra_swap`` runs inside the swap transaction (e.g. dropping shims).
-    Resumable: a shadow table left by an interrupted run is reused.
+    Resumable: a shadow table left by an interrupted run is reused, and the
+    old copy an interrupted drain left is emptied first.
     """
     stats = stats if stats is not None else LockStats()
+    drain(conn, OLD + spec.table, policy=policy, stats=stats)  # an earlier run's, if it was stopped
     names = {o.name for o in ddl.schema_objects(conn)}
     if spec.shadow not in names:
         with held_lock(conn, stats, "rebuild.start"):

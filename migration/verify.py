@@ -223,7 +223,11 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
         shadows = [c.name for c in table_columns(conn, "fits_files")
                    if c.name.startswith(state.SHADOW_PREFIX)]
         temp += [f"fits_files.{s}" for s in shadows]
-    r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp))
+    hint = ""
+    if any(n.startswith("_rebuild_") for n in temp):
+        hint = (" — an online rebuild was stopped part-way: run the command that started it "
+                "again ('compat retire' or 'migration repair'), or 'compat retire --abandon'")
+    r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)
     if layout == V2 and db_shims.SESSIONS.old in names:
         wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]
         missing = [n for n in wanted if n not in names]
