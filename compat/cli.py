@@ -174,18 +174,36 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
       compat retire --dry-run
       compat retire --yes
     """
-    from compat.retire import RetireRefused, finish_interrupted, plan_retire, refusal_message
+    from compat.retire import (
+        RetireRefused,
+        finish_interrupted,
+        interrupted,
+        plan_retire,
+        refusal_message,
+    )
     from compat.retire import abandon as do_abandon
     from compat.retire import retire as do_retire
 
     path, st = _status(db)
     say = (lambda _l: None) if as_json else click.echo
     if abandon:
-        result = do_abandon(path, say=say)
+        result = do_abandon(path, say=say, dry_run=dry_run)
         if as_json:
             print_json(result)
         return
-    if st.phase == "retired" and st.unfinished and not dry_run:
+    conn = connect(path)
+    try:
+        drains = [u for u in interrupted(conn) if u.stage == "drain"]
+    finally:
+        conn.close()
+    if drains:
+        if dry_run:
+            say("Dry run: would finish " + "; ".join(u.describe() for u in drains)
+                + ". Nothing was changed.")
+            if as_json:
+                print_json({"db": str(path), "dry_run": True,
+                            "would_finish": [u.describe() for u in drains]})
+            return
         result = finish_interrupted(path, say=say)
         if as_json:
             print_json(result)

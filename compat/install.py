@@ -54,7 +54,7 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
         high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(FITS.new)}").fetchone()[0]
         say(f"Filling the old fits_files columns ({high} rows, time-sized chunks)…")
         run_chunks(conn, 0, high, lambda c, lo, hi: c.execute(fill, (lo, hi)), stats=stats,
-                   on_progress=progress, event="install.fill")
+                   on_progress=progress, event="install.fill", table=FITS.new)
         view_sql = db_shims.sessions_view_sql(db_shims.current_session_columns(conn))
         with held_lock(conn, stats, "install.view"):
             for statement in view_sql:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import TokenType
@@ -28,6 +29,9 @@ from compat.db_shims import SHIMS_TABLE
 from compat.sqltext import q
 from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
 from compat.translate import translate
+
+if TYPE_CHECKING:
+    from migration.rebuild import Unfinished
 
 SESSIONS = renames.renamed_tables()[0]
 FITS = db_shims.FITS
@@ -124,48 +128,66 @@ def _pinned_head(conn: sqlite3.Connection, view: str, head: str) -> str:
     return head[:position] + "(" + ", ".join(q(n) for n in names) + ")" + head[position:]
 
 
+def interrupted(conn: sqlite3.Connection) -> list[Unfinished]:
+    """What stopped retires (not other commands' rebuilds) left of ``fits_files``."""
+    from migration.rebuild import RETIRE, unfinished
+
+    return [u for u in unfinished(conn) if u.table == FITS.new and u.owner == RETIRE]
+
+
 def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
     """Finish a retire stopped after its swap: empty and drop the old copy of
     ``fits_files`` in time-boxed chunks. The shims are already retired."""
     from migration.chunks import LockStats
     from migration.engine import open_migration_connection
-    from migration.rebuild import OLD, drain
+    from migration.rebuild import DRAIN, drain
 
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        say(f"Finishing an interrupted retire: emptying {OLD + FITS.new} online…")
-        drain(conn, OLD + FITS.new, stats=stats)
-        say(f"✓ Retire finished; longest write lock {stats.longest_ms:.1f} ms")
-        return {"db": str(db_path), "finished": True, "phase": RETIRED,
+        pending = [u for u in interrupted(conn) if u.stage == DRAIN]
+        for u in pending:
+            say(f"Finishing an interrupted retire: emptying {u.leftover} online…")
+            drain(conn, u.leftover, stats=stats, forget=u.table)
+        say(f"✓ Retire finished; longest write lock {stats.longest_ms:.1f} ms" if pending
+            else "Nothing to finish.")
+        return {"db": str(db_path), "finished": bool(pending), "phase": read_state(conn).phase,
                 "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
     finally:
         conn.close()
 
 
-def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
-    """Undo a retire stopped during its copy: the shims stay; the shadow copy
-    and its mirroring triggers go (online)."""
+def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
+            dry_run: bool = False) -> dict:
+    """Undo a retire stopped during its copy (or finish undoing one): the shims
+    stay; the shadow copy and its mirroring triggers go, online."""
     from migration.chunks import LockStats
     from migration.engine import open_migration_connection
+    from migration.rebuild import ABANDON, COPY
     from migration.rebuild import abandon as abandon_rebuild
-    from migration.rebuild import unfinished
 
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        pending = [u for u in unfinished(conn) if u.table == FITS.new]
-        if not any(u.stage == "copy" for u in pending):
+        pending = interrupted(conn)
+        undoable = [u for u in pending if u.stage in (COPY, ABANDON)]
+        if not undoable:
             detail = ("the interrupted retire had already removed the shims; run 'compat retire' "
                       "to finish it, and 'compat install' to bring the shims back"
-                      if pending else "no retire was interrupted")
+                      if pending else "no retire was interrupted before its swap")
             raise RetireRefused(f"compat retire --abandon: there is nothing to undo ({detail}). "
                                 "Nothing was changed.")
+        if dry_run:
+            for u in undoable:
+                say(f"Dry run: would undo {u.describe()}. Nothing was changed.")
+            return {"db": str(db_path), "abandoned": False, "dry_run": True,
+                    "would_undo": [u.describe() for u in undoable]}
         say("Undoing the interrupted retire: removing the shadow copy of fits_files online…")
         abandon_rebuild(conn, FITS.new, stats=stats)
-        say(f"✓ Interrupted retire undone; the shims are in place (longest write lock "
-            f"{stats.longest_ms:.1f} ms)")
-        return {"db": str(db_path), "abandoned": True, "phase": WINDOW,
+        phase = read_state(conn).phase
+        say(f"✓ Interrupted retire undone (longest write lock {stats.longest_ms:.1f} ms); "
+            f"phase {phase}")
+        return {"db": str(db_path), "abandoned": True, "phase": phase,
                 "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
     finally:
         conn.close()
@@ -177,13 +199,14 @@ def refusal_message(plan: RetirePlan) -> str:
         reasons.append("these user views/triggers use old names and cannot be rewritten "
                        "automatically: " + ", ".join(plan.triggers_using_old_names)
                        + " (rewrite them with the new names)")
-    interrupted = ""
+    stopped = ""
     if plan.status.unfinished:
-        interrupted = (" An interrupted retire is in place: " + "; ".join(plan.status.unfinished)
-                       + " (with --force while the reasons above hold).")
+        stopped = (" Also: " + "; ".join(plan.status.unfinished)
+                   + (" (with --force while the reasons above hold)." if plan.status.phase == WINDOW
+                      else "."))
     return ("compat retire refused: " + "; ".join(reasons)
             + ". Nothing was changed. Use --force to retire anyway (old code will then fail), "
-              "or --min-days to change the window." + interrupted)
+              "or --min-days to change the window." + stopped)
 
 
 def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lambda _l: None,
@@ -194,6 +217,13 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
     from migration.rebuild import rebuild, spec_without_columns
 
     result: dict = {"db": str(db_path)}
+    from migration.rebuild import RETIRE, check_free
+
+    probe = sqlite3.connect(db_path)
+    try:
+        check_free(probe, FITS.new, RETIRE)  # before the backup: nothing is done if it refuses
+    finally:
+        probe.close()
     if plan.triggers_using_old_names:
         raise RetireRefused(refusal_message(RetirePlan(plan.status, [], [], plan.triggers_using_old_names)))
     if backup:
@@ -224,7 +254,7 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
                       "WHERE retired_at IS NULL")
 
         say("Removing the old names online (shadow copy of fits_files, then one short swap)…")
-        rebuild(conn, spec, stats=stats, progress=progress, extra_swap=swap_extra)
+        rebuild(conn, spec, owner=RETIRE, stats=stats, progress=progress, extra_swap=swap_extra)
         say(f"✓ Shims retired; longest write lock {stats.longest_ms:.1f} ms")
         result.update(lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms),
                       lock_by_step=stats.by_label(),

@@ -43,7 +43,7 @@ class CompatStatus:
     shims: list[Shim]
     cutover_at: datetime | None
     usage: list[ShimUsage]
-    unfinished: list[str] = field(default_factory=list)  # retires stopped part-way
+    unfinished: list[str] = field(default_factory=list)  # rebuilds stopped part-way
 
     @property
     def window_ends(self) -> datetime | None:
@@ -78,19 +78,27 @@ def read_shims(conn: sqlite3.Connection) -> list[Shim]:
         "ORDER BY kind, name")]
 
 
-def unfinished_retire(conn: sqlite3.Connection) -> list[str]:
-    """What an interrupted ``compat retire`` left, and the command that finishes it."""
-    from migration.rebuild import unfinished
+def unfinished_rebuilds(conn: sqlite3.Connection) -> list[str]:
+    """Each online rebuild of ``fits_files`` a crash or kill left part-way, and
+    the command that finishes (or undoes) it."""
+    from migration.rebuild import ABANDON, COPY, RETIRE, unfinished
 
     out = []
     for u in unfinished(conn):
         if u.table != FITS_TABLE:
             continue
-        if u.stage == "copy":
-            out.append(u.describe() + ": the shims still work; 'compat retire' resumes it, "
-                       "'compat retire --abandon' undoes it")
+        if u.owner == RETIRE and u.stage == COPY:
+            advice = ("the shims still work; 'compat retire' resumes it, "
+                      "'compat retire --abandon' undoes it")
+        elif u.owner == RETIRE and u.stage == ABANDON:
+            advice = "'compat retire --abandon' finishes undoing it"
+        elif u.owner == RETIRE:
+            advice = "the shims are retired; 'compat retire' finishes it"
+        elif u.stage == COPY and u.owner:
+            advice = f"running '{u.owner}' again finishes it"
         else:
-            out.append(u.describe() + ": the shims are retired; 'compat retire' finishes it")
+            advice = "'migration repair' finishes emptying it"
+        out.append(f"{u.describe()}: {advice}")
     return out
 
 
@@ -101,5 +109,5 @@ def read_status(conn: sqlite3.Connection) -> CompatStatus:
     return CompatStatus(
         phase=st.phase, schema_version=st.version, shims=shims,
         cutover_at=_parse(min(cutovers)) if cutovers else None, usage=read_usage(conn),
-        unfinished=unfinished_retire(conn),
+        unfinished=unfinished_rebuilds(conn),
     )

@@ -108,6 +108,7 @@ def run_chunks(
     stats: LockStats | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     event: str = "chunk.done",
+    table: str | None = None,
 ) -> LockStats:
     """Call ``work(conn, lo, hi)`` for key ranges (lo, hi] up to ``end``; ``work``
     must also record its progress.
@@ -119,6 +120,11 @@ def run_chunks(
     several-fold with the page cache, and one slow chunk overshot the bound by
     2–5x in measurements at 1M rows. Time-boxing limits an overshoot to one
     small step.
+
+    With ``table`` (the rowid table whose keys the ranges cover), a step is a
+    number of *rows*: its upper key is looked up (``LIMIT 1 OFFSET n-1`` on
+    the rowid), so a region of deleted rows followed by a dense one cannot
+    make a step span thousands of live rows. Without it, steps are key spans.
     """
     policy = policy or ChunkPolicy()
     stats = stats if stats is not None else LockStats()
@@ -126,6 +132,8 @@ def run_chunks(
     lo = start_after
     recent: deque[float] = deque(maxlen=16)  # ms per row of the last steps
     commits: deque[float] = deque(maxlen=8)  # ms COMMIT took (writing the WAL) lately
+    nth_key = (f'SELECT rowid FROM "{table.replace(chr(34), chr(34) * 2)}" WHERE rowid > ? '
+               "ORDER BY rowid LIMIT 1 OFFSET ?") if table is not None else ""
     while lo < end:
         first = lo
         box = held_lock(conn, stats, event)
@@ -133,12 +141,16 @@ def run_chunks(
             # the work's share of the box: the commit that follows takes the rest
             budget = policy.target_ms - max(commits, default=0.0)
             while lo < end:
-                hi = min(end, lo + step)
                 t0 = time.perf_counter()
+                if table is None:
+                    hi = min(end, lo + step)
+                else:
+                    nth = conn.execute(nth_key, (lo, step - 1)).fetchone()
+                    hi = end if nth is None else min(end, nth[0])
                 work(conn, lo, hi)
                 spent = (time.perf_counter() - t0) * 1000.0
-                # a key range: rows, or fewer where keys have gaps
-                recent.append(spent / max(hi - lo, 1))
+                # rows (by key span without ``table``: fewer where keys have gaps)
+                recent.append(spent / max(step if table is not None else hi - lo, 1))
                 lo = hi
                 # The slowest recent cost per row, not the last one, sizes the next step;
                 # grow at most 1.5x at a time.

@@ -96,8 +96,7 @@ def status(db: Path | None, as_json: bool) -> None:
         click.echo(f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
                    f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}")
     for r in data.get("table_rebuild", []):
-        click.echo(f"Rebuild:        {r['table']} copied up to rowid {r['copied_rowid']} of "
-                   f"{r['source_max_rowid']} (run the interrupted command again to finish)")
+        click.echo(f"Rebuild:        {r['note']} (unless it is running now)")
     for h in data["history"][:5]:
         click.echo(f"  {h['at']}  {h['event']}")
 

@@ -349,7 +349,7 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
     stats = LockStats()
     _guard("copy a chunk of rows", lambda: run_chunks(
         conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-        event="backfill"))
+        event="backfill", table=phase3.FITS.old))
     report.lock.merge(stats)
     unsynced = long_read(conn, phase3.unsynced_rows_sql())[0][0]
     if unsynced:
@@ -414,6 +414,9 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None,
         st = read_state(conn)
         if st.phase == DURING:
             return _abandon(conn, stats, say, remove_columns)
+        if st.layout == V1 and remove_columns and _removal_pending(conn):
+            _remove_shadow_columns(conn, stats, say)
+            return stats
         if st.layout == V1:
             raise SchemaVersionError(
                 f"The database is already at schema version 1 (phase {st.phase}) with no "
@@ -445,9 +448,17 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None,
         conn.close()
 
 
+def _removal_pending(conn: sqlite3.Connection) -> bool:
+    """Inert shadow columns, or a stopped rebuild of fits_files, are left to remove."""
+    from migration.rebuild import unfinished
+
+    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
+    return bool({state.shadow(c.old) for c in phase3.FITS.columns} & have) or any(
+        u.table == phase3.FITS.old for u in unfinished(conn))
+
+
 def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_columns: bool) -> LockStats:
     from catalog.schema import MIGRATION_STATE_TABLE
-    from migration.rebuild import rebuild, spec_without_columns
 
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     drops = [f"DROP TRIGGER {q(t)}" for t in phase3.CAPTURE_TRIGGERS if t in present]
@@ -464,16 +475,30 @@ def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_column
     shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
     have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
     if remove_columns and shadows & have:
-        say("Removing the shadow columns online (shadow copy of fits_files, one short swap)…")
-        _guard("remove the shadow columns",
-               lambda: rebuild(conn, spec_without_columns(conn, phase3.FITS.old, shadows & have),
-                               stats=stats))
-        say(f"✓ Shadow columns removed; longest write lock {stats.longest_ms:.1f} ms")
+        _remove_shadow_columns(conn, stats, say)
     elif shadows & have:
         say("  The inert shadow columns " + ", ".join(sorted(shadows & have)) + " stay until a "
             "later run reuses them; 'migration rollback --remove-columns' removes them online.")
     log.info("rollback.abandoned", lock_ms=round(stats.longest_ms, 2))
     return stats
+
+
+def _remove_shadow_columns(conn: sqlite3.Connection, stats: LockStats, say: Say) -> None:
+    """Rebuild fits_files without the inert shadow columns, online (resumes a
+    removal that was stopped; finishes emptying what it left)."""
+    from migration.rebuild import REMOVE_COLUMNS, finish_leftovers, rebuild, spec_without_columns
+
+    shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
+    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
+    if shadows & have:
+        say("Removing the shadow columns online (shadow copy of fits_files, one short swap)…")
+        _guard("remove the shadow columns",
+               lambda: rebuild(conn, spec_without_columns(conn, phase3.FITS.old, shadows & have),
+                               owner=REMOVE_COLUMNS, stats=stats))
+    else:
+        _guard("finish removing the shadow columns",
+               lambda: finish_leftovers(conn, phase3.FITS.old, stats=stats))
+    say(f"✓ Shadow columns removed; longest write lock {stats.longest_ms:.1f} ms")
 
 
 # -- status --------------------------------------------------------------------------
@@ -491,13 +516,17 @@ def status(db_path: Path) -> dict[str, Any]:
                               "percent": round(100.0 * done / high, 1) if high else 100.0,
                               "started_at": state.get(conn, "started_at"),
                               "backup": state.get(conn, "backup")}
-        from migration.rebuild import PROGRESS
+        from compat.state import unfinished_rebuilds
+        from migration.rebuild import unfinished
 
-        if PROGRESS in st.tables:  # an online rebuild (retire or repair) in flight
+        stopped = unfinished(conn)  # online rebuilds (retire, repair) in flight or stopped
+        if stopped:
+            advice = unfinished_rebuilds(conn)
             out["table_rebuild"] = [
-                {"table": t, "copied_rowid": done,
-                 "source_max_rowid": conn.execute(f"SELECT max(rowid) FROM {q(t)}").fetchone()[0]}
-                for t, done in conn.execute(f"SELECT tbl, done FROM {q(PROGRESS)}")]
+                {"table": u.table, "stage": u.stage, "owner": u.owner, "copied_rowid": u.copied,
+                 "source_max_rowid": u.of,
+                 "note": next((a for a in advice if a.startswith(u.describe())), u.describe())}
+                for u in stopped]
         out["pending"] = _pending(st)
         out["history"] = state.history(conn, 10)
         return out

@@ -31,13 +31,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from compat.sqltext import q, table_columns, trigger
+from catalog.errors import CatalogError
 from migration import ddl
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 
 SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
 CAPTURE = ("_mig_rebuild_insert", "_mig_rebuild_update", "_mig_rebuild_delete")
-PROGRESS = "_mig_rebuild_progress"  # rowid of the source copied so far, per table
+PROGRESS = "_mig_rebuild_progress"  # per table: rowid copied so far, owner command, stage
+RETIRE, REPAIR, REMOVE_COLUMNS = "compat retire", "migration repair", "migration rollback --remove-columns"
 
 
 @dataclass(frozen=True)
@@ -62,48 +64,132 @@ class RebuildSpec:
         return SHADOW + self.table
 
 
+class RebuildInProgress(CatalogError):
+    """Another command's online rebuild of the same table is unfinished."""
+
+    exit_code = 4
+
+
+# Stages an interrupted rebuild can be left in, as recorded in PROGRESS.
+COPY, DRAIN, ABANDON = "copy", "drain", "abandon"
+
+
 @dataclass(frozen=True)
 class Unfinished:
     """An online rebuild that a crash or a kill stopped part-way.
 
     ``copy``: the shadow table is being filled and the capture triggers mirror
-    writes into it; the table itself is untouched. ``drain``: the swap is
-    done; the old copy of the table is still being emptied.
+    writes into it; the table itself is untouched. ``drain``: the swap is done;
+    the old copy of the table is still being emptied. ``abandon``: the rebuild
+    was being undone; its shadow table is still being emptied. ``owner`` is
+    the command that started it (None for leftovers with no record).
     """
 
     table: str
     stage: str
+    owner: str | None = None
     copied: int | None = None  # rowid of the table copied so far (copy stage)
     of: int | None = None      # the table's highest rowid (copy stage)
 
+    @property
+    def leftover(self) -> str:
+        return OLD + self.table if self.stage == DRAIN else SHADOW + self.table
+
     def describe(self) -> str:
-        if self.stage == "copy":
-            return (f"an online rebuild of {self.table} stopped during its copy "
-                    f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {SHADOW + self.table})")
-        return f"an online rebuild of {self.table} stopped while emptying the old copy {OLD + self.table}"
+        by = f" started by '{self.owner}'" if self.owner else ""
+        if self.stage == COPY:
+            return (f"an online rebuild of {self.table}{by} stopped during its copy "
+                    f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {self.leftover})")
+        if self.stage == DRAIN:
+            return (f"an online rebuild of {self.table}{by} stopped after its swap, while "
+                    f"emptying the old copy {self.leftover}")
+        return f"an undone online rebuild of {self.table}{by} stopped while emptying {self.leftover}"
+
+
+def _progress_rows(conn: sqlite3.Connection) -> dict[str, tuple[int, str | None, str]]:
+    if not _has(conn, PROGRESS):
+        return {}
+    cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(PROGRESS)})")}
+    if "stage" not in cols:  # written by an earlier version: copy stage, no owner
+        return {t: (d, None, COPY) for t, d in conn.execute(f"SELECT tbl, done FROM {q(PROGRESS)}")}
+    return {t: (d, o, st) for t, d, o, st in
+            conn.execute(f"SELECT tbl, done, owner, stage FROM {q(PROGRESS)}")}
 
 
 def unfinished(conn: sqlite3.Connection) -> list[Unfinished]:
-    """Every rebuild left part-way in this database."""
+    """Every rebuild left part-way in this database, from PROGRESS and from the
+    leftover tables themselves (so a leftover with no record is seen too)."""
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    rows = _progress_rows(conn)
     out = []
+    for table, (done, owner, stage) in sorted(rows.items()):
+        if table not in tables:
+            continue
+        high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0] \
+            if stage == COPY else None
+        out.append(Unfinished(table, stage, owner, done if stage == COPY else None, high))
     for name in sorted(tables):
-        if name.startswith(OLD) and name[len(OLD):] in tables:
-            out.append(Unfinished(name[len(OLD):], "drain"))
-        elif name.startswith(SHADOW) and not name.startswith(OLD) and name[len(SHADOW):] in tables:
-            table = name[len(SHADOW):]
-            done = (conn.execute(f"SELECT done FROM {q(PROGRESS)} WHERE tbl = ?", (table,)).fetchone()
-                    if PROGRESS in tables else None)
-            high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0]
-            out.append(Unfinished(table, "copy", done[0] if done else 0, high))
+        if name.startswith(OLD) and name[len(OLD):] in tables and name[len(OLD):] not in rows:
+            out.append(Unfinished(name[len(OLD):], DRAIN))
+        elif (name.startswith(SHADOW) and not name.startswith(OLD)
+              and name[len(SHADOW):] in tables and name[len(SHADOW):] not in rows):
+            out.append(Unfinished(name[len(SHADOW):], ABANDON))  # no record: cannot be resumed
     return out
+
+
+def _ensure_progress(conn: sqlite3.Connection) -> None:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {q(PROGRESS)} ({q('tbl')} TEXT PRIMARY KEY, "
+                 f"{q('done')} INTEGER NOT NULL, {q('owner')} TEXT, {q('stage')} TEXT)")
+    cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(PROGRESS)})")}
+    for col in ("owner", "stage"):
+        if col not in cols:
+            conn.execute(f"ALTER TABLE {q(PROGRESS)} ADD COLUMN {q(col)} TEXT")
+            if col == "stage":
+                conn.execute(f"UPDATE {q(PROGRESS)} SET stage = ?", (COPY,))
+
+
+def _set_stage(conn: sqlite3.Connection, table: str, stage: str) -> None:
+    _ensure_progress(conn)
+    conn.execute(f"INSERT INTO {q(PROGRESS)} (tbl, done, stage) VALUES (?, 0, ?) "
+                 f"ON CONFLICT (tbl) DO UPDATE SET stage = excluded.stage", (table, stage))
+
+
+def _forget(conn: sqlite3.Connection, table: str) -> None:
+    if _has(conn, PROGRESS):
+        conn.execute(f"DELETE FROM {q(PROGRESS)} WHERE tbl = ?", (table,))
+        if conn.execute(f"SELECT count(*) FROM {q(PROGRESS)}").fetchone()[0] == 0:
+            conn.execute(f"DROP TABLE {q(PROGRESS)}")
+
+
+def check_free(conn: sqlite3.Connection, table: str, owner: str) -> None:
+    """Refuse (one paragraph) if another command's rebuild of ``table`` is
+    stopped in its copy: it must be finished or undone by that command first."""
+    for u in unfinished(conn):
+        if u.table == table and u.stage == COPY and u.owner != owner:
+            raise RebuildInProgress(
+                f"{u.describe()[0].upper()}{u.describe()[1:]}. Run '{u.owner or 'the command that started it'}' "
+                f"again to finish it{' (or compat retire --abandon to undo it)' if u.owner == RETIRE else ''} "
+                f"before '{owner}'. Nothing was changed.")
+
+
+def finish_leftovers(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
+                     stats: LockStats | None = None) -> list[Unfinished]:
+    """Empty what interrupted drains and abandons of ``table`` left (any owner:
+    their outcome is decided); a stopped copy is left to its owner."""
+    done = []
+    for u in unfinished(conn):
+        if u.table == table and u.stage in (DRAIN, ABANDON):
+            drain(conn, u.leftover, policy=policy, stats=stats, forget=table)
+            done.append(u)
+    return done
 
 
 def abandon(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
             stats: LockStats | None = None) -> bool:
     """Undo a rebuild of ``table`` stopped during its copy: stop the mirroring
-    (one short transaction), then empty and drop the shadow table in chunks.
-    The table itself was never changed. False if there was nothing to undo."""
+    and mark it abandoned (one short transaction), then empty and drop the
+    shadow table in chunks. The table itself was never changed. Resumable.
+    False if there was nothing to undo."""
     shadow = SHADOW + table
     if not _has(conn, shadow):
         return False
@@ -111,11 +197,8 @@ def abandon(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None 
     with held_lock(conn, stats, "rebuild.abandon"):
         for name in CAPTURE:
             conn.execute(f"DROP TRIGGER IF EXISTS {q(name)}")
-        if _has(conn, PROGRESS):
-            conn.execute(f"DELETE FROM {q(PROGRESS)} WHERE tbl = ?", (table,))
-            if conn.execute(f"SELECT count(*) FROM {q(PROGRESS)}").fetchone()[0] == 0:
-                conn.execute(f"DROP TABLE {q(PROGRESS)}")
-    drain(conn, shadow, policy=policy, stats=stats)
+        _set_stage(conn, table, ABANDON)
+    drain(conn, shadow, policy=policy, stats=stats, forget=table)
     return True
 
 
@@ -212,19 +295,23 @@ def rebuild(
     conn: sqlite3.Connection,
     spec: RebuildSpec,
     *,
+    owner: str,
     policy: ChunkPolicy | None = None,
     stats: LockStats | None = None,
     progress: Callable[[int, int], None] | None = None,
     extra_swap: Callable[[sqlite3.Connection], None] | None = None,
 ) -> LockStats:
-    """Run the four stages; ``conn`` must have foreign keys off.
+    """Run the four stages; ``conn`` must have foreign keys off. ``owner`` is
+    the command, recorded so that an interrupted rebuild says what finishes it.
 
     ``extra_swap`` runs inside the swap transaction (e.g. dropping shims).
-    Resumable: a shadow table left by an interrupted run is reused, and the
-    old copy an interrupted drain left is emptied first.
+    Resumable: a copy this owner left is continued; what interrupted drains
+    and abandons left is emptied first; another owner's unfinished copy is
+    refused (:class:`RebuildInProgress`).
     """
     stats = stats if stats is not None else LockStats()
-    drain(conn, OLD + spec.table, policy=policy, stats=stats)  # an earlier run's, if it was stopped
+    finish_leftovers(conn, spec.table, policy=policy, stats=stats)
+    check_free(conn, spec.table, owner)
     names = {o.name for o in ddl.schema_objects(conn)}
     if spec.shadow not in names:
         with held_lock(conn, stats, "rebuild.start"):
@@ -235,9 +322,9 @@ def rebuild(
                 conn.execute(sql)
             for s in _capture_sql(spec):
                 conn.execute(s)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {q(PROGRESS)} "
-                         f"({q('tbl')} TEXT PRIMARY KEY, {q('done')} INTEGER NOT NULL)")
-            conn.execute(f"INSERT OR REPLACE INTO {q(PROGRESS)} VALUES (?, 0)", (spec.table,))
+            _ensure_progress(conn)
+            conn.execute(f"INSERT OR REPLACE INTO {q(PROGRESS)} (tbl, done, owner, stage) "
+                         "VALUES (?, 0, ?, ?)", (spec.table, owner, COPY))
     done = conn.execute(f"SELECT done FROM {q(PROGRESS)} WHERE tbl = ?", (spec.table,)).fetchone()[0]
     high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(spec.table)}").fetchone()[0]
     cols = ", ".join(q(c) for c in spec.columns)
@@ -251,9 +338,9 @@ def rebuild(
         c.execute(progress_sql, (hi, spec.table))
 
     run_chunks(conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-               event="rebuild.copy")
+               event="rebuild.copy", table=spec.table)
     _swap(conn, spec, stats, extra_swap)
-    drain(conn, OLD + spec.table, policy=policy, stats=stats)
+    drain(conn, OLD + spec.table, policy=policy, stats=stats, forget=spec.table)
     return stats
 
 
@@ -265,7 +352,7 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
         with held_lock(conn, stats, "rebuild.swap"):
             for name in CAPTURE:
                 conn.execute(f"DROP TRIGGER IF EXISTS {q(name)}")
-            conn.execute(f"DROP TABLE IF EXISTS {q(PROGRESS)}")
+            _set_stage(conn, table, DRAIN)  # so an interrupted drain says whose it was
             if extra is not None:
                 extra(conn)
             user_triggers = [o for o in ddl.schema_objects(conn)
@@ -302,10 +389,10 @@ def _has(conn: sqlite3.Connection, name: str) -> bool:
 
 
 def drain(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
-          stats: LockStats | None = None) -> None:
+          stats: LockStats | None = None, forget: str | None = None) -> None:
     """Drop a large table without one long transaction: delete its rows in
     time-boxed chunks with its indexes still in place, then drop the empty
-    table and indexes.
+    table and indexes (and, with ``forget``, that rebuild's progress record).
 
     Dropping the indexes first would make the deletes cheaper, but ``DROP
     INDEX`` visits every page of the index in one transaction: 12–40 ms each
@@ -320,6 +407,8 @@ def drain(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = 
     run_chunks(conn, low, high,
                lambda c, lo, hi: c.execute(f"DELETE FROM {q(table)} WHERE rowid > ? AND rowid <= ?",
                                            (lo, hi)),
-               policy=policy, stats=stats, event="rebuild.drain")
+               policy=policy, stats=stats, event="rebuild.drain", table=table)
     with held_lock(conn, stats, "rebuild.drop_empty"):
         conn.execute(f"DROP TABLE {q(table)}")
+        if forget is not None:
+            _forget(conn, forget)

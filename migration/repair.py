@@ -13,6 +13,7 @@ database) with :mod:`migration.rebuild`, keeping every row and every column
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,17 @@ from catalog.errors import CatalogError
 from catalog.schema import V1, V2, read_state
 from compat.sqltext import q, table_columns
 from migration.baseline import v1_statements
-from migration.chunks import LockStats, held_lock
-from migration.rebuild import SHADOW, RebuildSpec, index_on, rebuild, rename_table_in_create
+from migration.chunks import ChunkPolicy, LockStats, held_lock
+from migration.rebuild import (
+    REPAIR,
+    SHADOW,
+    RebuildSpec,
+    finish_leftovers,
+    index_on,
+    rebuild,
+    rename_table_in_create,
+    unfinished,
+)
 
 TABLE = "fits_files"
 
@@ -112,9 +122,14 @@ def _columns_of(conn: sqlite3.Connection, create_sql: str) -> set[str]:
 
 
 def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
-    """Rows with a NULL id get fresh ids (each chunk its own transaction)."""
+    """Rows with a NULL id get fresh ids (each chunk its own transaction,
+    checkpointed in the pause after it, as :func:`run_chunks` does)."""
+    policy = ChunkPolicy()
     given = 0
     while True:
+        if given:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            time.sleep(policy.pause_ms / 1000.0)
         with held_lock(conn, stats, "repair.give_ids"):
             rows = [r for (r,) in conn.execute(
                 f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]
@@ -127,6 +142,13 @@ def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
             for k, rowid in enumerate(rows, 1):
                 conn.execute(f"UPDATE {q(TABLE)} SET id = ? WHERE rowid = ?", (start + k, rowid))
             given += len(rows)
+
+
+def _analyze(conn: sqlite3.Connection, stats: LockStats) -> None:
+    """Planner statistics for the rebuilt table: approximate, so a short lock."""
+    conn.execute("PRAGMA analysis_limit=1000")
+    with held_lock(conn, stats, "repair.analyze"):
+        conn.execute(f"ANALYZE {q(TABLE)}")
 
 
 def _restore_sync_triggers(conn: sqlite3.Connection) -> list[str]:
@@ -156,8 +178,22 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
     stats = LockStats()
     try:
         problems = diagnose(conn)
-        if not problems:
+        stopped = [u for u in unfinished(conn) if u.table == TABLE]
+        if not problems and not stopped:
             return {"db": str(db_path), "repaired": False, "problems": []}
+        if not problems:  # an earlier repair (or another rebuild) was stopped part-way
+            ours = [u for u in stopped if u.owner == REPAIR and u.stage == "copy"]
+            say("Finishing: " + "; ".join(u.describe() for u in stopped))
+            finish_leftovers(conn, TABLE, stats=stats)
+            if ours:
+                rebuild(conn, plan_spec(conn), owner=REPAIR, stats=stats, progress=progress,
+                        extra_swap=_restore_sync_triggers)
+            _analyze(conn, stats)  # the stopped repair had not reached it
+            left = [u.describe() for u in unfinished(conn) if u.table == TABLE]
+            say("✓ Finished" if not left else "Still unfinished: " + "; ".join(left))
+            return {"db": str(db_path), "repaired": False, "problems": [],
+                    "finished": [u.describe() for u in stopped], "remaining": left,
+                    "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
         dups = conn.execute(f"SELECT id, count(*) FROM {q(TABLE)} WHERE id IS NOT NULL GROUP BY id "
                             "HAVING count(*) > 1 LIMIT 10").fetchall()
         if dups:
@@ -187,11 +223,11 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
         result["ids_given"] = _give_ids(conn, stats)
         spec = plan_spec(conn)
         say("Rebuilding fits_files online (shadow copy, then one short swap)…")
-        rebuild(conn, spec, stats=stats, progress=progress)
-        conn.execute("PRAGMA analysis_limit=1000")  # approximate statistics, a short lock
-        with held_lock(conn, stats, "repair.analyze"):
-            conn.execute(f"ANALYZE {q(TABLE)}")
-            result["shims_restored"] = _restore_sync_triggers(conn)
+        restored: list[str] = []
+        rebuild(conn, spec, owner=REPAIR, stats=stats, progress=progress,
+                extra_swap=lambda c: restored.extend(_restore_sync_triggers(c)))
+        result["shims_restored"] = restored
+        _analyze(conn, stats)
         remaining = diagnose(conn)
         result.update(repaired=not remaining, remaining=remaining,
                       lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms))

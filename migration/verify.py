@@ -225,8 +225,9 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
         temp += [f"fits_files.{s}" for s in shadows]
     hint = ""
     if any(n.startswith("_rebuild_") for n in temp):
-        hint = (" — an online rebuild was stopped part-way: run the command that started it "
-                "again ('compat retire' or 'migration repair'), or 'compat retire --abandon'")
+        from compat.state import unfinished_rebuilds
+
+        hint = " — " + "; ".join(unfinished_rebuilds(conn)) if unfinished_rebuilds(conn) else ""
     r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)
     if layout == V2 and db_shims.SESSIONS.old in names:
         wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]

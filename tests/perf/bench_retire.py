@@ -1,6 +1,8 @@
 """Benchmark: `compat retire` at scale — the old-name columns removed by the online
 rebuild — against `ALTER TABLE … DROP COLUMN` (what a naive retire would run), with
-the same single-row writer; longest lock, writer latency, total time, file size."""
+the same single-row writer; then `compat install` on the retired catalog (putting the
+old names back online) against `ADD COLUMN` + one `UPDATE` of every row. Longest lock,
+writer latency, total time, file size, and the ratios."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
 from catalog.logs import configure
+from compat.install import install
 from compat.retire import plan_retire, retire
 from migration import engine
 
@@ -32,6 +35,14 @@ def window_copy(src: Path, name: str) -> Path:
     conn.commit()
     conn.close()
     return db
+
+
+def ratio(rows: int, ours: list, naive: list) -> list:
+    """naive / ours for total time, longest lock and writer max."""
+    def r(i: int) -> str:
+        return f"{float(naive[i]) / max(float(ours[i]), 0.01):.2f}x" if i == 2 else \
+            f"{float(naive[i]) / max(float(ours[i]), 0.01):.0f}x"
+    return [f"{rows:,}", "ratio naive/online", r(2), r(3), "", r(5), "", ""]
 
 
 def main() -> int:
@@ -58,6 +69,17 @@ def main() -> int:
         steps = "; ".join(f"{k} x{v['count']} longest {v['longest_ms']:.1f} ms"
                           for k, v in result["lock_by_step"].items())
         print(f"  {rows:,} rows, the lock by step: {steps}", flush=True)
+        # -- and back: compat install on the retired catalog
+        before = size_of(db)
+        writer = Writer(db)
+        t0 = time.perf_counter()
+        back = install(db)
+        total = time.perf_counter() - t0
+        w = writer.stop()
+        s = summary(w["latencies_ms"])
+        install_rows = [[f"{rows:,}", "compat install (reverse it, online)", f"{total:.1f}",
+                         f"{back['lock_ms']:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
+                         len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"]]
         db.unlink()
         # -- naive: DROP COLUMN x3 in one transaction
         db = window_copy(src, f"retire_naive_{rows}.db")
@@ -80,6 +102,27 @@ def main() -> int:
         out.append([f"{rows:,}", "DROP COLUMN x3, one transaction", f"{held / 1000:.1f}",
                     f"{held:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}", len(w["errors"]),
                     f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        out.append(ratio(rows, out[-2], out[-1]))
+        # -- naive install on that retired catalog: ADD COLUMN x3 + one UPDATE of every row
+        before = size_of(db)
+        writer = Writer(db)
+        conn = sqlite3.connect(db, isolation_level=None, timeout=120)
+        conn.execute("BEGIN IMMEDIATE")
+        t0 = time.perf_counter()
+        for col, typ in (("x", "INTEGER"), ("y", "INTEGER"), ("session_id", "TEXT")):
+            conn.execute(f'ALTER TABLE fits_files ADD COLUMN "{col}" {typ}')
+        conn.execute("UPDATE fits_files SET x = width_pixels, y = height_pixels, "
+                     "session_id = imaging_session_id")
+        conn.execute("COMMIT")
+        held = (time.perf_counter() - t0) * 1000
+        conn.close()
+        w = writer.stop()
+        s = summary(w["latencies_ms"])
+        install_rows.append([f"{rows:,}", "ADD COLUMN x3 + one UPDATE, one transaction",
+                             f"{held / 1000:.1f}", f"{held:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
+                             len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        install_rows.append(ratio(rows, *install_rows))
+        out.extend(install_rows)
         db.unlink()
     print(table(out, ["rows", "method", "total s", "longest lock ms", "writer p99 ms",
                       "writer max ms", "writer errors", "size change"]))

@@ -1,0 +1,213 @@
+"""Online rebuilds stopped part-way: each command finishes or undoes only what
+is its own, says whose a leftover is, and never builds on another command's
+half-done copy.
+
+The rebuild is stopped right after one of its transactions commits (an
+exception from the progress hook: the same state a SIGKILL between two
+transactions leaves; ``tests/compat/test_retire_crash.py`` kills real
+processes)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from catalog.errors import CatalogError
+from compat.retire import abandon, plan_retire, retire
+from compat.state import unfinished_rebuilds
+from migration import engine
+from migration import rebuild as rebuild_mod
+from migration.chunks import ChunkPolicy, LockStats, run_chunks
+from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
+from migration.repair import diagnose, repair
+from migration.verify import verify
+from tests.live.harness import table_checksums
+from tests.migration.test_repair import damage
+from tests.support import build_phase
+
+FILES = 5_000
+
+
+class Stop(Exception):
+    """Stands in for a kill between two transactions."""
+
+
+def stop_after(monkeypatch: pytest.MonkeyPatch, event: str, transactions: int = 1) -> None:
+    """Make the rebuild's chunk loop for ``event`` stop after ``transactions`` commits."""
+    real = rebuild_mod.run_chunks
+
+    def wrapper(conn, start, end, work, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("event") == event:
+            seen = [0]
+
+            def hook(_hi: int, _end: int) -> None:
+                seen[0] += 1
+                if seen[0] >= transactions:
+                    raise Stop
+            kw["on_progress"] = hook
+        return real(conn, start, end, work, **kw)
+    monkeypatch.setattr(rebuild_mod, "run_chunks", wrapper)
+
+
+def aged_window(tmp_path: Path) -> Path:
+    path = build_phase(tmp_path / "w.db", "window", files=FILES)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
+    conn.execute("DELETE FROM _compat_usage")
+    conn.commit()
+    conn.close()
+    return path
+
+
+def stages(path: Path) -> list[tuple[str, str | None]]:
+    conn = sqlite3.connect(path)
+    try:
+        return [(u.stage, u.owner) for u in unfinished(conn)]
+    finally:
+        conn.close()
+
+
+def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = aged_window(tmp_path)
+    before = table_checksums(path)
+    damage(path)
+    stop_after(monkeypatch, "rebuild.copy")
+    with pytest.raises(Stop):
+        repair(path, backup=False)
+    monkeypatch.undo()
+    assert stages(path) == [(COPY, REPAIR)]
+    conn = sqlite3.connect(path)
+    advice = unfinished_rebuilds(conn)
+    plan = plan_retire(conn)
+    conn.close()
+    assert "started by 'migration repair'" in advice[0] and "'migration repair' again" in advice[0]
+    # retire refuses before doing anything (no backup, no change)
+    with pytest.raises(RebuildInProgress, match="migration repair") as refused:
+        retire(path, plan, backup=True)
+    assert "Nothing was changed" in str(refused.value)
+    assert not list((tmp_path).glob("**/*pre_retire*"))
+    assert stages(path) == [(COPY, REPAIR)]
+    # repair resumes and finishes; the compat sync triggers come back with the swap
+    result = repair(path, backup=False)
+    assert result["repaired"] and set(result["shims_restored"]) == {
+        "_compat_fits_files_sync_insert", "_compat_fits_files_sync_update"}
+    assert stages(path) == [] and diagnose(sqlite3.connect(path)) == []
+    assert table_checksums(path) == before
+    assert verify(path).ok
+
+
+def test_a_repair_stopped_in_its_drain_is_finished_by_repair(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = aged_window(tmp_path)
+    before = table_checksums(path)
+    damage(path)
+    stop_after(monkeypatch, "rebuild.drain")
+    with pytest.raises(Stop):
+        repair(path, backup=False)
+    monkeypatch.undo()
+    assert stages(path) == [(DRAIN, REPAIR)]
+    # the swap was done and the sync triggers are back already: old names stay in sync
+    conn = sqlite3.connect(path)
+    assert diagnose(conn) == []
+    (width,) = conn.execute("SELECT width_pixels FROM fits_files WHERE id = 1").fetchone()
+    conn.execute("UPDATE fits_files SET x = 77 WHERE id = 1")
+    conn.commit()
+    assert conn.execute("SELECT width_pixels FROM fits_files WHERE id = 1").fetchone() == (77,)
+    conn.execute("UPDATE fits_files SET width_pixels = ? WHERE id = 1", (width,))  # as it was
+    conn.commit()
+    assert conn.execute("SELECT x FROM fits_files WHERE id = 1").fetchone() == (width,)
+    conn.close()
+    result = repair(path, backup=False)
+    assert result["finished"] and result["remaining"] == []
+    assert stages(path) == []
+    assert table_checksums(path) == before
+    assert verify(path).ok
+
+
+def test_an_abandon_stopped_half_way_is_finished_not_resumed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = aged_window(tmp_path)
+    conn = sqlite3.connect(path)
+    plan = plan_retire(conn)
+    conn.close()
+    stop_after(monkeypatch, "rebuild.copy", transactions=2)
+    with pytest.raises(Stop):
+        retire(path, plan, backup=False)
+    assert stages(path) == [(COPY, RETIRE)]
+    stop_after(monkeypatch, "rebuild.drain")  # the abandon empties the shadow by drain()
+    with pytest.raises(Stop):
+        abandon(path)
+    monkeypatch.undo()
+    assert stages(path) == [(ABANDON, RETIRE)]
+    conn = sqlite3.connect(path)
+    assert "'compat retire --abandon' finishes undoing it" in unfinished_rebuilds(conn)[0]
+    conn.close()
+    # a dry run says so and changes nothing
+    shown = abandon(path, dry_run=True)
+    assert shown["dry_run"] and stages(path) == [(ABANDON, RETIRE)]
+    # a retire now starts afresh (the half-emptied shadow is not reused), and finishes
+    conn = sqlite3.connect(path)
+    plan = plan_retire(conn)
+    conn.close()
+    result = retire(path, plan, backup=False)
+    assert result["phase"] == "retired" and stages(path) == []
+    conn = sqlite3.connect(path)
+    n = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
+    assert n == FILES
+    assert verify(path).ok
+
+
+def test_abandon_refuses_when_there_is_nothing_to_undo(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = aged_window(tmp_path)
+    with pytest.raises(CatalogError, match="no retire was interrupted"):
+        abandon(path)
+    conn = sqlite3.connect(path)
+    plan = plan_retire(conn)
+    conn.close()
+    stop_after(monkeypatch, "rebuild.drain")
+    with pytest.raises(Stop):
+        retire(path, plan, backup=False)
+    monkeypatch.undo()
+    with pytest.raises(CatalogError, match="already removed the shims"):
+        abandon(path)
+
+
+def test_removing_shadow_columns_resumes_after_a_stop(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build_phase(tmp_path / "d.db", "during", files=FILES)
+    stop_after(monkeypatch, "rebuild.copy")
+    with pytest.raises(Stop):
+        engine.rollback(path, remove_columns=True)
+    monkeypatch.undo()
+    assert stages(path) == [(COPY, "migration rollback --remove-columns")]
+    engine.rollback(path, remove_columns=True)  # phase before now: finishes the removal
+    assert stages(path) == []
+    conn = sqlite3.connect(path)
+    cols = {r[1] for r in conn.execute("PRAGMA table_xinfo(fits_files)")}
+    assert not {c for c in cols if c.startswith("_mig_")}
+    assert conn.execute("SELECT count(*) FROM fits_files").fetchone() == (FILES,)
+
+
+def test_steps_count_rows_not_keys_across_a_gap(tmp_path: Path) -> None:
+    """Keys 1..20,000 mostly deleted, then 3,000 dense ones: a step sized by key
+    span grows over the gap to thousands of keys and then covers thousands of
+    live rows at once; counted in rows it stays small."""
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
+    conn.executemany("INSERT INTO t VALUES (?, 0)",
+                     [(i,) for i in range(1, 20_001, 1_000)] + [(i,) for i in range(20_001, 23_001)])
+
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
+        n = c.execute("UPDATE t SET v = v + 1 WHERE id > ? AND id <= ?", (lo, hi)).rowcount
+        time.sleep(n * 0.05 / 1000.0)  # 50 µs a live row
+
+    stats = LockStats()
+    policy = ChunkPolicy(target_ms=15.0, pause_ms=0.0)
+    run_chunks(conn, 0, 23_000, work, policy=policy, stats=stats, table="t")
+    assert conn.execute("SELECT min(v), max(v), count(*) FROM t").fetchone() == (1, 1, 3_020)
+    assert stats.longest_ms < 2.5 * policy.target_ms, sorted(stats.holds_ms)[-3:]
