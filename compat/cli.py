@@ -183,6 +183,7 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
     )
     from compat.retire import abandon as do_abandon
     from compat.retire import retire as do_retire
+    from migration.rebuild import RETIRE, check_free
 
     path, st = _status(db)
     say = (lambda _l: None) if as_json else click.echo
@@ -193,7 +194,10 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         return
     conn = connect(path)
     try:
-        drains = [u for u in interrupted(conn) if u.stage == "drain"]
+        ours = interrupted(conn)
+        drains = [u for u in ours if u.stage == "drain"]
+        if not drains:
+            check_free(conn, "fits_files", RETIRE)  # another command's stopped copy: refuse now
     finally:
         conn.close()
     if drains:
@@ -216,10 +220,10 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
     report = {"db": str(path), "allowed": plan.allowed, "blockers": plan.blockers,
               "views_to_rewrite": [n for n, _ in plan.views_to_rewrite],
               "triggers_using_old_names": plan.triggers_using_old_names,
-              "resumes": st.unfinished}
+              "resumes": [u.describe() for u in ours if u.stage == "copy"]}
     if not as_json:
-        for line in st.unfinished:
-            click.echo(f"  • resumes {line.split(':')[0]}")
+        for line in report["resumes"]:
+            click.echo(f"  • resumes {line}")
         for b in plan.blockers:
             click.echo(f"  ✗ {b}")
         for n, _ in plan.views_to_rewrite:

@@ -53,8 +53,9 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
         fill = f"UPDATE {q(FITS.new)} SET {sets} WHERE rowid > ? AND rowid <= ?"
         high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(FITS.new)}").fetchone()[0]
         say(f"Filling the old fits_files columns ({high} rows, time-sized chunks)…")
-        run_chunks(conn, 0, high, lambda c, lo, hi: c.execute(fill, (lo, hi)), stats=stats,
-                   on_progress=progress, event="install.fill", table=FITS.new)
+        run_chunks(conn, 0, high, lambda c, lo, hi: c.execute(fill, (lo, hi)).rowcount,
+                   stats=stats,
+                   on_progress=progress, event="install.fill")
         view_sql = db_shims.sessions_view_sql(db_shims.current_session_columns(conn))
         with held_lock(conn, stats, "install.view"):
             for statement in view_sql:

@@ -102,16 +102,16 @@ def run_chunks(
     conn: sqlite3.Connection,
     start_after: int,
     end: int,
-    work: Callable[[sqlite3.Connection, int, int], None],
+    work: Callable[[sqlite3.Connection, int, int], int | None],
     *,
     policy: ChunkPolicy | None = None,
     stats: LockStats | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     event: str = "chunk.done",
-    table: str | None = None,
 ) -> LockStats:
     """Call ``work(conn, lo, hi)`` for key ranges (lo, hi] up to ``end``; ``work``
-    must also record its progress.
+    must also record its progress, and returns how many rows it touched (the
+    statement's ``rowcount``) or None to count every key of the range.
 
     Each write transaction is time-boxed: it runs ``work`` on small ranges
     (sized to take about ``target_ms / steps``) and commits as soon as the next
@@ -121,10 +121,10 @@ def run_chunks(
     2–5x in measurements at 1M rows. Time-boxing limits an overshoot to one
     small step.
 
-    With ``table`` (the rowid table whose keys the ranges cover), a step is a
-    number of *rows*: its upper key is looked up (``LIMIT 1 OFFSET n-1`` on
-    the rowid), so a region of deleted rows followed by a dense one cannot
-    make a step span thousands of live rows. Without it, steps are key spans.
+    The cost is measured per row *touched*, and a step never spans more keys
+    than the rows it could afford: a stretch of deleted rows cannot grow a
+    step that would then land on thousands of live ones (a range with no row
+    leaves the step as it was).
     """
     policy = policy or ChunkPolicy()
     stats = stats if stats is not None else LockStats()
@@ -132,8 +132,6 @@ def run_chunks(
     lo = start_after
     recent: deque[float] = deque(maxlen=16)  # ms per row of the last steps
     commits: deque[float] = deque(maxlen=8)  # ms COMMIT took (writing the WAL) lately
-    nth_key = (f'SELECT rowid FROM "{table.replace(chr(34), chr(34) * 2)}" WHERE rowid > ? '
-               "ORDER BY rowid LIMIT 1 OFFSET ?") if table is not None else ""
     while lo < end:
         first = lo
         box = held_lock(conn, stats, event)
@@ -141,22 +139,22 @@ def run_chunks(
             # the work's share of the box: the commit that follows takes the rest
             budget = policy.target_ms - max(commits, default=0.0)
             while lo < end:
+                hi = min(end, lo + step)
                 t0 = time.perf_counter()
-                if table is None:
-                    hi = min(end, lo + step)
-                else:
-                    nth = conn.execute(nth_key, (lo, step - 1)).fetchone()
-                    hi = end if nth is None else min(end, nth[0])
-                work(conn, lo, hi)
+                touched = work(conn, lo, hi)
                 spent = (time.perf_counter() - t0) * 1000.0
-                # rows (by key span without ``table``: fewer where keys have gaps)
-                recent.append(spent / max(step if table is not None else hi - lo, 1))
+                rows = hi - lo if touched is None else touched
+                if rows > 0:
+                    recent.append(spent / rows)
                 lo = hi
+                if not recent:
+                    continue  # only empty ranges so far: nothing to size by
                 # The slowest recent cost per row, not the last one, sizes the next step;
-                # grow at most 1.5x at a time.
+                # grow at most 1.5x at a time; an empty range does not grow it.
                 per_row = max(recent)
-                step = int(min(policy.max_rows, max(policy.min_rows, min(
-                    step * 1.5, policy.target_ms / policy.steps / max(per_row, 1e-6)))))
+                if rows > 0:
+                    step = int(min(policy.max_rows, max(policy.min_rows, min(
+                        step * 1.5, policy.target_ms / policy.steps / max(per_row, 1e-6)))))
                 if box.elapsed_ms() + step * per_row > budget:
                     break
             worked = box.elapsed_ms()

@@ -342,14 +342,15 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
         f"to go, in time-sized chunks)…")
     statement = phase3.backfill_sql()
 
-    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
-        c.execute(statement, (lo, hi))
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
+        filled = c.execute(statement, (lo, hi)).rowcount
         state.put(c, "backfill_done", hi)
+        return filled
 
     stats = LockStats()
     _guard("copy a chunk of rows", lambda: run_chunks(
         conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-        event="backfill", table=phase3.FITS.old))
+        event="backfill"))
     report.lock.merge(stats)
     unsynced = long_read(conn, phase3.unsynced_rows_sql())[0][0]
     if unsynced:

@@ -333,12 +333,13 @@ def rebuild(
             f"WHERE rowid > ? AND rowid <= ?")
     progress_sql = f"UPDATE {q(PROGRESS)} SET done = ? WHERE tbl = ?"
 
-    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
-        c.execute(copy, (lo, hi))
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
+        copied = c.execute(copy, (lo, hi)).rowcount
         c.execute(progress_sql, (hi, spec.table))
+        return copied
 
     run_chunks(conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-               event="rebuild.copy", table=spec.table)
+               event="rebuild.copy")
     _swap(conn, spec, stats, extra_swap)
     drain(conn, OLD + spec.table, policy=policy, stats=stats, forget=spec.table)
     return stats
@@ -406,8 +407,8 @@ def drain(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = 
     low = conn.execute(f"SELECT coalesce(min(rowid), 1) - 1 FROM {q(table)}").fetchone()[0]
     run_chunks(conn, low, high,
                lambda c, lo, hi: c.execute(f"DELETE FROM {q(table)} WHERE rowid > ? AND rowid <= ?",
-                                           (lo, hi)),
-               policy=policy, stats=stats, event="rebuild.drain", table=table)
+                                           (lo, hi)).rowcount,
+               policy=policy, stats=stats, event="rebuild.drain")
     with held_lock(conn, stats, "rebuild.drop_empty"):
         conn.execute(f"DROP TABLE {q(table)}")
         if forget is not None:

@@ -10,6 +10,8 @@ processes)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -90,6 +92,10 @@ def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
         retire(path, plan, backup=True)
     assert "Nothing was changed" in str(refused.value)
     assert not list((tmp_path).glob("**/*pre_retire*"))
+    cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--dry-run",
+                          "--force", "--db", str(path)], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == RebuildInProgress.exit_code, cli.stdout + cli.stderr
+    assert "migration repair" in cli.stderr and "Traceback" not in cli.stdout + cli.stderr
     assert stages(path) == [(COPY, REPAIR)]
     # repair resumes and finishes; the compat sync triggers come back with the swap
     result = repair(path, backup=False)
@@ -194,20 +200,22 @@ def test_removing_shadow_columns_resumes_after_a_stop(tmp_path: Path,
 
 
 def test_steps_count_rows_not_keys_across_a_gap(tmp_path: Path) -> None:
-    """Keys 1..20,000 mostly deleted, then 3,000 dense ones: a step sized by key
-    span grows over the gap to thousands of keys and then covers thousands of
-    live rows at once; counted in rows it stays small."""
+    """Keys 1..20,000 mostly deleted, then 3,000 dense ones: a step sized by the
+    cost per key grows over the gap to thousands of keys and then covers
+    thousands of live rows at once (153 ms); sized by the cost per row touched,
+    it stays within the box."""
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
     conn.executemany("INSERT INTO t VALUES (?, 0)",
                      [(i,) for i in range(1, 20_001, 1_000)] + [(i,) for i in range(20_001, 23_001)])
 
-    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
         n = c.execute("UPDATE t SET v = v + 1 WHERE id > ? AND id <= ?", (lo, hi)).rowcount
         time.sleep(n * 0.05 / 1000.0)  # 50 µs a live row
+        return n
 
     stats = LockStats()
     policy = ChunkPolicy(target_ms=15.0, pause_ms=0.0)
-    run_chunks(conn, 0, 23_000, work, policy=policy, stats=stats, table="t")
+    run_chunks(conn, 0, 23_000, work, policy=policy, stats=stats)
     assert conn.execute("SELECT min(v), max(v), count(*) FROM t").fetchone() == (1, 1, 3_020)
     assert stats.longest_ms < 2.5 * policy.target_ms, sorted(stats.holds_ms)[-3:]
