@@ -12,6 +12,8 @@ from catalog.clikit import db_option, existing_catalog, handle_errors, json_opti
 from catalog.db import connect
 from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
+from migration.rebuild import unfinished
+from migration.runlock import holder
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +52,7 @@ def status(db: Path | None, as_json: bool) -> None:
     """
     path, st = _status(db)
     if as_json:
-        print_json({"db": str(path)} | st.as_dict())
+        print_json({"db": str(path), "running": holder(path)} | st.as_dict())
         return
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     click.echo(f"Database: {path}")
@@ -70,8 +72,17 @@ def status(db: Path | None, as_json: bool) -> None:
     click.echo("Recent use:" if recent else "Recent use: none recorded")
     for u in recent[:10]:
         click.echo(f"  {u.shim:40} last {u.last_seen}  total {u.total}")
-    for line in st.unfinished:
-        click.echo(f"Interrupted: {line}")
+    running = holder(path)
+    if running:
+        conn = connect(path)
+        try:
+            for u in unfinished(conn):
+                click.echo(f"Running:  {u.describe(running=True)} ({running})")
+        finally:
+            conn.close()
+    else:
+        for line in st.unfinished:
+            click.echo(f"Interrupted: {line}")
     click.echo("Limits:")
     for line in LIMITS:
         click.echo(f"  - {line}")

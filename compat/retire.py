@@ -29,6 +29,7 @@ from compat.db_shims import SHIMS_TABLE
 from compat.sqltext import q
 from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
 from compat.translate import translate
+from migration.runlock import one_at_a_time
 
 if TYPE_CHECKING:
     from migration.rebuild import Unfinished
@@ -135,6 +136,7 @@ def interrupted(conn: sqlite3.Connection) -> list[Unfinished]:
     return [u for u in unfinished(conn) if u.table == FITS.new and u.owner == RETIRE]
 
 
+@one_at_a_time("compat retire")
 def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
     """Finish a retire stopped after its swap: empty and drop the old copy of
     ``fits_files`` in time-boxed chunks. The shims are already retired."""
@@ -157,6 +159,7 @@ def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l:
         conn.close()
 
 
+@one_at_a_time("compat retire --abandon")
 def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
             dry_run: bool = False) -> dict:
     """Undo a retire stopped during its copy (or finish undoing one): the shims
@@ -209,6 +212,7 @@ def refusal_message(plan: RetirePlan) -> str:
               "or --min-days to change the window." + stopped)
 
 
+@one_at_a_time("compat retire")
 def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lambda _l: None,
            backup: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
     """Carry out a retirement the caller has decided on (see :func:`plan_retire`)."""

@@ -96,7 +96,10 @@ def status(db: Path | None, as_json: bool) -> None:
         click.echo(f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
                    f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}")
     for r in data.get("table_rebuild", []):
-        click.echo(f"Rebuild:        {r['note']} (unless it is running now)")
+        if data.get("running"):
+            click.echo(f"Rebuild:        {r['note']} ({data['running']})")
+        else:
+            click.echo(f"Rebuild:        {r['note']}")
     for h in data["history"][:5]:
         click.echo(f"  {h['at']}  {h['event']}")
 

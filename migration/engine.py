@@ -26,6 +26,7 @@ from migration import checks, phase3, state
 from migration.actions import Action, apply_all
 from migration.baseline import v1_statements
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
+from migration.runlock import one_at_a_time
 
 log = get_logger(__name__)
 
@@ -398,6 +399,7 @@ def _refresh_statistics(conn: sqlite3.Connection, stats: LockStats) -> bool:
 
 
 # -- rollback ------------------------------------------------------------------------
+@one_at_a_time("migration rollback")
 def rollback(db_path: Path, *, say: Say = lambda _l: None,
              remove_columns: bool = False) -> LockStats:
     """Back to v1 keeping every row.
@@ -522,11 +524,15 @@ def status(db_path: Path) -> dict[str, Any]:
 
         stopped = unfinished(conn)  # online rebuilds (retire, repair) in flight or stopped
         if stopped:
+            from migration.runlock import holder
+
+            out["running"] = holder(db_path)
             advice = unfinished_rebuilds(conn)
             out["table_rebuild"] = [
                 {"table": u.table, "stage": u.stage, "owner": u.owner, "copied_rowid": u.copied,
                  "source_max_rowid": u.of,
-                 "note": next((a for a in advice if a.startswith(u.describe())), u.describe())}
+                 "note": u.describe(running=True) if out["running"] else
+                 next((a for a in advice if a.startswith(u.describe())), u.describe())}
                 for u in stopped]
         out["pending"] = _pending(st)
         out["history"] = state.history(conn, 10)

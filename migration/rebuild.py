@@ -95,15 +95,19 @@ class Unfinished:
     def leftover(self) -> str:
         return OLD + self.table if self.stage == DRAIN else SHADOW + self.table
 
-    def describe(self) -> str:
+    def describe(self, running: bool = False) -> str:
+        """What was left (or, with ``running``, what a live run is doing)."""
         by = f" started by '{self.owner}'" if self.owner else ""
         if self.stage == COPY:
-            return (f"an online rebuild of {self.table}{by} stopped during its copy "
+            return (f"an online rebuild of {self.table}{by} "
+                    f"{'is in' if running else 'stopped during'} its copy "
                     f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {self.leftover})")
         if self.stage == DRAIN:
-            return (f"an online rebuild of {self.table}{by} stopped after its swap, while "
+            return (f"an online rebuild of {self.table}{by} "
+                    f"{'is' if running else 'stopped after its swap, while'} "
                     f"emptying the old copy {self.leftover}")
-        return f"an undone online rebuild of {self.table}{by} stopped while emptying {self.leftover}"
+        return (f"an undone online rebuild of {self.table}{by} "
+                f"{'is' if running else 'stopped while'} emptying {self.leftover}")
 
 
 def _progress_rows(conn: sqlite3.Connection) -> dict[str, tuple[int, str | None, str]]:

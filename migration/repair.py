@@ -23,6 +23,7 @@ from catalog.schema import V1, V2, read_state
 from compat.sqltext import q, table_columns
 from migration.baseline import v1_statements
 from migration.chunks import ChunkPolicy, LockStats, held_lock
+from migration.runlock import one_at_a_time
 from migration.rebuild import (
     REPAIR,
     SHADOW,
@@ -170,6 +171,7 @@ def ddl_has(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
 
+@one_at_a_time("migration repair")
 def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = lambda _l: None,
            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     from migration.engine import open_migration_connection

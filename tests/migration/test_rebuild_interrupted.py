@@ -9,6 +9,7 @@ processes)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -219,3 +220,31 @@ def test_steps_count_rows_not_keys_across_a_gap(tmp_path: Path) -> None:
     run_chunks(conn, 0, 23_000, work, policy=policy, stats=stats)
     assert conn.execute("SELECT min(v), max(v), count(*) FROM t").fetchone() == (1, 1, 3_020)
     assert stats.longest_ms < 2.5 * policy.target_ms, sorted(stats.holds_ms)[-3:]
+
+
+def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
+    """A second retire, repair or rollback while one runs is refused with the
+    holder named; the lock goes with its holder, so nothing stays blocked."""
+    from migration.runlock import exclusive, lock_path
+
+    path = aged_window(tmp_path)
+    conn = sqlite3.connect(path)
+    plan = plan_retire(conn)
+    conn.close()
+    with exclusive(path, "compat retire"):
+        assert "'compat retire'" in lock_path(path).read_text()
+        with pytest.raises(RebuildInProgress, match=r"running now \(pid \d+, 'compat retire'"):
+            retire(path, plan, backup=False)
+        with pytest.raises(RebuildInProgress, match="Nothing was changed"):
+            repair(path, backup=False)
+        with pytest.raises(RebuildInProgress):
+            engine.rollback(path)
+        cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--yes",
+                              "--db", str(path)], capture_output=True, text=True, timeout=120)
+        assert cli.returncode == RebuildInProgress.exit_code, cli.stdout + cli.stderr
+        assert "Another online rebuild" in cli.stderr and "Traceback" not in cli.stderr
+        status = subprocess.run([str(Path(sys.executable).parent / "compat"), "status", "--json",
+                                 "--db", str(path)], capture_output=True, text=True, timeout=120)
+        assert "'compat retire'" in json.loads(status.stdout)["running"]
+    assert stages(path) == [] and lock_path(path).read_text() == ""
+    assert retire(path, plan, backup=False)["phase"] == "retired"
