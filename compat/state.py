@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalog.schema import read_state
 from compat.db_shims import FITS, SHIMS_TABLE
 from compat.sqltext import q
 from compat.usage import ShimUsage, read_usage
+
+if TYPE_CHECKING:
+    from migration.rebuild import Unfinished
 
 WINDOW_DAYS = 30
 QUIET_DAYS = 7
@@ -78,28 +81,26 @@ def read_shims(conn: sqlite3.Connection) -> list[Shim]:
         "ORDER BY kind, name")]
 
 
-def unfinished_rebuilds(conn: sqlite3.Connection) -> list[str]:
-    """Each online rebuild of ``fits_files`` a crash or kill left part-way, and
-    the command that finishes (or undoes) it."""
-    from migration.rebuild import ABANDON, COPY, RETIRE, unfinished
+def rebuild_advice(u: Unfinished) -> str:
+    """The command that finishes (or undoes) a rebuild a crash or kill left part-way."""
+    from migration.rebuild import ABANDON, COPY, RETIRE
 
-    out = []
-    for u in unfinished(conn):
-        if u.table != FITS_TABLE:
-            continue
-        if u.owner == RETIRE and u.stage == COPY:
-            advice = ("the shims still work; 'compat retire' resumes it, "
-                      "'compat retire --abandon' undoes it")
-        elif u.owner == RETIRE and u.stage == ABANDON:
-            advice = "'compat retire --abandon' finishes undoing it"
-        elif u.owner == RETIRE:
-            advice = "the shims are retired; 'compat retire' finishes it"
-        elif u.stage == COPY and u.owner:
-            advice = f"running '{u.owner}' again finishes it"
-        else:
-            advice = "'migration repair' finishes emptying it"
-        out.append(f"{u.describe()}: {advice}")
-    return out
+    if u.owner == RETIRE and u.stage == COPY:
+        return "the shims still work; 'compat retire' resumes it, 'compat retire --abandon' undoes it"
+    if u.owner == RETIRE and u.stage == ABANDON:
+        return "'compat retire --abandon' finishes undoing it"
+    if u.owner == RETIRE:
+        return "the shims are retired; 'compat retire' finishes it"
+    if u.stage == COPY and u.owner:
+        return f"running '{u.owner}' again finishes it"
+    return "'migration repair' finishes emptying it"
+
+
+def unfinished_rebuilds(conn: sqlite3.Connection) -> list[str]:
+    """Each online rebuild of ``fits_files`` left part-way, with its advice."""
+    from migration.rebuild import unfinished
+
+    return [f"{u.describe()}: {rebuild_advice(u)}" for u in unfinished(conn) if u.table == FITS_TABLE]
 
 
 def read_status(conn: sqlite3.Connection) -> CompatStatus:

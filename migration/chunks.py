@@ -163,11 +163,16 @@ def run_chunks(
         if on_progress is not None:
             on_progress(lo, end)
         if lo < end:
-            # Copy the WAL back into the database now, in the pause, so that the
-            # application's next commit does not find a large backlog to
-            # checkpoint itself (SQLite runs auto-checkpoints in the committing
-            # connection). PASSIVE takes no lock and never waits.
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            if policy.pause_ms:
-                time.sleep(policy.pause_ms / 1000.0)
+            pause(conn, policy)
     return stats
+
+
+def pause(conn: sqlite3.Connection, policy: ChunkPolicy) -> None:
+    """Between two of the migrator's write transactions: copy the WAL back into
+    the database now, so that the application's next commit does not find a
+    large backlog to checkpoint itself (SQLite runs auto-checkpoints in the
+    committing connection; PASSIVE takes no lock and never waits), then leave
+    the lock to the application's writers for ``pause_ms``."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    if policy.pause_ms:
+        time.sleep(policy.pause_ms / 1000.0)

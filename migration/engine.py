@@ -519,7 +519,7 @@ def status(db_path: Path) -> dict[str, Any]:
                               "percent": round(100.0 * done / high, 1) if high else 100.0,
                               "started_at": state.get(conn, "started_at"),
                               "backup": state.get(conn, "backup")}
-        from compat.state import unfinished_rebuilds
+        from compat.state import rebuild_advice
         from migration.rebuild import unfinished
 
         stopped = unfinished(conn)  # online rebuilds (retire, repair) in flight or stopped
@@ -527,12 +527,11 @@ def status(db_path: Path) -> dict[str, Any]:
             from migration.runlock import holder
 
             out["running"] = holder(db_path)
-            advice = unfinished_rebuilds(conn)
             out["table_rebuild"] = [
                 {"table": u.table, "stage": u.stage, "owner": u.owner, "copied_rowid": u.copied,
                  "source_max_rowid": u.of,
                  "note": u.describe(running=True) if out["running"] else
-                 next((a for a in advice if a.startswith(u.describe())), u.describe())}
+                 f"{u.describe()}: {rebuild_advice(u)}"}
                 for u in stopped]
         out["pending"] = _pending(st)
         out["history"] = state.history(conn, 10)

@@ -13,7 +13,6 @@ database) with :mod:`migration.rebuild`, keeping every row and every column
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from catalog.errors import CatalogError
 from catalog.schema import V1, V2, read_state
 from compat.sqltext import q, table_columns
 from migration.baseline import v1_statements
-from migration.chunks import ChunkPolicy, LockStats, held_lock
+from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.runlock import one_at_a_time
 from migration.rebuild import (
     REPAIR,
@@ -123,14 +122,13 @@ def _columns_of(conn: sqlite3.Connection, create_sql: str) -> set[str]:
 
 
 def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
-    """Rows with a NULL id get fresh ids (each chunk its own transaction,
-    checkpointed in the pause after it, as :func:`run_chunks` does)."""
+    """Rows with a NULL id get fresh ids (each chunk its own transaction, with
+    the chunk loop's pause between them)."""
     policy = ChunkPolicy()
     given = 0
     while True:
         if given:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            time.sleep(policy.pause_ms / 1000.0)
+            pause(conn, policy)
         with held_lock(conn, stats, "repair.give_ids"):
             rows = [r for (r,) in conn.execute(
                 f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]

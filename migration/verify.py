@@ -227,7 +227,8 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
     if any(n.startswith("_rebuild_") for n in temp):
         from compat.state import unfinished_rebuilds
 
-        hint = " — " + "; ".join(unfinished_rebuilds(conn)) if unfinished_rebuilds(conn) else ""
+        advice = unfinished_rebuilds(conn)
+        hint = " — " + "; ".join(advice) if advice else ""
     r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)
     if layout == V2 and db_shims.SESSIONS.old in names:
         wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]

@@ -84,16 +84,26 @@ def prepare_only(path: Path) -> None:
         conn.close()
 
 
+def past_the_window(path: Path) -> Path:
+    """Move the cut-over 31 days back and forget every shim use: retire may run."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
+    conn.execute("DELETE FROM _compat_usage")
+    conn.commit()
+    conn.close()
+    return path
+
+
 def retire_now(path: Path) -> None:
     """Phase *retired*: move the cut-over 31 days back, forget usage, retire."""
     import sqlite3
 
     from compat.retire import plan_retire, retire
 
+    past_the_window(path)
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
-    conn.execute("DELETE FROM _compat_usage")
-    conn.commit()
     plan = plan_retire(conn)
     conn.close()
     assert plan.allowed, plan.blockers

@@ -40,7 +40,7 @@ from tests.migration.writer_client import (
     expected_from,
     run_migration,
 )
-from tests.support import migrate
+from tests.support import migrate, past_the_window
 
 BIN = Path(sys.executable).parent
 ROWS = 20_000
@@ -50,10 +50,8 @@ ROWS = 20_000
 def window_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = build_v1_catalog(tmp_path_factory.mktemp("retire-crash") / "base.db", ROWS)
     migrate(path)
+    past_the_window(path)
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
-    conn.execute("DELETE FROM _compat_usage")
-    conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return path

@@ -29,7 +29,7 @@ from migration.repair import diagnose, repair
 from migration.verify import verify
 from tests.live.harness import table_checksums
 from tests.migration.test_repair import damage
-from tests.support import build_phase
+from tests.support import build_phase, past_the_window
 
 FILES = 5_000
 
@@ -56,13 +56,21 @@ def stop_after(monkeypatch: pytest.MonkeyPatch, event: str, transactions: int = 
 
 
 def aged_window(tmp_path: Path) -> Path:
-    path = build_phase(tmp_path / "w.db", "window", files=FILES)
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
-    conn.execute("DELETE FROM _compat_usage")
-    conn.commit()
-    conn.close()
-    return path
+    return past_the_window(build_phase(tmp_path / "w.db", "window", files=FILES))
+
+
+def stopped_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   event: str) -> tuple[Path, dict[str, str]]:
+    """A damaged window catalog whose repair stopped after the first ``event``
+    transaction; and the checksums of its tables before the damage."""
+    path = aged_window(tmp_path)
+    before = table_checksums(path)
+    damage(path)
+    stop_after(monkeypatch, event)
+    with pytest.raises(Stop):
+        repair(path, backup=False)
+    monkeypatch.undo()
+    return path, before
 
 
 def stages(path: Path) -> list[tuple[str, str | None]]:
@@ -75,13 +83,7 @@ def stages(path: Path) -> list[tuple[str, str | None]]:
 
 def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = aged_window(tmp_path)
-    before = table_checksums(path)
-    damage(path)
-    stop_after(monkeypatch, "rebuild.copy")
-    with pytest.raises(Stop):
-        repair(path, backup=False)
-    monkeypatch.undo()
+    path, before = stopped_repair(tmp_path, monkeypatch, "rebuild.copy")
     assert stages(path) == [(COPY, REPAIR)]
     conn = sqlite3.connect(path)
     advice = unfinished_rebuilds(conn)
@@ -109,13 +111,7 @@ def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
 
 def test_a_repair_stopped_in_its_drain_is_finished_by_repair(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = aged_window(tmp_path)
-    before = table_checksums(path)
-    damage(path)
-    stop_after(monkeypatch, "rebuild.drain")
-    with pytest.raises(Stop):
-        repair(path, backup=False)
-    monkeypatch.undo()
+    path, before = stopped_repair(tmp_path, monkeypatch, "rebuild.drain")
     assert stages(path) == [(DRAIN, REPAIR)]
     # the swap was done and the sync triggers are back already: old names stay in sync
     conn = sqlite3.connect(path)

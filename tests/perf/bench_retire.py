@@ -17,6 +17,7 @@ from catalog.logs import configure
 from compat.install import install
 from compat.retire import plan_retire, retire
 from migration import engine
+from tests.support import past_the_window
 
 
 def size_of(db: Path) -> int:
@@ -29,12 +30,7 @@ def size_of(db: Path) -> int:
 def window_copy(src: Path, name: str) -> Path:
     db = fresh_copy(src, name)
     engine.run(db, confirm=lambda _b: True, backup=False)
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
-    conn.execute("DELETE FROM _compat_usage")
-    conn.commit()
-    conn.close()
-    return db
+    return past_the_window(db)
 
 
 def ratio(rows: int, ours: list, naive: list) -> list:
