@@ -65,16 +65,17 @@ class held_lock:
     automatic checkpoint would run after the release but inside the timing.
     """
 
-    def __init__(self, conn: sqlite3.Connection, stats: LockStats | None = None, label: str = ""):
-        self.conn, self.stats, self.label, self.started = conn, stats, label, 0.0
+    def __init__(self, conn: sqlite3.Connection, stats: LockStats | None = None, label: str = "",
+                 clock: Callable[[], float] = time.perf_counter):
+        self.conn, self.stats, self.label, self.clock, self.started = conn, stats, label, clock, 0.0
 
     def __enter__(self) -> sqlite3.Connection:
         self.conn.execute("BEGIN IMMEDIATE")
-        self.started = time.perf_counter()
+        self.started = self.clock()
         return self.conn
 
     def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000.0
+        return (self.clock() - self.started) * 1000.0
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
@@ -88,7 +89,11 @@ class held_lock:
 @dataclass
 class ChunkPolicy:
     """``target_ms``: the work done while holding the lock, per transaction;
-    ``pause_ms``: the gap left for the application's writers between two."""
+    ``pause_ms``: the gap left for the application's writers between two.
+
+    ``clock`` (seconds, monotonic) and ``sleep`` are what the sizing measures
+    and waits with; tests pass a fake clock so that how the work is cut into
+    transactions does not depend on the machine's speed."""
 
     target_ms: float = 15.0
     pause_ms: float = 30.0
@@ -96,6 +101,8 @@ class ChunkPolicy:
     min_rows: int = 10
     max_rows: int = 20_000
     steps: int = 4  # statements per transaction when the cost per row is steady
+    clock: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] = time.sleep
 
 
 def run_chunks(
@@ -134,15 +141,15 @@ def run_chunks(
     commits: deque[float] = deque(maxlen=8)  # ms COMMIT took (writing the WAL) lately
     while lo < end:
         first = lo
-        box = held_lock(conn, stats, event)
+        box = held_lock(conn, stats, event, clock=policy.clock)
         with box:
             # the work's share of the box: the commit that follows takes the rest
             budget = policy.target_ms - max(commits, default=0.0)
             while lo < end:
                 hi = min(end, lo + step)
-                t0 = time.perf_counter()
+                t0 = policy.clock()
                 touched = work(conn, lo, hi)
-                spent = (time.perf_counter() - t0) * 1000.0
+                spent = (policy.clock() - t0) * 1000.0
                 rows = hi - lo if touched is None else touched
                 if rows > 0:
                     recent.append(spent / rows)
@@ -175,4 +182,4 @@ def pause(conn: sqlite3.Connection, policy: ChunkPolicy) -> None:
     the lock to the application's writers for ``pause_ms``."""
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     if policy.pause_ms:
-        time.sleep(policy.pause_ms / 1000.0)
+        policy.sleep(policy.pause_ms / 1000.0)

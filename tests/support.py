@@ -177,3 +177,37 @@ def fill_realistic(path: Path, files: int, *, batch: int = 20_000) -> None:
         conn.executemany(REALISTIC_INSERT, realistic_rows(start, min(batch, files - start)))
         conn.commit()
     conn.close()
+
+
+class TickingClock:
+    """A fake monotonic clock for :class:`migration.chunks.ChunkPolicy`: every reading
+    advances it by ``tick`` seconds, so how work is cut into time-boxed transactions
+    is the same on any machine, however fast or loaded."""
+
+    def __init__(self, tick: float = 0.001):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+class ManualClock:
+    """A fake monotonic clock that moves only when told: ``advance(seconds)`` stands
+    for work that took that long. Time-box logic tested on it sees exact costs."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def machine_independent_policy(**overrides: float):
+    """A chunk policy on a :class:`TickingClock` that never sleeps (see above)."""
+    from migration.chunks import ChunkPolicy
+
+    return ChunkPolicy(clock=TickingClock(), sleep=lambda _s: None, **overrides)

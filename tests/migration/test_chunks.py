@@ -1,15 +1,18 @@
 """The chunk loop keeps each write transaction near its time box, even when the
 cost per row jumps in the middle of a table (the page cache cools, a region of
 wide rows): the failure that sizing a whole transaction from the previous ones
-had at 1M rows (one chunk 2–5x over its target)."""
+had at 1M rows (one chunk 2–5x over its target).
+
+The work's cost is simulated on a manual clock, so these tests check the sizing
+logic exactly, whatever the machine's speed or load."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 from migration.chunks import ChunkPolicy, LockStats, run_chunks
+from tests.support import ManualClock
 
 
 def _table(tmp_path: Path, rows: int) -> sqlite3.Connection:
@@ -24,6 +27,7 @@ def _table(tmp_path: Path, rows: int) -> sqlite3.Connection:
 
 def test_a_sudden_fivefold_cost_stays_within_a_step_of_the_box(tmp_path: Path) -> None:
     conn = _table(tmp_path, 3_000)
+    clock = ManualClock()
     slow_from = 1_500  # rows past this cost five times as much
 
     def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
@@ -31,10 +35,10 @@ def test_a_sudden_fivefold_cost_stays_within_a_step_of_the_box(tmp_path: Path) -
         c.execute("UPDATE done SET hi = ?", (hi,))
         cheap = max(0, min(hi, slow_from) - lo)
         dear = (hi - lo) - cheap
-        time.sleep((cheap * 0.01 + dear * 0.05) / 1000.0)  # 10 µs, then 50 µs a row
+        clock.advance((cheap * 0.01 + dear * 0.05) / 1000.0)  # 10 µs, then 50 µs a row
 
     stats = LockStats()
-    policy = ChunkPolicy(target_ms=20.0, pause_ms=0.0)
+    policy = ChunkPolicy(target_ms=20.0, pause_ms=0.0, clock=clock)
     run_chunks(conn, 0, 3_000, work, policy=policy, stats=stats, event="t")
     # every row done exactly once, progress recorded
     assert conn.execute("SELECT count(*), min(v), max(v) FROM t").fetchone() == (3_000, 1, 1)
@@ -49,13 +53,15 @@ def test_a_sudden_fivefold_cost_stays_within_a_step_of_the_box(tmp_path: Path) -
 
 def test_steady_cost_fills_the_box_with_few_transactions(tmp_path: Path) -> None:
     conn = _table(tmp_path, 4_000)
+    clock = ManualClock()
 
     def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
         c.execute("UPDATE t SET v = v + 1 WHERE id > ? AND id <= ?", (lo, hi))
-        time.sleep((hi - lo) * 0.02 / 1000.0)  # 20 µs a row: 80 ms of work in all
+        clock.advance((hi - lo) * 0.02 / 1000.0)  # 20 µs a row: 80 ms of work in all
 
     stats = LockStats()
-    run_chunks(conn, 0, 4_000, work, policy=ChunkPolicy(target_ms=20.0, pause_ms=0.0), stats=stats)
+    run_chunks(conn, 0, 4_000, work, policy=ChunkPolicy(target_ms=20.0, pause_ms=0.0, clock=clock),
+               stats=stats)
     assert conn.execute("SELECT min(v), max(v) FROM t").fetchone() == (1, 1)
     # ~80 ms of work in ~20 ms boxes: a handful of transactions, not one per step
     assert 3 <= len(stats.holds_ms) <= 12, stats.holds_ms
