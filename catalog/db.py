@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from catalog.drift import explain_missing_column
 from compat.orm import bridge
 from compat.usage import register_database
 
@@ -140,5 +141,13 @@ def make_engine(target: str | os.PathLike[str], *, timeout_ms: int | None = None
             dbapi_conn.execute("BEGIN IMMEDIATE")
         # catalog.models speaks v2; on a v1 database the compat layer translates
         return bridge(dbapi_conn, conn.info, statement), parameters
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # a model column an older catalog lacks: say which, and how to add it
+        if isinstance(context.original_exception, sqlite3.OperationalError):
+            explained = explain_missing_column(str(context.original_exception))
+            if explained is not None:
+                raise explained from context.original_exception
 
     return engine

@@ -3,8 +3,9 @@
 ``create_processing_session`` makes a ``processing_sessions`` row and one
 ``processing_session_files`` row per raw file of the imaging session with the
 chosen frame type (subfolder ``lights``/``darks``/``flats``/``bias``), in one
-write transaction. Nothing is copied on disk: ``staged_path`` stays empty until
-a later step stages the files. Everything is written through the v2 models,
+write transaction. Nothing is copied on disk: ``staged_path`` (NOT NULL in the
+upstream schema) is the empty string until a later step stages the files, and
+``staged_filename`` is the raw file's name. Everything is written through the v2 models,
 so it works on a v1 database as well.
 """
 
@@ -157,15 +158,15 @@ def create_processing_session(
             objects=json.dumps(sorted(objects)),
             primary_target=objects.most_common(1)[0][0] if objects else None,
             total_integration_seconds=int(round(seconds)) if kind == "LIGHT" else None,
-            date_range_start=nights[0] if nights else None,
-            date_range_end=nights[-1] if nights else None,
+            date_range_start=_night(nights[0]) if nights else None,
+            date_range_end=_night(nights[-1]) if nights else None,
         )
         subfolder = subfolder_for(kind)
         rows = [
             ProcessingSessionFile(
                 processing_session_id=new, fits_file_id=f.id,
                 original_path=os.path.join(f.folder, f.file), original_filename=f.file,
-                subfolder=subfolder, file_size=size, frame_type=kind,
+                staged_path="", staged_filename=f.file, subfolder=subfolder, file_size=size, frame_type=kind,
             )
             for f, size in zip(files, sizes)
         ]
@@ -200,6 +201,21 @@ def _summary_counts(db: DatabaseManager, ids: list[str] | None = None) -> dict[s
     return out
 
 
+def _night(night: str) -> datetime | None:
+    """An observing night ('YYYY-MM-DD') as the DATETIME the upstream column holds."""
+    try:
+        return datetime.strptime(night, "%Y-%m-%d")
+    except ValueError:
+        return None
+
+
+def _night_text(value: datetime | str | None) -> str | None:
+    """The night of a stored date range, as 'YYYY-MM-DD' (older rows may hold text)."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return value[:10] if value else None
+
+
 def _as_dict(ps: ProcessingSession, by_subfolder: dict[str, int]) -> dict[str, Any]:
     try:
         objects = json.loads(ps.objects) if ps.objects else []
@@ -209,7 +225,8 @@ def _as_dict(ps: ProcessingSession, by_subfolder: dict[str, int]) -> dict[str, A
         "id": ps.id, "name": ps.name, "status": ps.status, "notes": ps.notes,
         "objects": objects, "primary_target": ps.primary_target,
         "total_integration_seconds": ps.total_integration_seconds,
-        "date_range_start": ps.date_range_start, "date_range_end": ps.date_range_end,
+        "date_range_start": _night_text(ps.date_range_start),
+        "date_range_end": _night_text(ps.date_range_end),
         "created_at": ps.created_at, "files": sum(by_subfolder.values()),
         "by_subfolder": by_subfolder,
     }

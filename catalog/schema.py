@@ -16,7 +16,8 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from compat import renames
-from catalog.models import Base, SchemaVersion, utcnow
+from catalog.models import SchemaVersion, utcnow
+from migration.baseline import v1_objects, v2_objects
 
 V1, V2, EMPTY, UNKNOWN = "v1", "v2", "empty", "unknown"
 
@@ -91,20 +92,25 @@ def state_of(connection: Connection) -> SchemaState:
 
 
 def create_missing_tables(engine: Engine) -> SchemaState:
-    """Create the models' tables that are missing, in the database's own layout.
+    """Create the catalog tables that are missing, in the database's own layout.
 
-    On an empty database this creates schema v2 and records versions 1 and 2.
-    On a v1 database it never creates ``imaging_sessions`` next to ``sessions``
-    (that would split the data in two); it only adds tables v1 also has.
+    The DDL is the upstream schema itself (``migration.baseline``), not the models'
+    rendering of it: on an empty database this creates schema v2 exactly as the
+    migration leaves it and records versions 1 and 2. On a v1 database it never
+    creates ``imaging_sessions`` next to ``sessions`` (that would split the data in
+    two); it only adds the tables (and their indexes) an older catalog lacks. The
+    tables that exist are never touched.
     """
     with engine.begin() as connection:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
         state = state_of(connection)
-        tables = list(Base.metadata.sorted_tables)
+        objects = v1_objects() if state.layout == V1 else v2_objects()
+        missing = {o.table for o in objects if o.type == "table"} - set(state.tables)
         if state.layout == V1:
-            skip = {t.new for t in renames.renamed_tables()}
-            tables = [t for t in tables if t.name not in skip]
-        Base.metadata.create_all(connection, tables=tables, checkfirst=True)
+            missing -= {t.new for t in renames.renamed_tables()}
+        for o in objects:
+            if o.table in missing:
+                connection.exec_driver_sql(o.sql)
         if state.layout == EMPTY:
             now = utcnow()
             connection.execute(

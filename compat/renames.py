@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 SCHEMA_V1 = 1
 SCHEMA_V2 = 2
-V1_DESCRIPTION = "Phase 2: Consolidated models with column mapping"
+V1_DESCRIPTION = "Phase 2: models mapped onto legacy names"
 V2_DESCRIPTION = "Phase 3: Renamed tables and columns"
 
 

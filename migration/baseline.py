@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from importlib import resources
+from typing import NamedTuple
 
 from compat import renames
 
@@ -23,6 +24,54 @@ def v1_statements() -> list[str]:
             statements.append(buffer.strip().rstrip(";"))
             buffer = ""
     return statements
+
+
+class SchemaObject(NamedTuple):
+    type: str  # table or index
+    name: str
+    table: str
+    sql: str
+
+
+def _objects(conn: sqlite3.Connection) -> list[SchemaObject]:
+    return [SchemaObject(*row) for row in conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'index', rowid")]
+
+
+def v1_objects() -> list[SchemaObject]:
+    """The v1 tables and indexes, as SQLite reads the baseline."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for statement in v1_statements():
+            conn.execute(statement)
+        return _objects(conn)
+    finally:
+        conn.close()
+
+
+def v2_objects() -> list[SchemaObject]:
+    """The v2 tables and indexes: the v1 baseline with the Phase 3 renames applied by
+    SQLite itself (``ALTER TABLE … RENAME``), so v2 differs from v1 by the renames and
+    nothing else (the DDL of every other table is the baseline's, byte for byte)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for statement in v1_statements():
+            conn.execute(statement)
+        for table in renames.TABLES:
+            if table.old != table.new:
+                conn.execute(f'ALTER TABLE "{table.old}" RENAME TO "{table.new}"')
+            for column in table.columns:
+                conn.execute(f'ALTER TABLE "{table.new}" RENAME COLUMN "{column.old}" '
+                             f'TO "{column.new}"')
+        for index in renames.INDEXES:
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
+                               (index.old,)).fetchone()[0]
+            conn.execute(f'DROP INDEX "{index.old}"')
+            conn.execute(sql.replace(index.old, index.new, 1))
+        return _objects(conn)
+    finally:
+        conn.close()
 
 
 def create_v1_file(path: str | os.PathLike[str]) -> None:

@@ -22,7 +22,7 @@ from catalog.logs import get_logger
 from catalog.schema import DURING, V1, V2, WINDOW, read_state
 from compat import renames
 from compat.sqltext import q
-from migration import checks, phase3, state
+from migration import checks, phase3, snapshot, state
 from migration.actions import Action, apply_all
 from migration.baseline import v1_statements
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
@@ -319,11 +319,16 @@ def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     say("[1/5] Preparing: shadow columns and capture triggers…")
 
     prebuilt = _prebuild(conn, phase3.prepare_actions)
+    before = snapshot.describe(conn)  # read outside the lock; the cookie check below covers it
 
     def apply() -> None:
         with held_lock(conn, report.lock, "prepare"):
+            if conn.execute("PRAGMA schema_version").fetchone()[0] != prebuilt[0]:
+                before.update(snapshot.describe(conn))
             apply_all(conn, _planned(conn, phase3.prepare_actions, prebuilt))
             if state.get(conn, "backfill_high") is None:
+                # what verify judges the migration by: the schema as it was before it
+                snapshot.record(conn, state.LOG_TABLE, before)
                 high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
                 state.put(conn, "backfill_high", high)
                 state.put(conn, "backfill_done", 0)

@@ -20,7 +20,7 @@ from typing import Any
 from catalog.errors import CatalogError
 from catalog.schema import V1, V2, read_state
 from compat.sqltext import q, table_columns
-from migration.baseline import v1_statements
+from migration.baseline import v1_objects, v2_objects
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.runlock import one_at_a_time
 from migration.rebuild import (
@@ -42,38 +42,20 @@ class RepairRefused(CatalogError):
 
 
 def _target_sql(layout: str) -> tuple[str, list[tuple[str, str]]]:
-    """The proper CREATE TABLE and CREATE INDEX statements of fits_files."""
-    if layout == V1:
-        statements = v1_statements()
-    else:
-        from sqlalchemy.dialects import sqlite as sqlite_dialect
-        from sqlalchemy.schema import CreateIndex, CreateTable
-
-        from catalog.models import FitsFile
-
-        dialect = sqlite_dialect.dialect()
-        statements = [str(CreateTable(FitsFile.__table__).compile(dialect=dialect)).strip()]
-        statements += [str(CreateIndex(i).compile(dialect=dialect)) for i in FitsFile.__table__.indexes]
-    create = next(s for s in statements if s.upper().startswith("CREATE TABLE") and
-                  s.split("(")[0].split()[-1].strip('"') == TABLE)
-    indexes = []
-    for s in statements:
-        words = s.replace("UNIQUE ", "").split()
-        if words[:2] == ["CREATE", "INDEX"] and words[4].strip('"') == TABLE:
-            indexes.append((words[2].strip('"'), s))
-    return create, indexes
+    """The proper CREATE TABLE and CREATE INDEX statements of fits_files: the upstream
+    baseline's, with the Phase 3 renames on a v2 database."""
+    objects = v1_objects() if layout == V1 else v2_objects()
+    create = next(o.sql for o in objects if o.type == "table" and o.name == TABLE)
+    return create, [(o.name, o.sql) for o in objects if o.type == "index" and o.table == TABLE]
 
 
 def diagnose(conn: sqlite3.Connection) -> list[str]:
     """What is wrong with fits_files (empty when nothing is)."""
     problems = []
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?",
-                       (TABLE,)).fetchone()[0] or ""
     info = {c.name: c for c in table_columns(conn, TABLE)}
-    if info.get("id") is None or info["id"].pk != 1:
-        problems.append("id is not the PRIMARY KEY")
-    if "AUTOINCREMENT" not in sql.upper():
-        problems.append("no AUTOINCREMENT")
+    if info.get("id") is None or info["id"].pk != 1 or (info["id"].type or "").upper() != "INTEGER":
+        problems.append("id is not an INTEGER PRIMARY KEY")
+    # no AUTOINCREMENT is no damage: older upstream versions created the table so
     nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE id IS NULL").fetchone()[0]
     if nulls:
         problems.append(f"{nulls} rows with a NULL id")

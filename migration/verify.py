@@ -16,26 +16,37 @@ from pathlib import Path
 from typing import Any
 
 from catalog.db import connect, long_read
-from catalog.schema import MIGRATION_STATE_TABLE, V1, V2, WINDOW, read_state
+from catalog.drift import model_drift
+from catalog.schema import DURING, MIGRATION_STATE_TABLE, V1, V2, WINDOW, read_state
 from compat import db_shims, renames
 from compat.sqltext import q, table_columns
-from migration import ddl, state
+from migration import ddl, snapshot, state
 
 SESSIONS = renames.renamed_tables()[0]
 FITS = renames.table_by_new("fits_files")
 assert FITS is not None
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
+RENAMES = snapshot.Renames(
+    tables={t.old: t.new for t in renames.TABLES if t.old != t.new},
+    columns={t.new: {c.old: c.new for c in t.columns} for t in renames.TABLES},
+    indexes={i.old: i.new for i in renames.INDEXES},
+)
 
 
 @dataclass
 class Check:
+    """One finding. A *warning* (``ok`` False, ``warning`` True) describes the catalog
+    as it was before the migration; it never fails the verification."""
+
     group: str
     name: str
     ok: bool
     detail: str = ""
+    warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "name": self.name, "ok": self.ok, "detail": self.detail}
+        return {"group": self.group, "name": self.name, "ok": self.ok, "detail": self.detail,
+                "warning": self.warning}
 
 
 @dataclass
@@ -47,14 +58,18 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.ok or c.warning for c in self.checks)
 
-    def add(self, group: str, name: str, ok: bool, detail: str = "") -> None:
-        self.checks.append(Check(group, name, ok, detail))
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.warning and not c.ok]
+
+    def add(self, group: str, name: str, ok: bool, detail: str = "", *, warning: bool = False) -> None:
+        self.checks.append(Check(group, name, ok, detail, warning))
 
     def as_dict(self) -> dict[str, Any]:
         return {"db": self.db, "layout": self.layout, "phase": self.phase, "ok": self.ok,
-                "checks": [c.as_dict() for c in self.checks]}
+                "warnings": len(self.warnings), "checks": [c.as_dict() for c in self.checks]}
 
 
 def _model_indexes() -> dict[str, dict[str, list[str]]]:
@@ -77,8 +92,12 @@ def verify(db_path: Path) -> Verification:
     try:
         st = read_state(conn)
         result = Verification(str(db_path), st.layout, st.phase)
+        now = snapshot.describe(conn)
+        before = snapshot.recorded(conn, state.LOG_TABLE)
+        if before is not None and st.layout == V2:
+            before = snapshot.renamed(before, RENAMES)
         if st.layout == V2:
-            _schema_checks(conn, result, st.phase == WINDOW)
+            _schema_checks(conn, result, st.phase == WINDOW, before)
             _application_checks(db_path, result)
         elif st.layout == V1:
             result.add("schema", "v1 tables sessions and fits_files", True, "phase " + str(st.phase))
@@ -86,6 +105,9 @@ def verify(db_path: Path) -> Verification:
             result.add("schema", "catalog tables present", False,
                        "neither v1 nor v2 catalog tables were found")
             return result
+        if st.phase != DURING:  # a run in progress is judged when it is done
+            _before_after(result, before, now)
+        _drift(result, now, before, st.layout)
         _sqlite_checks(conn, result)
         _damage_checks(conn, result)
         if st.phase != "during":  # a run in progress owns its objects
@@ -95,7 +117,39 @@ def verify(db_path: Path) -> Verification:
         conn.close()
 
 
-def _schema_checks(conn: sqlite3.Connection, r: Verification, window: bool) -> None:
+def _before_after(r: Verification, before: dict[str, Any] | None, now: dict[str, Any]) -> None:
+    """Everything the schema had before the migration is still there, renamed as declared."""
+    g = "before vs after"
+    if before is None:
+        r.add(g, "no record of the schema before a migration", True,
+              "created at this version, or migrated by an older release: judged by the checks below")
+        return
+    problems = snapshot.lost_or_changed(before, now)
+    r.add(g, "every table, column, index, view and trigger of before is kept", not problems,
+          "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""))
+
+
+def _drift(r: Verification, now: dict[str, Any], before: dict[str, Any] | None, layout: str) -> None:
+    """What the models use and the catalog lacks: a warning when it was so before the
+    migration (or nothing records the before), a failure when the migration lost it."""
+    cols = {t: [c[0] for c in f["columns"]] for t, f in now["tables"].items()}
+    drift = model_drift(cols, layout_v1=layout == V1)
+    if not drift:
+        r.add("schema vs models", "every model table and column is in the catalog", True)
+    for d in drift:
+        was = None if before is None else (
+            d.table not in before["tables"] if d.column is None else
+            d.table not in before["tables"] or
+            d.column not in [c[0] for c in before["tables"][d.table]["columns"]])
+        note = ("it was so before the migration" if was else
+                "no record says whether it was so before the migration" if was is None else
+                "the migration lost it")
+        r.add("schema vs models", d.meaning, False, f"{note}; to add it: {d.ddl}",
+              warning=was is not False)
+
+
+def _schema_checks(conn: sqlite3.Connection, r: Verification, window: bool,
+                   before: dict[str, Any] | None) -> None:
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     views = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")}
     g = "1/7 table names"
@@ -125,25 +179,13 @@ def _schema_checks(conn: sqlite3.Connection, r: Verification, window: bool) -> N
         have = _indexes(conn, table)
         for name, columns in expected[table].items():
             ok = have.get(name) == columns
+            was = before is not None and name not in before["indexes"]
             r.add("6/7 indexes", f"index '{name}' exists", ok,
-                  "" if ok else f"expected on {columns}, found {have.get(name)}")
+                  "" if ok else f"expected on {columns}, found {have.get(name)}"
+                  + ("; it was so before the migration" if was else ""), warning=was)
     fks = conn.execute(f"PRAGMA foreign_key_list({q(FITS.new)})").fetchall()
     ok = any(f[2] == SESSIONS.new and f[3] == "imaging_session_id" and f[4] == "id" for f in fks)
     r.add("7/7 foreign keys", "foreign key: fits_files.imaging_session_id -> imaging_sessions.id", ok)
-    # every table of the models, every column, compared with the database
-    from catalog.models import Base
-
-    for table in Base.metadata.sorted_tables:
-        if table.name not in tables:
-            r.add("schema vs models", f"table {table.name}", False, "missing")
-            continue
-        have_cols = [c.name for c in table_columns(conn, table.name) if not c.hidden]
-        missing = [c.name for c in table.columns if c.name not in have_cols]
-        compat = {c.old for c in FITS.columns} if table.name == FITS.new and window else set()
-        extra = [c for c in have_cols if c not in table.columns and c not in compat]
-        r.add("schema vs models", f"table {table.name} has every model column", not missing,
-              ("missing: " + ", ".join(missing)) if missing else
-              (("user columns kept: " + ", ".join(extra)) if extra else ""))
 
 
 def _application_checks(db_path: Path, r: Verification) -> None:
@@ -196,20 +238,19 @@ def _sqlite_checks(conn: sqlite3.Connection, r: Verification) -> None:
 
 
 def _damage_checks(conn: sqlite3.Connection, r: Verification) -> None:
-    """Signs of a fits_files rebuilt by CREATE TABLE … AS SELECT."""
-    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='fits_files'"
-                       ).fetchone()[0] or ""
+    """Signs of a fits_files rebuilt by CREATE TABLE … AS SELECT: no INTEGER PRIMARY
+    KEY (ids not kept, so every foreign key to it mismatches). A table without
+    AUTOINCREMENT is healthy: older upstream versions created it so."""
     info = {c.name: c for c in table_columns(conn, "fits_files")}
-    pk_ok = info.get("id") is not None and info["id"].pk == 1
-    auto = "AUTOINCREMENT" in sql.upper()
+    pk_ok = (info.get("id") is not None and info["id"].pk == 1
+             and (info["id"].type or "").upper() == "INTEGER")
     null_ids = conn.execute("SELECT count(*) FROM fits_files WHERE id IS NULL").fetchone()[0]
-    damaged = not pk_ok or not auto or null_ids
+    damaged = not pk_ok or bool(null_ids)
     detail = ", ".join(filter(None, [
-        "" if pk_ok else "id is not the PRIMARY KEY",
-        "" if auto else "no AUTOINCREMENT",
+        "" if pk_ok else "id is not an INTEGER PRIMARY KEY",
         f"{null_ids} rows with NULL id" if null_ids else "",
     ]))
-    r.add("damage", "fits_files keeps its PRIMARY KEY, AUTOINCREMENT and ids", not damaged,
+    r.add("damage", "fits_files.id is its INTEGER PRIMARY KEY", not damaged,
           (detail + " — run 'migration repair'") if damaged else "")
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.manager import DatabaseManager
-from migration.baseline import create_v1_file
+from tests.upstream_catalogs import create_upstream_v1
 
 
 def make_v1(path: Path) -> Path:
-    """An empty schema-v1 catalog at ``path``."""
-    create_v1_file(path)
-    return path
+    """An empty schema-v1 catalog at ``path``, from the upstream DDL (WAL mode)."""
+    return create_upstream_v1(path, "plain")
 
 
 def make_catalog(path: Path, layout: str) -> Path:
@@ -53,8 +52,10 @@ def fill_v1(path: Path, files: int = 300) -> None:
          for i in range(files)])
     conn.execute("INSERT INTO processing_sessions (id, name) VALUES ('PS1', 'M31 LRGB')")
     conn.executemany(
-        "INSERT INTO processing_session_files (processing_session_id, fits_file_id, subfolder) "
-        "VALUES ('PS1', ?, 'lights')", [(i,) for i in range(1, min(files, 50) + 1)])
+        "INSERT INTO processing_session_files (processing_session_id, fits_file_id, original_path, "
+        "original_filename, staged_path, staged_filename, subfolder) "
+        "VALUES ('PS1', ?, '/raw/f.fits', 'f.fits', '', 'f.fits', 'lights')",
+        [(i,) for i in range(1, min(files, 50) + 1)])
     conn.commit()
     conn.close()
 

@@ -25,7 +25,7 @@ from catalog.models.reference import (
     ObjectProcessingLog,
     ProcessLog,
     SchemaVersion,
-    SystemSetting,
+    SystemSettings,
     Telescope,
 )
 
@@ -34,6 +34,7 @@ __all__ = [
     "Camera",
     "CatalogDeprecationWarning",
     "DatabaseManager",
+    "DatabaseService",
     "FilterMapping",
     "FitsFile",
     "ImagingSession",
@@ -45,7 +46,7 @@ __all__ = [
     "RetiredImportError",
     "RetiredNameError",
     "SchemaVersion",
-    "SystemSetting",
+    "SystemSettings",
     "Telescope",
     "utcnow",
 ]
@@ -54,10 +55,14 @@ _alias = _DeprecatedAlias(globals())
 
 
 def __getattr__(name: str) -> Any:
-    # DatabaseManager (catalog.manager) imports these models; it is exported
-    # here lazily, as the application this catalog comes from had it.
+    # DatabaseManager and DatabaseService import these models; they are exported
+    # here lazily, as the upstream application's ``models`` module has them.
     if name == "DatabaseManager":
         from catalog.manager import DatabaseManager
 
         return DatabaseManager
+    if name == "DatabaseService":
+        from catalog.service import DatabaseService
+
+        return DatabaseService
     return _alias(name)

@@ -1,4 +1,8 @@
-"""Imaging sessions and the FITS files taken in them (the tables v2 renamed)."""
+"""Imaging sessions and the FITS files taken in them (the tables v2 renamed).
+
+Column for column what the upstream application creates (``upstream-v1.sql``)
+with the Phase 3 renames; no server-side defaults (Python-side ones fill new rows).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    text,
 )
 from sqlalchemy.orm import relationship
 
@@ -86,8 +89,8 @@ class FitsFile(Base):
     gain = Column(Integer)
     offset = Column(Integer)
     egain = Column(Float)
-    binning_x = Column(Integer, default=1, server_default=text("1"))
-    binning_y = Column(Integer, default=1, server_default=text("1"))
+    binning_x = Column(Integer, default=1)
+    binning_y = Column(Integer, default=1)
     sensor_temp = Column(Float)
     readout_mode = Column(String(50))
     bayerpat = Column(String(10))
@@ -124,8 +127,8 @@ class FitsFile(Base):
     boltwood_wind = Column(Float)
     boltwood_rain = Column(Float)
     boltwood_daylight = Column(Float)
-    bad = Column(Boolean, default=False, server_default=text("0"))
-    file_not_found = Column(Boolean, default=False, server_default=text("0"))
+    bad = Column(Boolean, default=False)
+    file_not_found = Column(Boolean, default=False)
     orig_file = Column(String(255))
     orig_folder = Column(String(500))
     validation_score = Column(Float)

@@ -1,8 +1,11 @@
-"""Processing sessions: sets of raw files staged for stacking, and their outputs."""
+"""Processing sessions: sets of raw files staged for stacking, and their outputs.
+
+Column for column what the upstream application creates (``upstream-v1.sql``).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, ForeignKey, Integer, String, Text, text
+from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import relationship
 
 from catalog.models.base import Base, utcnow
@@ -16,20 +19,20 @@ class ProcessingSession(Base):
     folder_path = Column(String(500))
     objects = Column(Text)  # JSON list of object names
     notes = Column(Text)
-    status = Column(String(20), default="not_started", server_default=text("'not_started'"))
+    status = Column(String(20), default="not_started")
     version = Column(Integer, default=1)
     astrobin_url = Column(String(500))
     social_urls = Column(Text)  # JSON list
     processing_started = Column(DateTime)
     processing_completed = Column(DateTime)
-    primary_target = Column(String(100))
+    primary_target = Column(String(255))
     target_type = Column(String(50))
     image_type = Column(String(50))
-    ra = Column(String(20))
-    dec = Column(String(20))
+    ra = Column(String(50))
+    dec = Column(String(50))
     total_integration_seconds = Column(Integer)
-    date_range_start = Column(String(10))
-    date_range_end = Column(String(10))
+    date_range_start = Column(DateTime)
+    date_range_end = Column(DateTime)
     created_at = Column(DateTime, default=utcnow)
     updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -40,21 +43,28 @@ class ProcessingSession(Base):
         "ProcessedFile", back_populates="processing_session", passive_deletes=True
     )
 
+    __table_args__ = (
+        Index("idx_processing_status", "status"),
+        Index("idx_processing_created", "created_at"),
+        Index("idx_processing_objects", "objects"),
+        Index("idx_processing_primary_target", "primary_target"),
+    )
+
 
 class ProcessingSessionFile(Base):
     """A raw file staged into a processing session."""
 
     __tablename__ = "processing_session_files"
 
-    id = Column(Integer, primary_key=True, autoincrement=True)
+    id = Column(Integer, primary_key=True)
     processing_session_id = Column(
         String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
     )
     fits_file_id = Column(Integer, ForeignKey("fits_files.id", ondelete="CASCADE"))
-    original_path = Column(String(500))
-    original_filename = Column(String(255))
-    staged_path = Column(String(500))
-    staged_filename = Column(String(255))
+    original_path = Column(String(500), nullable=False)
+    original_filename = Column(String(255), nullable=False)
+    staged_path = Column(String(500), nullable=False)
+    staged_filename = Column(String(255), nullable=False)
     subfolder = Column(String(50), nullable=False)
     created_at = Column(DateTime, default=utcnow)
     file_size = Column(Integer)
@@ -63,7 +73,11 @@ class ProcessingSessionFile(Base):
     processing_session = relationship("ProcessingSession", back_populates="files")
     fits_file = relationship("FitsFile")
 
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("idx_processing_file_session", "processing_session_id"),
+        Index("idx_processing_file_fits", "fits_file_id"),
+        Index("idx_processing_file_type", "frame_type"),
+    )
 
 
 class ProcessedFile(Base):
@@ -71,24 +85,38 @@ class ProcessedFile(Base):
 
     __tablename__ = "processed_files"
 
-    id = Column(Integer, primary_key=True, autoincrement=True)
+    id = Column(Integer, primary_key=True)
     processing_session_id = Column(
         String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
     )
     file_path = Column(String(500), nullable=False, unique=True)
     filename = Column(String(255), nullable=False)
+    file_type = Column(String(20), nullable=False)
     subfolder = Column(String(50))
-    file_type = Column(String(20))
     file_size = Column(Integer)
-    width_pixels = Column(Integer)
-    height_pixels = Column(Integer)
-    object = Column(String(100))
-    filter = Column(String(20))
-    total_exposure = Column(Float)
+    created_date = Column(DateTime)
+    modified_date = Column(DateTime)
     md5sum = Column(String(32))
-    created_at = Column(DateTime, default=utcnow)
+    has_companion = Column(Boolean, default=False)
+    companion_path = Column(String(500))
+    companion_size = Column(Integer)
+    image_width = Column(Integer)
+    image_height = Column(Integer)
+    bit_depth = Column(Integer)
+    color_space = Column(String(50))
+    associated_object = Column(String(255))
+    processing_stage = Column(String(50))
+    metadata_json = Column(Text)
+    notes = Column(Text)
+    cataloged_at = Column(DateTime, default=utcnow)
     updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
 
     processing_session = relationship("ProcessingSession", back_populates="outputs")
 
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("idx_processed_session", "processing_session_id"),
+        Index("idx_processed_type", "file_type"),
+        Index("idx_processed_subfolder", "subfolder"),
+        Index("idx_processed_object", "associated_object"),
+        Index("idx_processed_stage", "processing_stage"),
+    )

@@ -1,8 +1,13 @@
-"""Equipment, filter names, logs, settings and the schema version."""
+"""Equipment, filter names, logs, settings and the schema version.
+
+Column for column what the upstream application creates (``upstream-v1.sql``):
+names, declared types, NOT NULL, UNIQUE and no server-side defaults. Python-side
+defaults (``default=``) fill new rows without changing the DDL.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Integer, String, Text, text
+from sqlalchemy import Boolean, Column, DateTime, Float, Integer, String, Text
 
 from catalog.models.base import Base, utcnow
 
@@ -14,12 +19,10 @@ class Camera(Base):
     name = Column(String(50), unique=True, nullable=False)
     x_pixels = Column(Integer, nullable=False)
     y_pixels = Column(Integer, nullable=False)
-    pixel_size = Column(Float, nullable=False)
-    rgb = Column(Boolean, default=True, server_default=text("1"))
-    comments = Column(Text)
-    active = Column(Boolean, default=True, server_default=text("1"))
-    created_at = Column(DateTime, default=utcnow)
-    updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
+    pixel_size = Column(Float)
+    binning_support = Column(String(20))
+    notes = Column(Text)
+    active = Column(Boolean, default=True)
 
 
 class Telescope(Base):
@@ -29,11 +32,9 @@ class Telescope(Base):
     name = Column(String(50), unique=True, nullable=False)
     focal_length = Column(Float, nullable=False)
     aperture = Column(Float)
-    scope_type = Column(String(50))
-    comments = Column(Text)
-    active = Column(Boolean, default=True, server_default=text("1"))
-    created_at = Column(DateTime, default=utcnow)
-    updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
+    telescope_type = Column(String(20))
+    notes = Column(Text)
+    active = Column(Boolean, default=True)
 
 
 class FilterMapping(Base):
@@ -42,35 +43,43 @@ class FilterMapping(Base):
     id = Column(Integer, primary_key=True)
     raw_name = Column(String(50), unique=True, nullable=False)
     standard_name = Column(String(20), nullable=False)
-    created_at = Column(DateTime, default=utcnow)
+    filter_type = Column(String(20))
+    bandpass = Column(String(20))
+    notes = Column(Text)
 
 
 class ProcessLog(Base):
     __tablename__ = "process_log"
 
     id = Column(Integer, primary_key=True)
-    timestamp = Column(DateTime, default=utcnow)
-    operation = Column(String(50))
-    status = Column(String(20))
-    message = Column(Text)
+    session_name = Column(String(100), nullable=False)
+    object = Column(String(100))
+    image_type = Column(String(20))
+    create_date = Column(DateTime, default=utcnow)
+    status = Column(Integer)
+    notes = Column(Text)
     files_processed = Column(Integer)
+    files_failed = Column(Integer)
 
 
 class ObjectProcessingLog(Base):
     __tablename__ = "object_processing_log"
 
     id = Column(Integer, primary_key=True)
-    object_name = Column(String(100), nullable=False)
-    processing_date = Column(DateTime, default=utcnow)
-    status = Column(String(20))
-    notes = Column(Text)
+    filename = Column(String(255), nullable=False)
+    raw_object_name = Column(String(255))
+    proposed_object_name = Column(String(255))
+    error_message = Column(Text)
+    created_at = Column(DateTime, default=utcnow)
 
 
-class SystemSetting(Base):
+class SystemSettings(Base):
+    """One setting; values are stored as text (see ``DatabaseService.get_setting``)."""
+
     __tablename__ = "system_settings"
 
-    key = Column(String(100), primary_key=True)
-    value = Column(Text)
+    key = Column(String(50), primary_key=True)
+    value = Column(String(255), nullable=False)
     updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
 
 

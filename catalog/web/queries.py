@@ -40,7 +40,7 @@ from catalog.models import (
     ImagingSession,
     ProcessingSession,
     ProcessingSessionFile,
-    SystemSetting,
+    SystemSettings,
 )
 from catalog.monitor_state import STATUS_KEY
 from catalog.schema import state_of
@@ -317,7 +317,7 @@ def schema_info(s: Session) -> dict[str, Any]:
 
 def monitor_status(s: Session, now: float) -> dict[str, Any] | None:
     """The file monitor's last report (``system_settings``), with its age."""
-    value = s.scalar(select(SystemSetting.value).where(SystemSetting.key == STATUS_KEY))
+    value = s.scalar(select(SystemSettings.value).where(SystemSettings.key == STATUS_KEY))
     if not value:
         return None
     try:

@@ -90,7 +90,7 @@ def _writer(service: Any, tag: str, deadline: float) -> None:
 
 def _read_then_write(db: Any, tag: str, deadline: float) -> None:
     """ORM transactions that read first, then modify and commit (the WAL trap's shape)."""
-    from catalog.models import ImagingSession, SystemSetting
+    from catalog.models import ImagingSession, SystemSettings
     from catalog.service import DatabaseService
 
     DatabaseService(db).ensure_imaging_session({"id": RMW_SESSION, "date": "2024-03-12"})
@@ -101,10 +101,10 @@ def _read_then_write(db: Any, tag: str, deadline: float) -> None:
         try:
             with db.get_session() as s:
                 if i % 2:
-                    row = s.get(SystemSetting, key)
+                    row = s.get(SystemSettings, key)
                     time.sleep(0.002)  # let the writers commit in between
                     if row is None:
-                        s.add(SystemSetting(key=key, value="1"))
+                        s.add(SystemSettings(key=key, value="1"))
                     else:
                         row.value = str(int(row.value) + 1)
                     what = "setting"
@@ -338,7 +338,7 @@ def test_orm_read_then_write_after_another_commit(catalog_db: Path, schema: str)
     """The ORM's get -> modify -> commit, with another connection committing in
     between (on v1 the models run through the compat bridge)."""
     from catalog.manager import DatabaseManager
-    from catalog.models import ImagingSession, SystemSetting
+    from catalog.models import ImagingSession, SystemSettings
     from catalog.service import DatabaseService
 
     db = DatabaseManager(catalog_db)
@@ -349,7 +349,7 @@ def test_orm_read_then_write_after_another_commit(catalog_db: Path, schema: str)
         service.set_setting("k", "0")
         service.ensure_imaging_session({"id": RMW_SESSION, "date": "2024-03-12"})
         with db.get_session() as s:
-            setting = s.get(SystemSetting, "k")
+            setting = s.get(SystemSettings, "k")
             session = s.get(ImagingSession, RMW_SESSION)
             _insert_setting(other, "k", "from-other")  # commits in between
             other.execute(f"UPDATE {table} SET notes = 'other' WHERE {key} = ?", (RMW_SESSION,))

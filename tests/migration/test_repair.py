@@ -34,6 +34,22 @@ def damage(path: Path, *, null_ids: int = 0) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize("phase", ["before", "window"])
+def test_no_autoincrement_is_healthy_not_damage(tmp_path: Path, phase: str) -> None:
+    """What the upstream models create (``id INTEGER NOT NULL … PRIMARY KEY (id)``)
+    needs no repair: only a missing INTEGER PRIMARY KEY is the damage repair is for."""
+    from tests.support import migrate
+    from tests.upstream_catalogs import build_upstream_catalog
+
+    path = build_upstream_catalog(tmp_path / "older.db", "older", files=100)
+    if phase == "window":
+        migrate(path)
+    assert diagnose(sqlite3.connect(path)) == []
+    checks = {c.name: c for c in verify(path).checks}
+    assert checks["fits_files.id is its INTEGER PRIMARY KEY"].ok
+    assert not any("repair" in c.detail for c in checks.values())
+
+
 @pytest.mark.parametrize("phase", ["window", "before"])
 def test_repair_rebuilds_the_damaged_table(tmp_path: Path, phase: str) -> None:
     path = build_phase(tmp_path / "d.db", phase, files=400)
@@ -41,7 +57,7 @@ def test_repair_rebuilds_the_damaged_table(tmp_path: Path, phase: str) -> None:
     damage(path)
     conn = sqlite3.connect(path)
     problems = diagnose(conn)
-    assert "id is not the PRIMARY KEY" in problems and "no AUTOINCREMENT" in problems
+    assert "id is not an INTEGER PRIMARY KEY" in problems
     assert any("foreign key mismatch" in p for p in problems)
     if phase == "window":
         assert not verify(path).ok

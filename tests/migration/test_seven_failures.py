@@ -71,8 +71,25 @@ def test_3_verification_checks_the_indexes_that_exist(v1: Path) -> None:
     conn = sqlite3.connect(v1)
     conn.execute("DROP INDEX idx_observer")
     conn.commit()
-    failed = [c.name for c in verify(v1).checks if not c.ok]
-    assert failed == ["index 'idx_observer' exists"]
+    result = verify(v1)
+    failed = {c.name: c.detail for c in result.checks if not c.ok}
+    # lost after the migration: a failure of the index check and of before-vs-after
+    assert not result.ok and set(failed) == {
+        "index 'idx_observer' exists", "every table, column, index, view and trigger of before is kept"}
+    assert "index idx_observer on fits_files is missing" in failed[
+        "every table, column, index, view and trigger of before is kept"]
+
+
+def test_3b_an_index_missing_before_the_migration_is_a_warning(v1: Path) -> None:
+    conn = sqlite3.connect(v1)
+    conn.execute("DROP INDEX idx_observer")
+    conn.commit()
+    migrate(v1)
+    result = verify(v1)
+    assert result.ok
+    assert [(c.name, c.detail) for c in result.warnings] == [
+        ("index 'idx_observer' exists", "expected on ['observer'], found None; "
+                                         "it was so before the migration")]
 
 
 def test_4_no_column_vanishes(v1: Path) -> None:
@@ -92,7 +109,8 @@ def test_5_constraints_keys_and_defaults_survive(v1: Path) -> None:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='fits_files'").fetchone()
     migrate(v1)
     sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='fits_files'").fetchone()[0]
-    assert "PRIMARY KEY AUTOINCREMENT" in sql and "NOT NULL" in sql and "DEFAULT 1" in sql
+    # the upstream's constraints, and a user's column default, are all still there
+    assert "PRIMARY KEY AUTOINCREMENT" in sql and "NOT NULL" in sql and "DEFAULT 3" in sql
     assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name='fits_files'").fetchone() == seq
     info = {r[1]: r for r in conn.execute("PRAGMA table_info(imaging_sessions)")}
     assert info["id"][5] == 1 and info["date"][3] == 1  # primary key, NOT NULL
@@ -117,7 +135,7 @@ def test_5b_verify_detects_a_create_table_as_select_copy(v1: Path) -> None:
     result = verify(v1)
     failed = {c.name: c.detail for c in result.checks if not c.ok}
     assert not result.ok
-    damage = failed["fits_files keeps its PRIMARY KEY, AUTOINCREMENT and ids"]
+    damage = failed["fits_files.id is its INTEGER PRIMARY KEY"]
     assert "migration repair" in damage
 
 

@@ -1,154 +1,160 @@
-"""The schemas the project creates equal the reference (schema.md).
+"""The schemas the project creates equal the upstream reference DDL, exactly.
 
-The expected facts below are written out from ../shared/reference/schema.md,
-independently of the models and of the v1 baseline SQL, so a drift in either
-is caught.
+The expected schema is read from the reference file itself
+(``tests/fixtures/upstream-v1.sql``, a copy of ``shared/reference/upstream-v1.sql``)
+parsed by SQLite into an in-memory database, so neither the baseline nor the models
+can drift from it: table by table, column by column (name, declared type, NOT NULL,
+default, primary key), UNIQUE constraints, foreign keys with their ON DELETE, and
+index by index (name, columns, unique). The v2 renames are written out here from
+schema.md, independently of ``compat.renames``.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from compat import renames
+import pytest
+from sqlalchemy import create_engine
 
-FITS_V1_COLUMNS = [
-    ("id", "INTEGER"), ("file", "VARCHAR(255)"), ("folder", "VARCHAR(500)"),
-    ("object", "VARCHAR(100)"), ("obs_date", "VARCHAR(10)"), ("obs_timestamp", "DATETIME"),
-    ("ra", "VARCHAR(20)"), ("dec", "VARCHAR(20)"), ("x", "INTEGER"), ("y", "INTEGER"),
-    ("session_id", "VARCHAR(50)"), ("frame_type", "VARCHAR(20)"), ("filter", "VARCHAR(20)"),
-    ("focal_length", "FLOAT"), ("exposure", "FLOAT"), ("camera", "VARCHAR(50)"),
-    ("telescope", "VARCHAR(50)"), ("md5sum", "VARCHAR(32)"), ("latitude", "FLOAT"),
-    ("longitude", "FLOAT"), ("elevation", "FLOAT"), ("fov_x", "FLOAT"), ("fov_y", "FLOAT"),
-    ("pixel_scale", "FLOAT"), ("gain", "INTEGER"), ("offset", "INTEGER"), ("egain", "FLOAT"),
-    ("binning_x", "INTEGER"), ("binning_y", "INTEGER"), ("sensor_temp", "FLOAT"),
-    ("readout_mode", "VARCHAR(50)"), ("bayerpat", "VARCHAR(10)"), ("iso_speed", "INTEGER"),
-    ("guide_rms", "FLOAT"), ("guide_fwhm", "FLOAT"), ("guide_rms_ra", "FLOAT"),
-    ("guide_rms_dec", "FLOAT"), ("ambient_temp", "FLOAT"), ("dewpoint", "FLOAT"),
-    ("humidity", "FLOAT"), ("pressure", "FLOAT"), ("sky_temp", "FLOAT"),
-    ("sky_quality_mpsas", "FLOAT"), ("sky_brightness", "FLOAT"), ("wind_speed", "FLOAT"),
-    ("wind_direction", "FLOAT"), ("wind_gust", "FLOAT"), ("cloud_cover", "FLOAT"),
-    ("seeing_fwhm", "FLOAT"), ("focuser_position", "INTEGER"), ("focuser_temp", "FLOAT"),
-    ("software_creator", "VARCHAR(100)"), ("software_modifier", "VARCHAR(100)"),
-    ("observer", "VARCHAR(100)"), ("site_name", "VARCHAR(100)"), ("airmass", "FLOAT"),
-    ("exposure_start", "DATETIME"), ("exposure_end", "DATETIME"), ("star_count", "INTEGER"),
-    ("median_fwhm", "FLOAT"), ("eccentricity", "FLOAT"), ("boltwood_cloud", "FLOAT"),
-    ("boltwood_wind", "FLOAT"), ("boltwood_rain", "FLOAT"), ("boltwood_daylight", "FLOAT"),
-    ("bad", "BOOLEAN"), ("file_not_found", "BOOLEAN"), ("orig_file", "VARCHAR(255)"),
-    ("orig_folder", "VARCHAR(500)"), ("validation_score", "FLOAT"), ("migration_ready", "BOOLEAN"),
-    ("validation_notes", "TEXT"), ("created_at", "DATETIME"), ("updated_at", "DATETIME"),
-]
-SESSIONS_V1_COLUMNS = [
-    ("session_id", "VARCHAR(50)"), ("session_date", "VARCHAR(10)"), ("telescope", "VARCHAR(50)"),
-    ("camera", "VARCHAR(50)"), ("site_name", "VARCHAR(100)"), ("latitude", "FLOAT"),
-    ("longitude", "FLOAT"), ("elevation", "FLOAT"), ("observer", "VARCHAR(100)"), ("notes", "TEXT"),
-    ("avg_seeing", "FLOAT"), ("avg_sky_quality", "FLOAT"), ("avg_cloud_cover", "FLOAT"),
-    ("created_at", "DATETIME"), ("updated_at", "DATETIME"),
-]
-FITS_V1_INDEXES = {
-    "idx_object_date": ["object", "obs_date"], "idx_camera_telescope": ["camera", "telescope"],
-    "idx_frame_type_filter": ["frame_type", "filter"], "idx_session": ["session_id"],
-    "idx_location": ["latitude", "longitude"], "idx_validation_score": ["validation_score"],
-    "idx_migration_ready": ["migration_ready"], "idx_software_creator": ["software_creator"],
-    "idx_observer": ["observer"], "idx_sky_quality": ["sky_quality_mpsas"],
-    "ix_fits_files_md5sum": ["md5sum"],
+from catalog.models import Base
+from migration.baseline import create_v1_file
+from tests.support import make_v2
+from tests.upstream_catalogs import REFERENCE_SQL, reference_statements
+
+SHARED_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "upstream-v1.sql"
+
+# schema.md, "Version 2": the renames and nothing else
+TABLE_RENAMES = {"sessions": "imaging_sessions"}
+COLUMN_RENAMES = {
+    "sessions": {"session_id": "id", "session_date": "date"},
+    "fits_files": {"x": "width_pixels", "y": "height_pixels", "session_id": "imaging_session_id"},
 }
-SESSIONS_V1_INDEXES = {
-    "idx_session_date": ["session_date"], "idx_session_telescope_camera": ["telescope", "camera"],
-}
-OTHER_TABLES = {
-    "processing_sessions", "processing_session_files", "processed_files", "cameras",
-    "telescopes", "filter_mappings", "process_log", "object_processing_log", "system_settings",
-    "schema_version",
-}
+INDEX_RENAMES = {"idx_session": "idx_fits_imaging_session"}
+INTERNAL = ("sqlite_", "_compat_", "_migration_", "_mig_")
 
 
-def columns(conn: sqlite3.Connection, table: str) -> list[tuple[str, str]]:
-    return [(r[1], r[2]) for r in conn.execute(f'PRAGMA table_info("{table}")')]
+def schema(conn: sqlite3.Connection, *, rowid_alias_not_null: bool = False) -> dict[str, Any]:
+    """Every table's columns, constraints, foreign keys and indexes, as SQLite reports them.
 
-
-def indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
-    out = {}
-    for _, name, _unique, origin, _partial in conn.execute(f'PRAGMA index_list("{table}")'):
-        if origin == "c":
-            out[name] = [r[2] for r in conn.execute(f'PRAGMA index_info("{name}")')]
+    ``rowid_alias_not_null``: report an INTEGER PRIMARY KEY as NOT NULL whatever its
+    DDL says (SQLite never stores NULL in a rowid alias; SQLAlchemy always writes the
+    NOT NULL that the reference's AUTOINCREMENT form leaves out)."""
+    out: dict[str, Any] = {}
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+              if not r[0].startswith(INTERNAL)]
+    for t in sorted(tables):
+        cols = []
+        for cid, name, ctype, notnull, default, pk in conn.execute(f'PRAGMA table_info("{t}")'):
+            if rowid_alias_not_null and pk == 1 and ctype.upper() == "INTEGER":
+                notnull = 1
+            cols.append((name, ctype, notnull, default, pk))
+        unique, indexes = set(), {}
+        for _, iname, is_unique, origin, _partial in conn.execute(f'PRAGMA index_list("{t}")'):
+            icols = tuple(r[2] for r in conn.execute(f'PRAGMA index_info("{iname}")'))
+            if origin == "u":
+                unique.add(icols)
+            elif origin == "c":
+                indexes[iname] = (icols, is_unique)
+        fks = sorted((r[2], r[3], r[4], r[6]) for r in conn.execute(f'PRAGMA foreign_key_list("{t}")'))
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0]
+        out[t] = {"columns": cols, "unique": unique, "foreign_keys": fks, "indexes": indexes,
+                  "autoincrement": "AUTOINCREMENT" in sql.upper()}
     return out
 
 
-def to_v2(table: str, cols: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    rename = renames.table_by_old(table)
-    assert rename is not None
-    return [(rename.column_v2(c), t) for c, t in cols]
+def reference(*, v2: bool = False, rowid_alias_not_null: bool = False) -> dict[str, Any]:
+    conn = sqlite3.connect(":memory:")
+    for statement in reference_statements():
+        conn.execute(statement)
+    ref = schema(conn, rowid_alias_not_null=rowid_alias_not_null)
+    return renamed(ref) if v2 else ref
 
 
-def tables(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
+def renamed(ref: dict[str, Any]) -> dict[str, Any]:
+    """The reference with schema.md's Phase 3 renames applied, written out by hand."""
+    out = {}
+    for table, facts in ref.items():
+        cmap = COLUMN_RENAMES.get(table, {})
+        col = lambda c: cmap.get(c, c)  # noqa: E731
+        new_table = TABLE_RENAMES.get(table, table)
+        out[new_table] = {
+            "columns": [(col(n), *rest) for n, *rest in facts["columns"]],
+            "unique": {tuple(col(c) for c in u) for u in facts["unique"]},
+            "foreign_keys": sorted((TABLE_RENAMES.get(p, p), col(f), COLUMN_RENAMES.get(p, {}).get(to, to), d)
+                                   for p, f, to, d in facts["foreign_keys"]),
+            "indexes": {INDEX_RENAMES.get(n, n): (tuple(col(c) for c in cs), u)
+                        for n, (cs, u) in facts["indexes"].items()},
+            "autoincrement": facts["autoincrement"],
+        }
+    return out
 
 
-def test_v1_baseline_matches_reference(v1_db: Path) -> None:
-    conn = sqlite3.connect(v1_db)
-    assert tables(conn) == OTHER_TABLES | {"sessions", "fits_files"}
-    assert columns(conn, "fits_files") == FITS_V1_COLUMNS
-    assert len(FITS_V1_COLUMNS) == 74
-    assert columns(conn, "sessions") == SESSIONS_V1_COLUMNS
-    assert indexes(conn, "fits_files") == FITS_V1_INDEXES
-    assert indexes(conn, "sessions") == SESSIONS_V1_INDEXES
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
-    fk = conn.execute("PRAGMA foreign_key_list(fits_files)").fetchall()
-    assert [(r[2], r[3], r[4]) for r in fk] == [("sessions", "session_id", "session_id")]
-    assert "AUTOINCREMENT" in conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name='fits_files'").fetchone()[0]
+def assert_same(have: dict[str, Any], want: dict[str, Any]) -> None:
+    assert sorted(have) == sorted(want)
+    for table in want:
+        for fact in ("columns", "unique", "foreign_keys", "indexes", "autoincrement"):
+            assert have[table][fact] == want[table][fact], (table, fact)
 
 
-def test_v2_models_match_reference(v2_db: Path) -> None:
-    conn = sqlite3.connect(v2_db)
-    assert tables(conn) == OTHER_TABLES | {"imaging_sessions", "fits_files"}
-    assert columns(conn, "fits_files") == to_v2("fits_files", FITS_V1_COLUMNS)
-    assert columns(conn, "imaging_sessions") == to_v2("sessions", SESSIONS_V1_COLUMNS)
-    expected_fits = {("idx_fits_imaging_session" if k == "idx_session" else k):
-                     [renames.table_by_new("fits_files").column_v2(c) for c in v]
-                     for k, v in FITS_V1_INDEXES.items()}
-    assert indexes(conn, "fits_files") == expected_fits
-    assert indexes(conn, "imaging_sessions") == {
-        "idx_session_date": ["date"], "idx_session_telescope_camera": ["telescope", "camera"]}
-    assert conn.execute("SELECT version, description FROM schema_version ORDER BY version").fetchall() == [
-        (1, renames.V1_DESCRIPTION), (2, "Phase 3: Renamed tables and columns")]
-    fk = conn.execute("PRAGMA foreign_key_list(fits_files)").fetchall()
-    assert [(r[2], r[3], r[4]) for r in fk] == [("imaging_sessions", "imaging_session_id", "id")]
+def test_the_fixture_copy_is_the_shared_reference() -> None:
+    if not SHARED_REFERENCE.exists():
+        pytest.skip(f"the shared reference is not beside this checkout ({SHARED_REFERENCE.name})")
+    assert REFERENCE_SQL.read_bytes() == SHARED_REFERENCE.read_bytes()
 
 
-def test_other_tables_identical_in_both_versions(v1_db: Path, tmp_path: Path) -> None:
-    from tests.support import make_v2
-
-    v1 = sqlite3.connect(v1_db)
-    v2 = sqlite3.connect(make_v2(tmp_path / "other.db"))
-    for table in sorted(OTHER_TABLES):
-        assert columns(v1, table) == columns(v2, table), table
-        assert v1.execute(f"PRAGMA foreign_key_list({table})").fetchall() == \
-            v2.execute(f"PRAGMA foreign_key_list({table})").fetchall(), table
-        sql = "SELECT sql FROM sqlite_master WHERE name=?"
-        assert v1.execute(sql, (table,)).fetchone() == v2.execute(sql, (table,)).fetchone(), table
+def test_the_reference_has_12_tables_and_25_indexes() -> None:
+    ref = reference()
+    assert len(ref) == 12
+    assert sum(len(t["indexes"]) for t in ref.values()) == 25
+    assert len(ref["fits_files"]["columns"]) == 74
 
 
-def test_v1_renamed_in_place_equals_v2_models(v1_db: Path, tmp_path: Path) -> None:
-    """The baseline plus SQLite's own renames gives exactly the models' v2 schema."""
-    from tests.support import make_v2
+def test_v1_baseline_equals_the_reference(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    create_v1_file(path)
+    conn = sqlite3.connect(path)
+    assert_same(schema(conn), reference())
+    assert conn.execute("SELECT version, description FROM schema_version").fetchall() == [
+        (1, "Phase 2: models mapped onto legacy names")]
 
-    conn = sqlite3.connect(v1_db)
-    for t in renames.TABLES:
-        for c in t.columns:
-            conn.execute(f'ALTER TABLE "{t.old}" RENAME COLUMN "{c.old}" TO "{c.new}"')
-        if t.old != t.new:
-            conn.execute(f'ALTER TABLE "{t.old}" RENAME TO "{t.new}"')
-    conn.commit()
-    v2 = sqlite3.connect(make_v2(tmp_path / "ref.db"))
-    for table in tables(v2):
-        assert columns(conn, table) == columns(v2, table), table
-        ours = indexes(conn, table)
-        for i in renames.INDEXES:
-            if i.table == table and i.old in ours:
-                ours[i.new] = ours.pop(i.old)
-        assert ours == indexes(v2, table), table
-        assert conn.execute(f"PRAGMA foreign_key_list({table})").fetchall() == \
-            v2.execute(f"PRAGMA foreign_key_list({table})").fetchall(), table
+
+def test_catalog_init_equals_the_reference_with_the_renames(tmp_path: Path) -> None:
+    conn = sqlite3.connect(make_v2(tmp_path / "v2.db"))
+    assert_same(schema(conn), reference(v2=True))
+    assert [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+
+
+def test_models_equal_the_reference_with_the_renames() -> None:
+    """What the ORM maps is what the upstream created: a model column the catalog does
+    not have fails every query of its class ("no such column")."""
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with engine.connect() as c:
+        have = schema(c.connection.dbapi_connection, rowid_alias_not_null=True)  # type: ignore[arg-type]
+    assert_same(have, reference(v2=True, rowid_alias_not_null=True))
+
+
+def test_the_migration_leaves_the_reference_with_the_renames(tmp_path: Path) -> None:
+    """After the cut-over and retire, the catalog is catalog init's schema."""
+    from tests.support import migrate, retire_now
+    from tests.upstream_catalogs import build_upstream_catalog
+
+    path = build_upstream_catalog(tmp_path / "c.db", "bare", files=50)
+    migrate(path)
+    retire_now(path)
+    assert_same(schema(sqlite3.connect(path)), reference(v2=True))
+
+
+def test_a_table_an_older_catalog_lacks_is_created_as_the_upstream_has_it(tmp_path: Path) -> None:
+    from catalog.manager import DatabaseManager
+    from tests.upstream_catalogs import create_upstream_v1
+
+    path = create_upstream_v1(tmp_path / "older.db", "older")
+    assert "processed_files" not in schema(sqlite3.connect(path))
+    with DatabaseManager(path) as db:
+        db.create_tables()
+    have = schema(sqlite3.connect(path))
+    assert have["processed_files"] == reference()["processed_files"]
+    assert "imaging_sessions" not in have  # never a v2 table beside the v1 one
