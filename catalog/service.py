@@ -1,32 +1,97 @@
 """``DatabaseService``: the catalog operations the CLI, web app and monitor share.
 
+It offers the upstream application's ``DatabaseService`` API (``upstream-api.md``:
+the names, call shapes and return shapes old code relies on) on top of the
+project's own batch methods. Equipment, settings, logs and orphan clean-up live
+in :mod:`catalog.service_admin`.
+
 Each method opens a short ORM session, so a caller never holds a transaction
 (or the write lock) between calls. Objects come back detached and loaded.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session as OrmSession
 
 from catalog.manager import DatabaseManager
+from catalog.models import CatalogDeprecationWarning, FitsFile, ImagingSession, utcnow
+from catalog.service_admin import ServiceAdminMixin
 from catalog.stats import catalog_stats
-from catalog.models import FitsFile, ImagingSession, SystemSetting, utcnow
+from compat import renames
 
 _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
 _SESSION_COLUMNS = frozenset(c.key for c in ImagingSession.__table__.columns)
+# v1 key -> v2 column, from the one rename map
+_FITS_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("fits_files").columns}
+_SESSION_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("imaging_sessions").columns}
 
 
-def _fits_values(item: FitsFile | Mapping[str, Any]) -> dict[str, Any]:
+def _v2_keys(
+    data: Mapping[str, Any], old_keys: Mapping[str, str], columns: frozenset[str],
+    what: str, *, strict: bool,
+) -> dict[str, Any]:
+    """``data`` with v1 keys (``x``, ``session_id``, …) renamed to the v2 columns.
+
+    A key that is neither raises ``TypeError`` naming it if ``strict`` (as the
+    upstream's ``Model(**data)`` did), else is left out. Both spellings of one
+    column with different values raise ``TypeError``.
+    """
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in data.items():
+        column = old_keys.get(key, key)
+        if column not in columns:
+            unknown.append(key)
+            continue
+        if column in values and values[column] != value:
+            old = next(o for o, n in old_keys.items() if n == column)
+            raise TypeError(f"{what}: both {old!r} and {column!r} given, with different values")
+        values[column] = value
+    if unknown and strict:
+        raise TypeError(f"{what}: not a column: {', '.join(repr(k) for k in unknown)}")
+    return values
+
+
+def _fits_values(item: FitsFile | Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
     if isinstance(item, FitsFile):
         return {k: getattr(item, k) for k in _FITS_COLUMNS if getattr(item, k) is not None}
-    return {k: v for k, v in item.items() if k in _FITS_COLUMNS}
+    columns = _FITS_COLUMNS | {"id"} if strict else _FITS_COLUMNS
+    return _v2_keys(item, _FITS_OLD_KEYS, columns, "fits_files", strict=strict)
 
 
-class DatabaseService:
+def _session_values(fields: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+    return _v2_keys(fields, _SESSION_OLD_KEYS, _SESSION_COLUMNS, "imaging_sessions", strict=strict)
+
+
+def _insert_file(s: OrmSession, values: dict[str, Any], now: datetime) -> int | None:
+    """Insert one ``fits_files`` row unless its md5 is cataloged; its id, or None.
+
+    The conflict target is the md5 index alone: an explicit ``id`` that is taken
+    raises instead of passing for a duplicate.
+    """
+    values.setdefault("created_at", now)
+    values.setdefault("updated_at", now)
+    stmt = (
+        sqlite_insert(FitsFile).values(**values)
+        .on_conflict_do_nothing(index_elements=[FitsFile.md5sum])
+        .returning(FitsFile.id)
+    )
+    return s.execute(stmt).scalar()
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"DatabaseService.{old} is deprecated; use DatabaseService.{new}.",
+                  CatalogDeprecationWarning, stacklevel=3)
+
+
+class DatabaseService(ServiceAdminMixin):
     """Catalog operations on one :class:`DatabaseManager`."""
 
     def __init__(self, db: DatabaseManager):
@@ -45,13 +110,42 @@ class DatabaseService:
         with self.db.get_session() as s:
             return s.get(ImagingSession, session_id)
 
-    def add_imaging_session(self, session: ImagingSession | None = None, **fields: Any) -> ImagingSession:
-        """Add one imaging session (an object, or its fields as keywords)."""
-        obj = session if session is not None else ImagingSession(**fields)
-        with self.db.get_session() as s:
-            s.add(obj)
-            s.commit()
-        return obj
+    def add_imaging_session(self, session_data: Mapping[str, Any]) -> bool:
+        """Add an imaging session, or update the one with its id; ``True``.
+
+        Keys are columns, in v2 or v1 names (``session_id``/``session_date``). An
+        existing session gets the values that are not ``None`` and a new
+        ``updated_at``. One write transaction, so a concurrent writer's update
+        is not lost. An unknown key raises ``TypeError``.
+        """
+        values = _session_values(session_data, strict=True)
+        if not values.get("id"):
+            raise ValueError("add_imaging_session: the session has no id")
+        with self.db.transaction() as s:
+            row = s.get(ImagingSession, values["id"])
+            if row is None:
+                s.add(ImagingSession(**values))
+            else:
+                for key, value in values.items():
+                    if value is not None and key != "id":
+                        setattr(row, key, value)
+                row.updated_at = utcnow()
+        return True
+
+    def add_session(self, session_data: Mapping[str, Any]) -> bool:
+        """Deprecated: :meth:`add_imaging_session`."""
+        _deprecated("add_session", "add_imaging_session")
+        return self.add_imaging_session(session_data)
+
+    def get_session(self, session_id: str) -> ImagingSession | None:
+        """Deprecated: :meth:`get_imaging_session`."""
+        _deprecated("get_session", "get_imaging_session")
+        return self.get_imaging_session(session_id)
+
+    def get_sessions(self) -> list[ImagingSession]:
+        """Deprecated: :meth:`get_imaging_sessions`."""
+        _deprecated("get_sessions", "get_imaging_sessions")
+        return self.get_imaging_sessions()
 
     def ensure_imaging_session(self, fields: Mapping[str, Any]) -> bool:
         """Create the session unless it exists; True if this call created it.
@@ -62,16 +156,29 @@ class DatabaseService:
         return self.catalog_batch([fields], [])[0] == 1
 
     # -- FITS files -------------------------------------------------------
-    def add_fits_file(self, fits: FitsFile | Mapping[str, Any]) -> int | None:
-        """Add one file; its new id, or ``None`` if its md5 is already cataloged."""
-        ids = self.add_fits_files([fits])
-        return ids[0] if ids else None
+    def add_fits_file(self, fits_data: Mapping[str, Any]) -> tuple[bool, bool]:
+        """Add one file; ``(success, is_duplicate)`` as the upstream returned.
+
+        A file whose ``md5sum`` is already cataloged gives ``(True, True)`` and
+        writes nothing; else it is inserted: ``(True, False)``. Keys are columns,
+        in v2 or v1 names (``x``, ``y``, ``session_id``); an unknown key raises
+        ``TypeError``. Errors roll back and raise. The duplicate check is the
+        insert itself (``ON CONFLICT DO NOTHING``), so it holds against a
+        concurrent writer of the same file.
+        """
+        values = _fits_values(fits_data, strict=True)
+        with self.db.get_session() as s:
+            new_id = _insert_file(s, values, utcnow())
+            s.commit()
+        return True, new_id is None
 
     def add_fits_files(self, files: Iterable[FitsFile | Mapping[str, Any]]) -> list[int]:
         """Add files in one transaction, skipping md5 duplicates; the new ids.
 
         ``INSERT … ON CONFLICT DO NOTHING`` makes the duplicate check atomic, so
-        the monitor and the CLI can catalog the same file at once.
+        the monitor and the CLI can catalog the same file at once. v1 keys
+        (``x``, ``y``, ``session_id``) are renamed; keys that are not columns
+        are left out.
         """
         return self.catalog_batch([], [_fits_values(f) for f in files])[1]
 
@@ -81,27 +188,20 @@ class DatabaseService:
         """Create missing imaging sessions and add files, in one transaction.
 
         Returns (sessions created, ids of the files added); md5 duplicates
-        are skipped.
+        are skipped. v1 keys are renamed; keys that are not columns are left out.
         """
         now = utcnow()
         created = 0
         ids: list[int] = []
         with self.db.get_session() as s:
             for fields in sessions:
-                values = {k: v for k, v in fields.items() if k in _SESSION_COLUMNS}
+                values = _session_values(fields)
                 values.setdefault("created_at", now)
                 values.setdefault("updated_at", now)
                 stmt = sqlite_insert(ImagingSession).values(**values).on_conflict_do_nothing()
                 created += s.execute(stmt).rowcount or 0
             for item in files:
-                values = _fits_values(item)
-                values.setdefault("created_at", now)
-                values.setdefault("updated_at", now)
-                stmt = (
-                    sqlite_insert(FitsFile).values(**values).on_conflict_do_nothing()
-                    .returning(FitsFile.id)
-                )
-                new_id = s.execute(stmt).scalar()
+                new_id = _insert_file(s, _fits_values(item), now)
                 if new_id is not None:
                     ids.append(new_id)
             s.commit()
@@ -154,19 +254,3 @@ class DatabaseService:
         """Totals and breakdowns of the catalog (see :func:`catalog.stats.catalog_stats`)."""
         with self.db.get_session() as s:
             return catalog_stats(s, missing_filter="unknown")
-
-    # -- settings ---------------------------------------------------------
-    def get_setting(self, key: str, default: str | None = None) -> str | None:
-        with self.db.get_session() as s:
-            row = s.get(SystemSetting, key)
-            return row.value if row is not None else default
-
-    def set_setting(self, key: str, value: str | None) -> None:
-        stmt = sqlite_insert(SystemSetting).values(key=key, value=value, updated_at=utcnow())
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[SystemSetting.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
-        with self.db.get_session() as s:
-            s.execute(stmt)
-            s.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.manager import DatabaseManager
-from tests.upstream_catalogs import create_upstream_v1
+from tests.upstream_catalogs import SESSION_ROWS, create_upstream_v1
 
 
 def make_v1(path: Path) -> Path:
@@ -28,11 +28,6 @@ def make_v2(path: Path) -> Path:
     return path
 
 
-SESSION_ROWS = [
-    ("20240312_ASI2600MM_RC8", "2024-03-12", "RC8", "ASI2600MM"),
-    ("20240313_ASI2600MM_RC8", "2024-03-13", "RC8", "ASI2600MM"),
-    ("20240315_ASI294MC_Esprit100", "2024-03-15", "Esprit100", "ASI294MC"),
-]
 
 
 def fill_v1(path: Path, files: int = 300) -> None:
@@ -124,58 +119,20 @@ def build_phase(path: Path, phase: str, files: int = 300) -> Path:
     return path
 
 
-def realistic_rows(start: int, count: int, sessions: list[tuple[str, str, str, str]] | None = None):
-    """fits_files rows (v1 column order of the INSERT below) the size real catalogs have:
-    every header column filled, capture-software file names and folder paths."""
-    import random
-
-    sessions = sessions or SESSION_ROWS
-    rnd = random.Random(start)
-    for i in range(start, start + count):
-        sid, night, tel, cam = sessions[i % len(sessions)]
-        obj = ("M31", "NGC7000", "IC1805", "M42")[i % 4]
-        flt = ("L", "R", "G", "B", "Ha", "OIII")[i % 6]
-        yield (
-            f"{night}_{21 + i % 3:02d}-{i % 60:02d}-{(i * 7) % 60:02d}_{flt}_-10.00_300.00s_{i:04d}.fits",
-            f"/home/observer/Astro/raw/{night}/{obj}/{tel}_{cam}",
-            obj, night, f"{night} 22:{i % 60:02d}:{(i * 7) % 60:02d}.123456",
-            "00 42 44.3", "+41 16 09", 6248, 4176, sid, "LIGHT", flt, 1624.0, 300.0, cam, tel,
-            f"{i:032x}", 45.5 + rnd.random(), -73.6 + rnd.random(), 310.0, 19.4, 12.9, 0.48,
-            100, 50, 0.25, 1, 1, -10.0, "High Gain 2CMS", "RGGB", None,
-            rnd.random(), 2.1, 0.4, 0.5, 4.0 + rnd.random(), 1.2, 71.0, 1013.2, -20.0,
-            21.0 + rnd.random(), 18.2, 2.5, 180.0, 4.0, 0.1, 2.3, 11234, 4.2,
-            "N.I.N.A. 3.1.2.9001", "PixInsight 1.8.9", "Observer Name", "Backyard Observatory",
-            1.1 + rnd.random(), f"{night} 22:00:00", f"{night} 22:05:00", 1500 + i % 500,
-            2.4, 0.45, -30.0, 2.0, 0.0, 0.0, 0, 0, None, None, 0.9, 1, None,
-            f"{night} 23:00:00", f"{night} 23:00:00",
-        )
-
-
-REALISTIC_INSERT = (
-    "INSERT INTO fits_files (file, folder, object, obs_date, obs_timestamp, ra, dec, x, y, "
-    "session_id, frame_type, filter, focal_length, exposure, camera, telescope, md5sum, latitude, "
-    "longitude, elevation, fov_x, fov_y, pixel_scale, gain, offset, egain, binning_x, binning_y, "
-    "sensor_temp, readout_mode, bayerpat, iso_speed, guide_rms, guide_fwhm, guide_rms_ra, "
-    "guide_rms_dec, ambient_temp, dewpoint, humidity, pressure, sky_temp, sky_quality_mpsas, "
-    "sky_brightness, wind_speed, wind_direction, wind_gust, cloud_cover, seeing_fwhm, "
-    "focuser_position, focuser_temp, software_creator, software_modifier, observer, site_name, "
-    "airmass, exposure_start, exposure_end, star_count, median_fwhm, eccentricity, boltwood_cloud, "
-    "boltwood_wind, boltwood_rain, boltwood_daylight, bad, file_not_found, orig_file, orig_folder, "
-    "validation_score, migration_ready, validation_notes, created_at, updated_at) VALUES ("
-    + ", ".join(["?"] * 73) + ")"
-)
-
-
 def fill_realistic(path: Path, files: int, *, batch: int = 20_000) -> None:
-    """A v1 catalog with ``files`` realistic fits_files rows (fast: executemany)."""
+    """``files`` fits_files rows of the upstream's shape (every column filled) in a v1
+    catalog that has the three SESSION_ROWS nights (fast: executemany)."""
     import sqlite3
+
+    from tests.upstream_catalogs import FITS_COLUMNS, fits_rows
 
     conn = sqlite3.connect(path)
     conn.executemany(
         "INSERT OR IGNORE INTO sessions (session_id, session_date, telescope, camera) "
         "VALUES (?, ?, ?, ?)", SESSION_ROWS)
+    insert = f"INSERT INTO fits_files ({FITS_COLUMNS}) VALUES ({', '.join(['?'] * 73)})"
     for start in range(0, files, batch):
-        conn.executemany(REALISTIC_INSERT, realistic_rows(start, min(batch, files - start)))
+        conn.executemany(insert, fits_rows(start, min(batch, files - start)))
         conn.commit()
     conn.close()
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from catalog.manager import DatabaseManager
-from catalog.models import SystemSetting
+from catalog.models import SystemSettings
 from catalog.service import DatabaseService
 
 
@@ -17,7 +17,7 @@ def test_concurrent_increments_are_not_lost(any_db: Path) -> None:
     def increment() -> None:
         for _ in range(40):
             with db.transaction() as s:
-                row = s.get(SystemSetting, "counter")
+                row = s.get(SystemSettings, "counter")
                 row.value = str(int(row.value) + 1)
 
     threads = [threading.Thread(target=increment) for _ in range(4)]
@@ -25,5 +25,6 @@ def test_concurrent_increments_are_not_lost(any_db: Path) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert DatabaseService(db).get_setting("counter") == "160"
+    assert DatabaseService(db).get_setting("counter") == 160  # stored text, converted back
+    assert DatabaseService(db).get_all_settings()["counter"] == "160"
     db.close()

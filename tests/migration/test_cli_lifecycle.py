@@ -89,7 +89,7 @@ def test_run_prints_the_guides_steps(db: Path) -> None:
     out = cli("run", "--yes", "--no-backup", db=db).stdout
     for line in ("FITS Cataloger - Phase 3 Schema Migration", "[1/5]", "[2/5]", "[3/5]",
                  "[5/5] ✓ Schema version updated to 2", "✓ All verification checks passed!",
-                 "MIGRATION COMPLETE!", "Longest write lock held"):
+                 "MIGRATION COMPLETE", "Longest write lock held"):
         assert line in out, line
 
 

@@ -103,7 +103,8 @@ class _OrmNew:
         self.service = DatabaseService(self.db)
 
     def sess_insert(self, sid: str, date: str) -> None:
-        self.service.add_imaging_session(id=sid, date=date, telescope="RC8", camera="ASI2600MM")
+        self.service.add_imaging_session(
+            {"id": sid, "date": date, "telescope": "RC8", "camera": "ASI2600MM"})
 
     def sess_update(self, sid: str, notes: str) -> None:
         with self.db.get_session() as s:
@@ -114,11 +115,11 @@ class _OrmNew:
             s.commit()
 
     def fits_insert(self, md5: str, x: int, y: int, sid: str) -> None:
-        new_id = self.service.add_fits_file({
+        _, duplicate = self.service.add_fits_file({
             "file": f"{md5}.fits", "folder": "/live", "object": "M42", "frame_type": "LIGHT",
             "width_pixels": x, "height_pixels": y, "imaging_session_id": sid, "md5sum": md5})
-        if new_id is None:
-            raise LookupError(f"add_fits_file returned no id for {md5}")
+        if duplicate:
+            raise LookupError(f"add_fits_file found {md5} already cataloged; nothing written")
 
     def fits_update(self, md5: str, x: int) -> None:
         with self.db.get_session() as s:

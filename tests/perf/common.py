@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support import fill_realistic, make_v1  # noqa: E402
+from tests.upstream_catalogs import create_upstream_v1, fill_upstream  # noqa: E402
 
 DATA = Path(os.environ.get("BENCH_DIR", ROOT / ".bench"))
 
@@ -27,16 +27,18 @@ def sizes(default: str = "100000,1000000") -> list[int]:
 
 
 def v1_catalog(rows: int) -> Path:
-    """A v1 catalog with ``rows`` realistic fits_files rows, built once and cached."""
+    """A v1 catalog from the upstream DDL with ``rows`` fits_files rows of the upstream's
+    shape (every column filled, about 650 bytes a row) and rows in every other table,
+    built once and cached."""
     DATA.mkdir(parents=True, exist_ok=True)
-    cached = DATA / f"v1_{rows}.db"
+    cached = DATA / f"upstream_v1_{rows}.db"
     if not cached.exists():
-        tmp = DATA / f"v1_{rows}.building.db"
+        tmp = DATA / f"upstream_v1_{rows}.building.db"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-        make_v1(tmp)
+        create_upstream_v1(tmp, "plain")
         t0 = time.perf_counter()
-        fill_realistic(tmp, rows)
+        fill_upstream(tmp, rows)
         conn = sqlite3.connect(tmp)
         conn.execute("ANALYZE")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
