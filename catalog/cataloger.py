@@ -16,7 +16,7 @@ from typing import Any
 from catalog.errors import FitsReadError
 from catalog.fits import md5_file, read_header
 from catalog.grouping import session_key
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from catalog.service import DatabaseService
 
 FITS_SUFFIXES = frozenset({".fits", ".fit", ".fts"})

@@ -19,16 +19,9 @@ from typing import Any, TypeVar
 
 import click
 
-from catalog import logs
+from migration import logs
 from catalog.config import resolve_db
-from catalog.errors import (
-    CatalogError,
-    DatabaseCorruptError,
-    DatabaseLockedError,
-    DatabaseMissingError,
-    NotSQLiteError,
-    ReadOnlyError,
-)
+from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, DatabaseMissingError, NotSQLiteError, ReadOnlyError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,7 +62,7 @@ def existing_catalog(option: Path | None) -> Path:
     """:func:`existing_db`, and a catalog (v1 or v2 tables): checked on a
     read-only connection, so a file that is not a catalog is left exactly as it
     was (the project's connections would switch it to WAL mode)."""
-    from catalog.errors import SchemaVersionError
+    from migration.errors import SchemaVersionError
     from catalog.schema import EMPTY, UNKNOWN, read_state
 
     path = existing_db(option)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import ConfigError
+from migration.errors import ConfigError
 
 DEFAULT_DB = Path("~/Astro/fits_catalog.db")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.errors import CatalogError
+from migration.errors import CatalogError
 from catalog.models import Base
 from compat import renames
 

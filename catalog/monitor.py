@@ -39,8 +39,9 @@ from watchdog.observers.polling import PollingObserver
 from catalog import cataloger
 from catalog.fits import check_complete
 from catalog.clikit import check_sqlite_file
-from catalog.errors import FitsReadError, SchemaVersionError, UsageError
-from catalog.logs import get_logger
+from catalog.errors import FitsReadError
+from migration.errors import SchemaVersionError, UsageError
+from migration.logs import get_logger
 from catalog.manager import DatabaseManager
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
 from catalog.schema import EMPTY, UNKNOWN, state_of

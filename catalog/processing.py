@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from catalog.errors import UsageError
+from migration.errors import UsageError
 from catalog.fits import normalise_frame_type
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from catalog.manager import DatabaseManager
 from catalog.models import FitsFile, ImagingSession, ProcessingSession, ProcessingSessionFile
 
@@ -121,7 +121,7 @@ def create_processing_session(
     """Create a processing session from one imaging session's files; its info dict.
 
     Files marked ``bad`` are left out. Raises :class:`UnknownImagingSessionError`
-    or :class:`NoMatchingFilesError` (both :class:`~catalog.errors.UsageError`).
+    or :class:`NoMatchingFilesError` (both :class:`~migration.errors.UsageError`).
     """
     name = (name or "").strip()
     if not name or len(name) > 255:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from catalog.clikit import db_option, existing_catalog, handle_errors, json_option, log_json_option, print_json
-from catalog.db import connect
+from migration.connect import connect
 from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
 from migration.rebuild import unfinished

@@ -26,7 +26,7 @@ from dataclasses import replace
 from sqlglot import exp
 
 from compat import renames
-from compat.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
+from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 from compat.usage import USAGE_TABLE
 
 SHIMS_TABLE = "_compat_shims"

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from catalog.errors import SchemaVersionError
+from migration.errors import SchemaVersionError
 from catalog.schema import RETIRED, V2, WINDOW, read_state
 from compat import db_shims
-from compat.sqltext import q, table_columns
+from migration.sqltext import q, table_columns
 
 FITS = db_shims.FITS
 

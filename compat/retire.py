@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import TokenType
 
-from catalog.errors import CatalogError, SchemaVersionError
+from migration.errors import CatalogError, SchemaVersionError
 from catalog.schema import RETIRED, WINDOW, read_state
 from compat import db_shims, renames
 from compat.db_shims import SHIMS_TABLE
-from compat.sqltext import q
+from migration.sqltext import q
 from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
 from compat.translate import translate
 from migration.runlock import one_at_a_time

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from catalog.schema import read_state
 from compat.db_shims import FITS, SHIMS_TABLE
-from compat.sqltext import q
+from migration.sqltext import q
 from compat.usage import ShimUsage, read_usage
 
 if TYPE_CHECKING:

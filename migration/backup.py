@@ -37,10 +37,10 @@ API (what the CLI wires)
     at their next statement (no file replacement: a rename would leave running
     processes on the old, unlinked inode).
 
-Errors are :class:`catalog.errors.CatalogError` subclasses with one-paragraph
+Errors are :class:`migration.errors.CatalogError` subclasses with one-paragraph
 messages (``DatabaseMissingError``, ``NotSQLiteError``, ``DatabaseCorruptError``,
 ``DatabaseLockedError``, ``ReadOnlyError``, ``UsageError``) plus
-:class:`catalog.errors.DiskSpaceError` (exit code 8). Each action logs a structlog
+:class:`migration.errors.DiskSpaceError` (exit code 8). Each action logs a structlog
 event (``backup.created``, ``backup.verified``, ``backup.verify_failed``,
 ``backup.pruned``, ``backup.cleaned``, ``restore.report``,
 ``restore.safety_backup``, ``restore.completed``, ``restore.failed``) with
@@ -158,17 +158,9 @@ from typing import Any
 
 from catalog.clikit import check_sqlite_file
 from catalog.config import backups_dir
-from catalog.db import busy_timeout_ms
-from catalog.errors import (
-    CatalogError,
-    DatabaseCorruptError,
-    DatabaseLockedError,
-    DatabaseMissingError,
-    DiskSpaceError,
-    ReadOnlyError,
-    UsageError,
-)
-from catalog.logs import get_logger
+from migration.connect import busy_timeout_ms
+from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, DatabaseMissingError, DiskSpaceError, ReadOnlyError, UsageError
+from migration.logs import get_logger
 from catalog.schema import V1, V2, read_state
 from compat import renames
 

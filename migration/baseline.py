@@ -77,7 +77,7 @@ def v2_objects() -> list[SchemaObject]:
 def create_v1_file(path: str | os.PathLike[str]) -> None:
     """Create the empty v1 schema in the database file ``path`` (opened with the
     project's connection settings, then closed)."""
-    from catalog.db import connect
+    from migration.connect import connect
 
     conn = connect(path)
     try:
@@ -89,7 +89,7 @@ def create_v1_file(path: str | os.PathLike[str]) -> None:
 def create_v1(conn: sqlite3.Connection) -> None:
     """Create the empty v1 schema with ``schema_version`` = 1 (one transaction).
 
-    ``conn`` must be in autocommit mode (as :func:`catalog.db.connect` makes it).
+    ``conn`` must be in autocommit mode (as :func:`migration.connect.connect` makes it).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:

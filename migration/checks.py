@@ -1,5 +1,5 @@
 """Prerequisites of a migration run: everything that must hold before anything
-is changed. Each failure is a :class:`~catalog.errors.CatalogError` whose
+is changed. Each failure is a :class:`~migration.errors.CatalogError` whose
 message says what is wrong and what to do."""
 
 from __future__ import annotations
@@ -10,17 +10,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.errors import (
-    CatalogError,
-    DatabaseCorruptError,
-    DiskSpaceError,
-    ReadOnlyError,
-    SchemaVersionError,
-)
-from catalog.db import long_read
+from migration.errors import CatalogError, DatabaseCorruptError, DiskSpaceError, ReadOnlyError, SchemaVersionError
+from migration.connect import long_read
 from catalog.schema import V1, V2, SchemaState, read_state
 from compat import renames
-from compat.sqltext import q
+from migration.sqltext import q
 from migration import ddl
 
 SESSIONS = renames.renamed_tables()[0]

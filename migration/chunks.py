@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from catalog.logs import get_logger
+from migration.logs import get_logger
 
 log = get_logger(__name__)
 

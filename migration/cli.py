@@ -20,8 +20,8 @@ from catalog.clikit import (
     print_json,
 )
 from catalog.config import resolve_db
-from catalog.db import connect
-from catalog.errors import UsageError
+from migration.connect import connect
+from migration.errors import UsageError
 from compat import renames
 from migration import engine
 from migration.baseline import create_v1_file

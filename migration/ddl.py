@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import TokenType
 
-from compat.sqltext import q, table_columns
+from migration.sqltext import q, table_columns
 
 OUR_PREFIXES = ("_compat_", "_mig_", "sqlite_")
 

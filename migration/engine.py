@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.db import connect, long_read
-from catalog.errors import CatalogError, DatabaseLockedError, SchemaVersionError
-from catalog.logs import get_logger
+from migration.connect import connect, long_read
+from migration.errors import CatalogError, DatabaseLockedError, SchemaVersionError
+from migration.logs import get_logger
 from catalog.schema import DURING, V1, V2, WINDOW, read_state
 from compat import renames
-from compat.sqltext import q
+from migration.sqltext import q
 from migration import checks, phase3, snapshot, state
 from migration.actions import Action, apply_all
 from migration.baseline import v1_statements

@@ -25,7 +25,7 @@ import sqlite3
 
 from catalog.schema import MIGRATION_STATE_TABLE
 from compat import db_shims, renames
-from compat.sqltext import q, trigger
+from migration.sqltext import q, trigger
 from migration import ddl, state
 from migration.actions import Action, sql_actions
 from migration.state import shadow

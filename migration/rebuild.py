@@ -30,8 +30,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from compat.sqltext import q, table_columns, trigger
-from catalog.errors import CatalogError
+from migration.sqltext import q, table_columns, trigger
+from migration.errors import CatalogError
 from migration import ddl
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 

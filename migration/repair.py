@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import CatalogError
+from migration.errors import CatalogError
 from catalog.schema import V1, V2, read_state
-from compat.sqltext import q, table_columns
+from migration.sqltext import q, table_columns
 from migration.baseline import v1_objects, v2_objects
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.runlock import one_at_a_time

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from migration.rebuild import RebuildInProgress
 
 log = get_logger(__name__)

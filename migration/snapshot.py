@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from compat.sqltext import q
+from migration.sqltext import q
 
 INTERNAL_PREFIXES = ("sqlite_", "_compat_", "_migration_", "_mig_", "_rebuild_")
 EVENT = "schema_before"

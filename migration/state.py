@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 from catalog.schema import MIGRATION_STATE_TABLE
-from compat.sqltext import q
+from migration.sqltext import q
 
 LOG_TABLE = "_migration_log"
 RESTRICTED_TRIGGERS_TABLE = "_mig_restricted_triggers"

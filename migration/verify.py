@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from catalog.db import connect, long_read
+from migration.connect import connect, long_read
 from catalog.drift import model_drift
 from catalog.schema import DURING, MIGRATION_STATE_TABLE, V1, V2, WINDOW, read_state
 from compat import db_shims, renames
-from compat.sqltext import q, table_columns
+from migration.sqltext import q, table_columns
 from migration import ddl, snapshot, state
 
 SESSIONS = renames.renamed_tables()[0]

@@ -21,7 +21,7 @@ from catalog.clikit import (
 )
 from compat.renames import SCHEMA_V2
 from catalog.config import resolve_db, resolve_raw_dir
-from catalog.errors import SchemaVersionError, UsageError
+from migration.errors import SchemaVersionError, UsageError
 from catalog.manager import DatabaseManager
 from catalog.schema import EMPTY, UNKNOWN, SchemaState, create_missing_tables, state_of
 from catalog.service import DatabaseService

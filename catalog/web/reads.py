@@ -23,7 +23,7 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from catalog.manager import DatabaseManager
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from catalog.web import database
 
 log = get_logger(__name__)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
-from catalog.logs import get_logger
+from migration.logs import get_logger
 from catalog.stats import catalog_stats
 from catalog.web import database, queries as q, reads
 from catalog.web.queries import BadRequest

@@ -270,7 +270,7 @@ def test_the_wal_trap_is_real(catalog_db: Path) -> None:
 
 
 def test_project_connections_have_wal_foreign_keys_and_busy_timeout(catalog_db: Path) -> None:
-    from catalog.db import connect
+    from migration.connect import connect
     from catalog.manager import DatabaseManager
 
     conn = connect(catalog_db)
@@ -291,9 +291,9 @@ def test_project_connections_have_wal_foreign_keys_and_busy_timeout(catalog_db: 
 
 
 def test_write_transaction_reads_then_writes_while_another_commits(catalog_db: Path) -> None:
-    """catalog.db.connect + write_transaction: the same read-then-write succeeds; a
+    """migration.connect.connect + write_transaction: the same read-then-write succeeds; a
     concurrent writer waits for the lock instead of failing or being failed."""
-    from catalog.db import connect, write_transaction
+    from migration.connect import connect, write_transaction
 
     a, b = connect(catalog_db), connect(catalog_db)
     try:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from astropy.io import fits as afits
 
-from catalog.errors import CatalogError, FitsReadError
+from catalog.errors import FitsReadError
+from migration.errors import CatalogError
 from catalog.fits import (
     IncompleteFileError,
     _primary_header,

@@ -2,7 +2,7 @@
 
 Each test builds a small v1 or v2 catalog on disk (a few thousand ``fits_files``
 rows). Other processes (a writer, a reader with an open connection, a lock
-holder) are real subprocesses using the project's ``catalog.db.connect``.
+holder) are real subprocesses using the project's ``migration.connect.connect``.
 """
 
 from __future__ import annotations
@@ -19,14 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog.db import connect, write_transaction
-from catalog.errors import (
-    CatalogError,
-    DatabaseCorruptError,
-    DatabaseLockedError,
-    ReadOnlyError,
-    UsageError,
-)
+from migration.connect import connect, write_transaction
+from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError, UsageError
 from catalog.manager import DatabaseManager
 from catalog.schema import V1, V2, read_state
 from compat import renames
@@ -154,7 +148,7 @@ def spawn(script: str, *args: str) -> subprocess.Popen[str]:
 # (2 ms pause), recording each commit's latency.
 WRITER = r"""
 import json, sys, time
-from catalog.db import connect
+from migration.connect import connect
 db, seconds = sys.argv[1], float(sys.argv[2])
 conn = connect(db, timeout_ms=30000)
 lat, errors, n = [], [], 0
@@ -182,7 +176,7 @@ print(json.dumps({"writes": n, "errors": errors, "max_ms": lat[-1] * 1000,
 # A long-running client (the web app): one connection kept open, runs each SQL line.
 READER = r"""
 import sys
-from catalog.db import connect
+from migration.connect import connect
 conn = connect(sys.argv[1])
 print("ready", flush=True)
 for line in sys.stdin:
@@ -199,7 +193,7 @@ for line in sys.stdin:
 # Holds the write lock for a while, writes a row, commits.
 LOCK_HOLDER = r"""
 import sys, time
-from catalog.db import connect
+from migration.connect import connect
 db, hold = sys.argv[1], float(sys.argv[2])
 conn = connect(db)
 conn.execute("BEGIN IMMEDIATE")

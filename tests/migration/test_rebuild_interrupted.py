@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.errors import CatalogError
+from migration.errors import CatalogError
 from compat.retire import abandon, plan_retire, retire
 from compat.state import unfinished_rebuilds
 from migration import engine

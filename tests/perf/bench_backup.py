@@ -10,7 +10,7 @@ import time
 
 from common import DATA, Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.logs import configure
+from migration.logs import configure
 from migration.backup import create_backup
 
 

@@ -14,7 +14,7 @@ from common import DATA, machine, table
 
 from catalog.cataloger import catalog_files, iter_fits
 from catalog.fits import read_header
-from catalog.logs import configure
+from migration.logs import configure
 from catalog.manager import DatabaseManager
 from catalog.sample import write_sample
 from catalog.service import DatabaseService

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.logs import configure
+from migration.logs import configure
 from migration import engine
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.logs import configure
+from migration.logs import configure
 from compat.install import install
 from compat.retire import plan_retire, retire
 from migration import engine

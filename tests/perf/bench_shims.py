@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common import fresh_copy, machine, table, v1_catalog
 
-from catalog.logs import configure
+from migration.logs import configure
 from tests.support import SESSION_ROWS, migrate, retire_now
 
 ROWS = 20_000

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from catalog.db import connect, write_transaction  # noqa: E402
+from migration.connect import connect, write_transaction
 from catalog.manager import DatabaseManager  # noqa: E402
 
 RIGS = [

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from catalog.db import connect
+from migration.connect import connect
 from catalog.manager import DatabaseManager
 from catalog.monitor import run_monitor
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
@@ -246,7 +246,7 @@ def test_a_locked_database_delays_but_never_loses_a_file(
 
 
 def test_a_missing_raw_folder_or_database_is_a_clear_error(tmp_path: Path) -> None:
-    from catalog.errors import DatabaseMissingError, SchemaVersionError, UsageError
+    from migration.errors import DatabaseMissingError, SchemaVersionError, UsageError
 
     db = make_db(tmp_path / "c.db", "v2")
     with pytest.raises(UsageError, match="does not exist"):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from catalog.db import connect, write_transaction
+from migration.connect import connect, write_transaction
 from tests.services.servicekit import (
     LoggedProcess,
     WebServer,

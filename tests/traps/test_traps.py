@@ -15,7 +15,7 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from catalog.db import connect, write_transaction
+from migration.connect import connect, write_transaction
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
 from compat.retire import plan_retire, retire
