@@ -63,7 +63,7 @@ def existing_catalog(option: Path | None) -> Path:
     read-only connection, so a file that is not a catalog is left exactly as it
     was (the project's connections would switch it to WAL mode)."""
     from migration.errors import SchemaVersionError
-    from catalog.schema import EMPTY, UNKNOWN, read_state
+    from compat.phases import EMPTY, UNKNOWN, read_state
 
     path = existing_db(option)
     try:

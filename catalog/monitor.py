@@ -44,7 +44,8 @@ from migration.errors import SchemaVersionError, UsageError
 from migration.logs import get_logger
 from catalog.manager import DatabaseManager
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
-from catalog.schema import EMPTY, UNKNOWN, state_of
+from catalog.schema import state_of
+from compat.phases import EMPTY, UNKNOWN
 from catalog.service import DatabaseService
 
 log = get_logger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from migration.errors import SchemaVersionError
-from catalog.schema import RETIRED, V2, WINDOW, read_state
+from compat.phases import RETIRED, V2, WINDOW, read_state
 from compat import db_shims
 from migration.sqltext import q, table_columns
 
@@ -23,7 +23,7 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
             progress: Callable[[int, int], None] | None = None) -> dict:
     from migration import ddl
     from migration.chunks import LockStats, held_lock, run_chunks
-    from migration.engine import open_migration_connection
+    from migration.connect import open_migration_connection
 
     conn = open_migration_connection(db_path)
     stats = LockStats()

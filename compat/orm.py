@@ -61,7 +61,7 @@ def shims_retired(conn: sqlite3.Connection) -> bool:
 def sync_retired(conn: sqlite3.Connection) -> None:
     """Make catalog.models' old names raise in this process once the shims are
     retired (and warn again if they are reinstalled)."""
-    from catalog.models.deprecated import set_retired
+    from compat.synonyms import set_retired
 
     set_retired(shims_retired(conn))
 

@@ -23,7 +23,7 @@ from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import TokenType
 
 from migration.errors import CatalogError, SchemaVersionError
-from catalog.schema import RETIRED, WINDOW, read_state
+from compat.phases import RETIRED, WINDOW, read_state
 from compat import db_shims, renames
 from compat.db_shims import SHIMS_TABLE
 from migration.sqltext import q
@@ -141,7 +141,7 @@ def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l:
     """Finish a retire stopped after its swap: empty and drop the old copy of
     ``fits_files`` in time-boxed chunks. The shims are already retired."""
     from migration.chunks import LockStats
-    from migration.engine import open_migration_connection
+    from migration.connect import open_migration_connection
     from migration.rebuild import DRAIN, drain
 
     conn = open_migration_connection(db_path)
@@ -165,7 +165,7 @@ def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
     """Undo a retire stopped during its copy (or finish undoing one): the shims
     stay; the shadow copy and its mirroring triggers go, online."""
     from migration.chunks import LockStats
-    from migration.engine import open_migration_connection
+    from migration.connect import open_migration_connection
     from migration.rebuild import ABANDON, COPY
     from migration.rebuild import abandon as abandon_rebuild
 
@@ -217,7 +217,7 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
            backup: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
     """Carry out a retirement the caller has decided on (see :func:`plan_retire`)."""
     from migration.chunks import LockStats
-    from migration.engine import open_migration_connection
+    from migration.connect import open_migration_connection
     from migration.rebuild import rebuild, spec_without_columns
 
     result: dict = {"db": str(db_path)}

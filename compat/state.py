@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from catalog.schema import read_state
+from compat.phases import read_state
 from compat.db_shims import FITS, SHIMS_TABLE
 from migration.sqltext import q
 from compat.usage import ShimUsage, read_usage

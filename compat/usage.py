@@ -78,7 +78,7 @@ class _Flusher:
             self.flush()
 
     def flush(self) -> None:
-        from catalog.models.deprecated import USAGE
+        from compat.synonyms import USAGE
 
         counts = USAGE.drain()
         if not counts:

@@ -17,7 +17,7 @@ API (what the CLI wires)
     "Backup verified: 245 sessions, 12456 FITS files".
 ``verify_backup(path, quick=False) -> BackupCheck``
     read-only: ``integrity_check`` (or ``quick_check``), ``foreign_key_check``,
-    layout/version via :func:`catalog.schema.read_state`, row counts of every table.
+    layout/version via :func:`compat.phases.read_state`, row counts of every table.
 ``list_backups(db_or_dir) -> list[BackupInfo]``
     ``migration backups``: newest first; ``size``, ``created_at``, ``version``,
     ``state`` (one of :data:`STATES`), from the manifests, without re-verifying.
@@ -161,7 +161,7 @@ from catalog.config import backups_dir
 from migration.connect import busy_timeout_ms
 from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, DatabaseMissingError, DiskSpaceError, ReadOnlyError, UsageError
 from migration.logs import get_logger
-from catalog.schema import V1, V2, read_state
+from compat.phases import V1, V2, read_state
 from compat import renames
 
 log = get_logger(__name__)

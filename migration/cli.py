@@ -23,9 +23,9 @@ from catalog.config import resolve_db
 from migration.connect import connect
 from migration.errors import UsageError
 from compat import renames
-from migration import engine
-from migration.baseline import create_v1_file
-from migration.verify import verify as run_verify
+from catalog.phase3 import engine
+from catalog.phase3.baseline import create_v1_file
+from catalog.phase3.verify import verify as run_verify
 
 RULE = "=" * 60
 yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
@@ -376,8 +376,8 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
     Example:
       migration repair --yes
     """
-    from migration.repair import diagnose
-    from migration.repair import repair as do_repair
+    from catalog.phase3.repair import diagnose
+    from catalog.phase3.repair import repair as do_repair
 
     path = existing_catalog(db)
     conn = connect(path)

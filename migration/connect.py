@@ -102,3 +102,15 @@ def long_read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tu
     rows = conn.execute(sql, params).fetchall()
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     return rows
+
+def open_migration_connection(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """The migrator's own connection: foreign keys off (no cascade can fire;
+    it must be set outside a transaction), secure_delete off (nothing is
+    freed by this migration, but keep the WAL small if anything is), and no
+    automatic checkpoint: it would run inside COMMIT's timing, after the lock
+    is released; the chunk loop checkpoints in its pauses instead."""
+    conn = connect(db_path, foreign_keys=False)
+    conn.execute("PRAGMA secure_delete=OFF")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("PRAGMA legacy_alter_table=OFF")
+    return conn

@@ -11,9 +11,11 @@ import json
 import sqlite3
 from typing import Any
 
-from catalog.schema import MIGRATION_STATE_TABLE
 from migration.sqltext import q
 
+# Where a run keeps its progress while it is under way (it exists only between
+# the start of a run and its cut-over or rollback).
+MIGRATION_STATE_TABLE = "_migration_state"
 LOG_TABLE = "_migration_log"
 RESTRICTED_TRIGGERS_TABLE = "_mig_restricted_triggers"
 

@@ -57,18 +57,20 @@ def fill_v1(path: Path, files: int = 300) -> None:
 
 def migrate(path: Path, *, backup: bool = False) -> None:
     """Run the whole migration (no confirmation) on ``path``."""
-    from migration import engine
+    from catalog.phase3 import engine
 
     engine.run(path, confirm=lambda _b: True, backup=backup)
 
 
 def prepare_only(path: Path) -> None:
     """Phase *during*: prepared and half back-filled, not cut over."""
-    from migration import engine, phase3, state
+    from catalog.phase3 import actions as phase3
+    from migration.connect import open_migration_connection
+    from migration import state
     from migration.actions import apply_all
     from migration.chunks import held_lock
 
-    conn = engine.open_migration_connection(path)
+    conn = open_migration_connection(path)
     try:
         with held_lock(conn):
             apply_all(conn, phase3.prepare_actions(conn))

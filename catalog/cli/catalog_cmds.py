@@ -23,7 +23,8 @@ from compat.renames import SCHEMA_V2
 from catalog.config import resolve_db, resolve_raw_dir
 from migration.errors import SchemaVersionError, UsageError
 from catalog.manager import DatabaseManager
-from catalog.schema import EMPTY, UNKNOWN, SchemaState, create_missing_tables, state_of
+from catalog.schema import create_missing_tables, state_of
+from compat.phases import EMPTY, SchemaState, UNKNOWN
 from catalog.service import DatabaseService
 
 console = Console()

@@ -11,12 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.models.base import Base, utcnow
-from catalog.models.deprecated import (
-    CatalogDeprecationWarning,
-    RetiredImportError,
-    RetiredNameError,
-    _DeprecatedAlias,
-)
+from compat.synonyms import CatalogDeprecationWarning, RetiredImportError, RetiredNameError, _DeprecatedAlias
 from catalog.models.imaging import FitsFile, ImagingSession
 from catalog.models.processing import ProcessedFile, ProcessingSession, ProcessingSessionFile
 from catalog.models.reference import (

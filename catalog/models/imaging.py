@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from catalog.models.base import Base, utcnow
-from catalog.models.deprecated import old_name_synonyms
+from compat.synonyms import old_name_synonyms
 
 
 class ImagingSession(Base):

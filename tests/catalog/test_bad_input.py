@@ -134,7 +134,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> Catalogs:
     from catalog import cataloger
     from catalog.manager import DatabaseManager
     from catalog.service import DatabaseService
-    from migration.baseline import create_v1_file
+    from catalog.phase3.baseline import create_v1_file
 
     base = tmp_path_factory.mktemp("bad-input")
     raw_dir = base / "raw"

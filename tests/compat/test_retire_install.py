@@ -14,7 +14,7 @@ import pytest
 
 from catalog.manager import DatabaseManager
 from catalog.models import FitsFile
-from catalog.models.deprecated import set_retired
+from compat.synonyms import set_retired
 from compat.usage import flush_now
 from tests.support import build_phase
 

@@ -20,7 +20,7 @@ from catalog.models import (
     RetiredImportError,
     RetiredNameError,
 )
-from catalog.models.deprecated import set_retired
+from compat.synonyms import set_retired
 from tests.support import SESSION_ROWS, build_phase
 
 PHASES = ["before", "during", "window", "retired"]

@@ -22,10 +22,10 @@ import pytest
 from migration.connect import connect, write_transaction
 from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError, UsageError
 from catalog.manager import DatabaseManager
-from catalog.schema import V1, V2, read_state
+from compat.phases import V1, V2, read_state
 from compat import renames
 from migration import backup as bk
-from migration.baseline import create_v1_file
+from catalog.phase3.baseline import create_v1_file
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SESSIONS = 40

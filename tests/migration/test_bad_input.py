@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from migration import checks
+from catalog.phase3 import checks
 from tests.migration.writer_client import (
     MIGRATION,
     assert_error_paragraph,

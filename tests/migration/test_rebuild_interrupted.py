@@ -21,12 +21,12 @@ import pytest
 from migration.errors import CatalogError
 from compat.retire import abandon, plan_retire, retire
 from compat.state import unfinished_rebuilds
-from migration import engine
+from catalog.phase3 import engine
 from migration import rebuild as rebuild_mod
 from migration.chunks import ChunkPolicy, LockStats, run_chunks
 from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
-from migration.repair import diagnose, repair
-from migration.verify import verify
+from catalog.phase3.repair import diagnose, repair
+from catalog.phase3.verify import verify
 from tests.live.harness import table_checksums
 from tests.migration.test_repair import damage
 from tests.support import build_phase, past_the_window

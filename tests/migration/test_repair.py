@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from migration.repair import RepairRefused, diagnose, repair
-from migration.verify import verify
+from catalog.phase3.repair import RepairRefused, diagnose, repair
+from catalog.phase3.verify import verify
 from tests.live.harness import table_checksums
 from tests.support import build_phase
 

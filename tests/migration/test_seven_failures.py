@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from compat import renames
-from migration import engine
-from migration.verify import verify
+from catalog.phase3 import engine
+from catalog.phase3.verify import verify
 from tests.support import fill_realistic, fill_v1, machine_independent_policy, make_v1, migrate
 
 ROWS = 4000

@@ -16,7 +16,7 @@ from pathlib import Path
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
 from migration.logs import configure
-from migration import engine
+from catalog.phase3 import engine
 
 
 def naive_rebuild(db: Path) -> float:

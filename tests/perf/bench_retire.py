@@ -16,7 +16,7 @@ from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalo
 from migration.logs import configure
 from compat.install import install
 from compat.retire import plan_retire, retire
-from migration import engine
+from catalog.phase3 import engine
 from tests.support import past_the_window
 
 

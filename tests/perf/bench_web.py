@@ -70,7 +70,7 @@ def _stamp(value: datetime) -> str:
 def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) -> dict[str, int]:
     """A catalog of ``files`` synthetic rows at ``path``; returns row counts."""
     if layout == "v1":
-        from migration.baseline import create_v1_file
+        from catalog.phase3.baseline import create_v1_file
 
         create_v1_file(path)
     else:

@@ -109,7 +109,7 @@ def test_importing_models_does_not_warn() -> None:
 
 
 def test_uses_are_counted() -> None:
-    from catalog.models.deprecated import USAGE
+    from compat.synonyms import USAGE
 
     USAGE.drain()
     FitsFile.x

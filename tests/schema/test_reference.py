@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from catalog.models import Base
-from migration.baseline import create_v1_file
+from catalog.phase3.baseline import create_v1_file
 from tests.support import make_v2
 from tests.upstream_catalogs import REFERENCE_SQL, reference_statements
 

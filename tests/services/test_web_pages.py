@@ -294,7 +294,7 @@ def _hostile_pages(server: WebServer, cat: SampleCatalog) -> list[str]:
     return [
         "/", "/raw-files", "/raw-files?" + urlencode({"object": HOSTILE_OBJECT}),
         "/raw-files?" + urlencode({"filter": HOSTILE_FILTER}),
-        f"/sessions", f"/sessions/{quote(cat.hostile_session)}", "/processing",
+        "/sessions", f"/sessions/{quote(cat.hostile_session)}", "/processing",
         f"/processing/{cat.processing_id}",
         "/raw-files?" + urlencode({"imaging_session": "<script>x</script>"}),
         "/sessions/" + quote("<script>alert(3)</script>"),

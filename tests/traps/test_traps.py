@@ -15,11 +15,10 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from migration.connect import connect, write_transaction
+from migration.connect import connect, open_migration_connection, write_transaction
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
 from compat.retire import plan_retire, retire
-from migration import engine
 from tests.support import build_phase, fill_v1, make_v1, migrate
 
 
@@ -97,7 +96,7 @@ def test_migration_and_retire_keep_every_child_row(tmp_path: Path) -> None:
 
 
 def test_migration_connection_sets_foreign_keys_off_outside_transactions(tmp_path: Path) -> None:
-    conn = engine.open_migration_connection(make_v1(tmp_path / "f.db"))
+    conn = open_migration_connection(make_v1(tmp_path / "f.db"))
     assert conn.execute("PRAGMA foreign_keys").fetchone() == (0,)
     assert not conn.in_transaction
 
@@ -154,7 +153,7 @@ def test_rename_refuses_while_a_view_is_broken(tmp_path: Path) -> None:
         conn.execute("ALTER TABLE sessions RENAME TO imaging_sessions")
     conn.rollback()
     before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
-    from migration.checks import BrokenSchemaObjectError
+    from catalog.phase3.checks import BrokenSchemaObjectError
 
     with pytest.raises(BrokenSchemaObjectError, match="v_broken"):
         migrate(path)

@@ -9,12 +9,12 @@ from typing import NamedTuple
 
 from compat import renames
 
-_V1_SQL = "baseline/v1.sql"
+_V1_SQL = "upstream_v1.sql"
 
 
 def v1_statements() -> list[str]:
     """The v1 DDL as separate statements, in creation order."""
-    text = resources.files("migration").joinpath(_V1_SQL).read_text(encoding="utf-8")
+    text = resources.files("catalog.phase3").joinpath(_V1_SQL).read_text(encoding="utf-8")
     statements, buffer = [], ""
     for line in text.splitlines(keepends=True):
         if line.startswith("--") and not buffer:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from catalog.schema import MIGRATION_STATE_TABLE
+from migration.state import MIGRATION_STATE_TABLE
 from compat import db_shims, renames
 from migration.sqltext import q, trigger
 from migration import ddl, state

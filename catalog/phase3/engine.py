@@ -16,15 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migration.connect import connect, long_read
+from migration.connect import connect, long_read, open_migration_connection
 from migration.errors import CatalogError, DatabaseLockedError, SchemaVersionError
 from migration.logs import get_logger
-from catalog.schema import DURING, V1, V2, WINDOW, read_state
+from compat.phases import DURING, V1, V2, WINDOW, read_state
 from compat import renames
 from migration.sqltext import q
-from migration import checks, phase3, snapshot, state
+from catalog.phase3 import actions as phase3, checks
+from migration import snapshot, state
 from migration.actions import Action, apply_all
-from migration.baseline import v1_statements
+from catalog.phase3.baseline import v1_statements
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 from migration.runlock import one_at_a_time
 
@@ -94,17 +95,6 @@ class RunReport:
         }
 
 
-def open_migration_connection(db_path: Path) -> sqlite3.Connection:
-    """The migrator's own connection: foreign keys off (no cascade can fire;
-    it must be set outside a transaction), secure_delete off (nothing is
-    freed by this migration, but keep the WAL small if anything is), and no
-    automatic checkpoint: it would run inside COMMIT's timing, after the lock
-    is released; the chunk loop checkpoints in its pauses instead."""
-    conn = connect(db_path, foreign_keys=False)
-    conn.execute("PRAGMA secure_delete=OFF")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("PRAGMA legacy_alter_table=OFF")
-    return conn
 
 
 def _locked(step: str) -> DatabaseLockedError:
@@ -466,7 +456,7 @@ def _removal_pending(conn: sqlite3.Connection) -> bool:
 
 
 def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_columns: bool) -> LockStats:
-    from catalog.schema import MIGRATION_STATE_TABLE
+    from migration.state import MIGRATION_STATE_TABLE
 
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     drops = [f"DROP TRIGGER {q(t)}" for t in phase3.CAPTURE_TRIGGERS if t in present]

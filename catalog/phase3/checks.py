@@ -12,7 +12,7 @@ from pathlib import Path
 
 from migration.errors import CatalogError, DatabaseCorruptError, DiskSpaceError, ReadOnlyError, SchemaVersionError
 from migration.connect import long_read
-from catalog.schema import V1, V2, SchemaState, read_state
+from compat.phases import SchemaState, V1, V2, read_state
 from compat import renames
 from migration.sqltext import q
 from migration import ddl

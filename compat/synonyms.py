@@ -79,7 +79,7 @@ def is_retired() -> bool:
     return _retired.is_set()
 
 
-_INTERNAL_PREFIXES = ("sqlalchemy.", "catalog.models")
+_INTERNAL_PREFIXES = ("sqlalchemy.", "catalog.models", "compat.synonyms")
 
 
 def _is_import_machinery(frame) -> bool:

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from migration.errors import CatalogError
-from catalog.schema import V1, V2, read_state
+from compat.phases import V1, V2, read_state
 from migration.sqltext import q, table_columns
-from migration.baseline import v1_objects, v2_objects
+from catalog.phase3.baseline import v1_objects, v2_objects
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.runlock import one_at_a_time
 from migration.rebuild import (
@@ -154,7 +154,7 @@ def ddl_has(conn: sqlite3.Connection, name: str) -> bool:
 @one_at_a_time("migration repair")
 def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = lambda _l: None,
            progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    from migration.engine import open_migration_connection
+    from migration.connect import open_migration_connection
 
     conn = open_migration_connection(db_path)
     stats = LockStats()

@@ -17,7 +17,8 @@ from typing import Any
 
 from migration.connect import connect, long_read
 from catalog.drift import model_drift
-from catalog.schema import DURING, MIGRATION_STATE_TABLE, V1, V2, WINDOW, read_state
+from compat.phases import DURING, V1, V2, WINDOW, read_state
+from migration.state import MIGRATION_STATE_TABLE
 from compat import db_shims, renames
 from migration.sqltext import q, table_columns
 from migration import ddl, snapshot, state
