@@ -21,11 +21,10 @@ import click
 
 from migration import logs
 from catalog.config import resolve_db
-from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, DatabaseMissingError, NotSQLiteError, ReadOnlyError
+from migration.connect import check_sqlite_file as _check_sqlite_file
+from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def db_option(f: F) -> F:
@@ -83,25 +82,13 @@ def existing_catalog(option: Path | None) -> Path:
 
 
 def check_sqlite_file(path: Path) -> None:
-    if not path.exists():
-        raise DatabaseMissingError(
-            f"The database {path} does not exist. Create a catalog with 'catalog init --db {path}', "
-            f"or point --db (or CATALOG_DB) at an existing fits_catalog.db."
-        )
-    if path.is_dir():
-        raise NotSQLiteError(f"{path} is a folder, not a database file. Pass the path of the .db file.")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(16)
-    except PermissionError as exc:
-        raise ReadOnlyError(
-            f"The database {path} cannot be read ({exc.strerror}). Fix its permissions or run as its owner."
-        ) from exc
-    if head and head != SQLITE_MAGIC:
-        raise NotSQLiteError(
-            f"{path} is not a SQLite database (its first bytes are not the SQLite header). "
-            f"Check the path: it should be the catalog's fits_catalog.db."
-        )
+    """:func:`migration.connect.check_sqlite_file` with the catalog's advice."""
+    _check_sqlite_file(
+        path,
+        if_missing=f"Create a catalog with 'catalog init --db {path}', or point --db (or "
+                   f"CATALOG_DB) at an existing fits_catalog.db.",
+        if_not_sqlite="Check the path: it should be the catalog's fits_catalog.db.",
+    )
 
 
 def translate_sqlite_error(exc: sqlite3.Error | Exception, doing: str) -> CatalogError:

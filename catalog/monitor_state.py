@@ -1,8 +1,8 @@
 """What the file monitor reports about itself, and where (``system_settings``).
 
 The monitor keeps one :class:`MonitorStatus` and stores it as JSON under
-:data:`STATUS_KEY` (throttled); the web dashboard reads it from there, so the
-two processes share nothing but the database.
+:data:`STATUS_KEY`, throttled by a :class:`StatusReporter`; the web dashboard
+reads it from there, so the two processes share nothing but the database.
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from catalog.service import DatabaseService
+from migration.logs import get_logger
+
+log = get_logger(__name__)
 
 STATUS_KEY = "monitor.status"
 RECENT_ERRORS = 5
@@ -65,3 +73,35 @@ class MonitorStatus:
         data: dict[str, Any] = asdict(self)
         data["heartbeat_at"] = _iso(self.heartbeat)
         return json.dumps(data)
+
+
+class StatusReporter:
+    """Stores a :class:`MonitorStatus`: at most once per ``interval`` when it changed
+    (``dirty``), and at least once per ``heartbeat_interval`` (the heartbeat)."""
+
+    def __init__(self, service: DatabaseService, status: MonitorStatus, *,
+                 queue_length: Callable[[], int], interval: float, heartbeat_interval: float):
+        self.service = service
+        self.status = status
+        self.queue_length = queue_length
+        self.interval = interval
+        self.heartbeat_interval = heartbeat_interval
+        self.dirty = True
+        self.written = 0.0
+
+    def write(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        since = now - self.written
+        if not force and not (self.dirty and since >= self.interval) \
+                and since < self.heartbeat_interval:
+            return
+        self.status.queue_length = self.queue_length()
+        try:
+            self.service.set_setting(STATUS_KEY, self.status.to_json())
+        except SQLAlchemyError as exc:
+            # Only the report is late; try again on a later tick.
+            self.written = now - self.heartbeat_interval + self.interval
+            log.warning("monitor.status_write_failed", error=str(getattr(exc, "orig", None) or exc))
+            return
+        self.written = now
+        self.dirty = False

@@ -29,7 +29,7 @@ from compat import renames
 _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
 _SESSION_COLUMNS = frozenset(c.key for c in ImagingSession.__table__.columns)
 # v1 key -> v2 column, from the one rename map
-_FITS_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("fits_files").columns}
+_FITS_OLD_KEYS = {c.old: c.new for c in renames.table("fits_files").columns}
 _SESSION_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("imaging_sessions").columns}
 
 

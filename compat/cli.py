@@ -185,6 +185,7 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
       compat retire --dry-run
       compat retire --yes
     """
+    from catalog.phase3.backup_profile import backup_catalog
     from compat.retire import (
         RetireRefused,
         finish_interrupted,
@@ -257,7 +258,7 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         if not click.confirm("Retire the shims? Old names will stop working"):
             click.echo("Nothing was changed.")
             return
-    result = do_retire(path, plan, say=say)
+    result = do_retire(path, plan, say=say, make_backup=backup_catalog)
     if as_json:
         print_json(report | result)
 

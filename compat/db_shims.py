@@ -33,8 +33,7 @@ SHIMS_TABLE = "_compat_shims"
 TRIGGER_PREFIX = "_compat_"
 
 SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table_by_new("fits_files")
-assert FITS is not None
+FITS = renames.table("fits_files")
 
 VIEW_TRIGGERS = {
     "INSERT": f"{TRIGGER_PREFIX}{SESSIONS.old}_insert",

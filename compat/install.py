@@ -14,17 +14,18 @@ from pathlib import Path
 from migration.errors import SchemaVersionError
 from compat.phases import RETIRED, V2, WINDOW, read_state
 from compat import db_shims
+from migration import ddl
+from migration.chunks import LockStats, held_lock, run_chunks
+from migration.connect import open_migration_connection
+from migration.runlock import one_at_a_time
 from migration.sqltext import q, table_columns
 
 FITS = db_shims.FITS
 
 
+@one_at_a_time("compat install")
 def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
             progress: Callable[[int, int], None] | None = None) -> dict:
-    from migration import ddl
-    from migration.chunks import LockStats, held_lock, run_chunks
-    from migration.connect import open_migration_connection
-
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:

@@ -63,8 +63,7 @@ def read_state(conn: sqlite3.Connection) -> SchemaState:
     if "schema_version" in tables:
         version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
     sessions = renames.TABLES[0]
-    fits = renames.table_by_new("fits_files")
-    assert fits is not None
+    fits = renames.table("fits_files")
     fits_cols = _columns(conn, "fits_files") if "fits_files" in tables else set()
     if sessions.old in tables and fits.columns[0].old in fits_cols:
         layout = V1

@@ -3,12 +3,15 @@
 Everything that knows about the rename reads this module: the SQLAlchemy
 synonyms in ``catalog.models``, the statement translator that lets the models
 run on a v1 database, the migration, the database shims and the code scanner.
-It holds data and pure look-ups only and imports nothing from the project.
+It holds data and pure look-ups only; of the project it imports only the engine's
+generic :class:`~migration.snapshot.Renames` type, which :data:`AS_RENAMES` fills.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from migration.snapshot import Renames
 
 SCHEMA_V1 = 1
 SCHEMA_V2 = 2
@@ -112,6 +115,14 @@ def table_by_model(model: str) -> TableRename | None:
     return None
 
 
+def table(new: str) -> TableRename:
+    """The rename of the table called ``new`` in v2 (KeyError if the map has none)."""
+    found = table_by_new(new)
+    if found is None:
+        raise KeyError(f"no renames declared for table {new!r}")
+    return found
+
+
 def renamed_tables() -> tuple[TableRename, ...]:
     """Tables whose name itself changes (``sessions`` -> ``imaging_sessions``)."""
     return tuple(t for t in TABLES if t.old != t.new)
@@ -122,3 +133,12 @@ def index_by_old(name: str) -> IndexRename | None:
         if i.old == name:
             return i
     return None
+
+
+# The same renames in the engine's generic form (old -> new), for what the migration
+# machinery compares across versions: verify's before/after, the backups' reports.
+AS_RENAMES = Renames(
+    tables={t.old: t.new for t in TABLES if t.old != t.new},
+    columns={t.new: {c.old: c.new for c in t.columns} for t in TABLES},
+    indexes={i.old: i.new for i in INDEXES},
+)

@@ -32,6 +32,7 @@ from compat.translate import translate
 from migration.runlock import one_at_a_time
 
 if TYPE_CHECKING:
+    from migration.backup import BackupInfo
     from migration.rebuild import Unfinished
 
 SESSIONS = renames.renamed_tables()[0]
@@ -214,8 +215,13 @@ def refusal_message(plan: RetirePlan) -> str:
 
 @one_at_a_time("compat retire")
 def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lambda _l: None,
-           backup: bool = True, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Carry out a retirement the caller has decided on (see :func:`plan_retire`)."""
+           backup: bool = True, progress: Callable[[int, int], None] | None = None,
+           make_backup: Callable[..., BackupInfo] | None = None) -> dict:
+    """Carry out a retirement the caller has decided on (see :func:`plan_retire`).
+
+    ``make_backup(db_path, label=...)`` takes the verified backup first (``backup``):
+    the caller's, which knows where backups go and how to describe the catalog.
+    """
     from migration.chunks import LockStats
     from migration.connect import open_migration_connection
     from migration.rebuild import rebuild, spec_without_columns
@@ -231,9 +237,10 @@ def retire(db_path: Path, plan: RetirePlan, *, say: Callable[[str], None] = lamb
     if plan.triggers_using_old_names:
         raise RetireRefused(refusal_message(RetirePlan(plan.status, [], [], plan.triggers_using_old_names)))
     if backup:
-        from migration import backup as backups
-
-        info = backups.create_backup(db_path, label="pre_retire")  # verifies the copy
+        if make_backup is None:
+            raise TypeError("retire(backup=True) needs make_backup, the function that backs "
+                            "the catalog up")
+        info = make_backup(db_path, label="pre_retire")  # verifies the copy
         if not info.verified:
             raise RetireRefused(f"The backup {info.path} failed verification "
                                 f"({'; '.join(info.problems)}); nothing was changed.")

@@ -19,7 +19,7 @@ from catalog.clikit import (
     log_json_option,
     print_json,
 )
-from catalog.config import resolve_db
+from catalog.config import backups_dir, resolve_db
 from migration.connect import connect
 from migration.errors import UsageError
 from compat import renames
@@ -303,11 +303,13 @@ def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: boo
       migration backups
       migration backups --prune --keep 3
     """
+    from catalog.phase3.backup_profile import PROFILE
     from migration import backup as bk
 
     path = existing_db(db)
-    deleted = bk.prune_backups(path, keep, dry_run=dry_run) if prune else []
-    found = bk.list_backups(path)
+    folder = backups_dir(path)
+    deleted = bk.prune_backups(folder, keep, source=path, dry_run=dry_run) if prune else []
+    found = bk.list_backups(folder, source=path, profile=PROFILE)
     if as_json:
         print_json({"backups": [b.to_dict() for b in found],
                     "deleted" if not dry_run else "would_delete": [str(p) for p in deleted]})
@@ -335,10 +337,11 @@ def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> Non
     Example:
       migration restore ~/Astro/backups/fits_catalog_pre_phase3_20250101_120000.db
     """
+    from catalog.phase3.backup_profile import PROFILE
     from migration import backup as bk
 
     live = existing_db(db)
-    report = bk.restore_report(backup_file, live)
+    report = bk.restore_report(backup_file, live, profile=PROFILE)
     if as_json and not yes:
         print_json({"report": report.to_dict(), "restored": False})
         return
@@ -352,7 +355,7 @@ def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> Non
         if not click.confirm("Restore this backup into the live database?"):
             click.echo("Nothing was changed.")
             return
-    result = bk.restore_backup(backup_file, live)
+    result = bk.restore_backup(backup_file, live, dest_dir=backups_dir(live), profile=PROFILE)
     if as_json:
         print_json({"report": report.to_dict(), "restored": True,
                     "safety_backup": str(result.safety_backup.path), "seconds": round(result.seconds, 2)})

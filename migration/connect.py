@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from pathlib import Path
 from typing import Any
 
+from migration.errors import DatabaseMissingError, NotSQLiteError, ReadOnlyError
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Statements that need the write lock; the transaction must begin IMMEDIATE
 # before the first of them. SAVEPOINT opens a transaction too.
@@ -30,6 +33,32 @@ def busy_timeout_ms() -> int:
     """The busy timeout in ms: ``CATALOG_BUSY_TIMEOUT_MS`` or 30 s."""
     value = os.environ.get("CATALOG_BUSY_TIMEOUT_MS")
     return int(value) if value and value.isdigit() else DEFAULT_BUSY_TIMEOUT_MS
+
+
+def check_sqlite_file(path: Path, *, if_missing: str = "Check the path.",
+                      if_not_sqlite: str = "Check the path.") -> None:
+    """Raise a one-paragraph error unless ``path`` is an existing, readable SQLite file.
+
+    Reads the 16-byte header only (no connection, nothing created); an empty file
+    passes (SQLite treats it as an empty database). ``if_missing`` and
+    ``if_not_sqlite`` end those two messages with the application's advice.
+    """
+    if not path.exists():
+        raise DatabaseMissingError(f"The database {path} does not exist. {if_missing}")
+    if path.is_dir():
+        raise NotSQLiteError(f"{path} is a folder, not a database file. Pass the path of the .db file.")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except PermissionError as exc:
+        raise ReadOnlyError(
+            f"The database {path} cannot be read ({exc.strerror}). Fix its permissions or run as its owner."
+        ) from exc
+    if head and head != SQLITE_MAGIC:
+        raise NotSQLiteError(
+            f"{path} is not a SQLite database (its first bytes are not the SQLite header). "
+            f"{if_not_sqlite}"
+        )
 
 
 def is_write(statement: str) -> bool:

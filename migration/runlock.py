@@ -1,20 +1,29 @@
-"""One online rebuild at a time per database.
+"""One schema-changing command at a time per database.
 
-Two ``compat retire`` (or ``migration repair``) runs at once would not lose
-data — the copies are ``INSERT OR IGNORE`` and the second swap finds no shadow
-table — but the loser would stop on SQLite's "no such table" instead of
-saying that another run holds the table. So each command that rebuilds a
-table takes an advisory ``flock`` on ``<db>-rebuild.lock`` first. The kernel
-releases it when the holder exits, however it exits (SIGKILL included), so a
-crashed run never blocks the next one. The file stays, like SQLite's
-``-shm``; while held it names its holder.
+Two ``migration run`` at once corrupted the run (the second took the first's
+half-done backfill for an interrupted one and resumed it, and the first then
+failed on a column the second had renamed); two ``compat retire`` would stop
+on SQLite's "no such table". So every command that changes the schema — run,
+rollback, restore, repair, retire, install — takes an advisory ``flock`` on a
+lock file for that database first, and a second one is refused at once naming
+the holder (pid, command, since when). The kernel releases the lock when the
+holder exits, however it exits (SIGKILL included), so a crashed run never
+blocks the next one. While held, the file names its holder.
+
+The lock files live in a private per-user folder (``$XDG_RUNTIME_DIR`` or the
+temporary folder), named after the database's real path, never beside the
+database: a command refused for a wrong ``--db`` leaves that folder untouched.
+SQLite's WAL needs every client on one host, so a per-host lock is enough.
 """
 
 from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
+import inspect
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -28,16 +37,39 @@ log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def lock_path(db_path: Path) -> Path:
-    return Path(f"{db_path}-rebuild.lock")
+class SchemaChangeRunning(RebuildInProgress):
+    """Another command is changing this database's schema right now."""
+
+    exit_code = 5  # as for a database locked by another writer
+
+
+def lock_dir() -> Path:
+    """This user's folder of lock files (created 0700 on first use)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"astro-catalog-{os.getuid()}"
+
+
+def lock_path(db_path: str | os.PathLike[str]) -> Path:
+    """The lock file of a database: one per real path."""
+    real = os.path.realpath(db_path)
+    digest = hashlib.sha256(real.encode()).hexdigest()[:16]
+    return lock_dir() / f"{Path(real).name}-{digest}.lock"
+
+
+def _open_lock(db_path: Path) -> int:
+    folder = lock_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.stat().st_uid != os.getuid():  # someone else's folder in a shared /tmp
+        raise PermissionError(f"{folder} belongs to another user")
+    return os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o600)
 
 
 @contextmanager
 def exclusive(db_path: Path, command: str) -> Iterator[None]:
-    """Hold the database's rebuild lock, or raise :class:`RebuildInProgress`."""
+    """Hold the database's schema-change lock, or raise :class:`SchemaChangeRunning`."""
     try:
-        fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:  # a read-only folder: SQLite refuses the writes anyway, clearly
+        fd = _open_lock(db_path)
+    except OSError as exc:  # no private lock folder: go on unguarded, and say so
         log.warning("runlock.unavailable", path=str(lock_path(db_path)), error=str(exc))
         yield
         return
@@ -46,10 +78,11 @@ def exclusive(db_path: Path, command: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
-            raise RebuildInProgress(
-                f"Another online rebuild of this database is running now ({holder}). Wait for "
-                f"it to finish — 'compat status' shows what it is doing — then run '{command}' "
-                f"again if it is still needed. Nothing was changed.") from None
+            raise SchemaChangeRunning(
+                f"Another schema change of this database is running now ({holder}); '{command}' "
+                f"was refused and nothing was changed. Wait for it to finish — 'migration status' "
+                f"and 'compat status' show what it is doing — then run '{command}' again if it "
+                f"is still needed.") from None
         since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, '{command}', since {since}".encode(), 0)
@@ -63,7 +96,7 @@ def exclusive(db_path: Path, command: str) -> Iterator[None]:
 
 
 def holder(db_path: Path) -> str | None:
-    """Who holds the rebuild lock now (pid, command, since), or None."""
+    """Who holds the schema-change lock now (pid, command, since), or None."""
     try:
         fd = os.open(lock_path(db_path), os.O_RDONLY)
     except OSError:
@@ -79,12 +112,17 @@ def holder(db_path: Path) -> str | None:
         os.close(fd)
 
 
-def one_at_a_time(command: str) -> Callable[[F], F]:
-    """Decorate a function whose first argument is the database path."""
+def one_at_a_time(command: str, db_arg: str | None = None) -> Callable[[F], F]:
+    """Decorate a function that changes a database's schema: it runs holding the
+    database's lock. The database is the first argument, or the one named ``db_arg``."""
     def wrap(fn: F) -> F:
+        signature = inspect.signature(fn)
+
         @functools.wraps(fn)
-        def run(db_path: Path, *args: Any, **kwargs: Any) -> Any:
-            with exclusive(Path(db_path), command):
-                return fn(db_path, *args, **kwargs)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            db = bound.arguments[db_arg] if db_arg else next(iter(bound.arguments.values()))
+            with exclusive(Path(db), command):
+                return fn(*args, **kwargs)
         return run  # type: ignore[return-value]
     return wrap

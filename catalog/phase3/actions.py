@@ -31,8 +31,7 @@ from migration.actions import Action, sql_actions
 from migration.state import shadow
 
 SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table_by_new("fits_files")
-assert FITS is not None
+FITS = renames.table("fits_files")
 CAPTURE_TRIGGERS = ("_mig_capture_insert", "_mig_capture_update")
 
 

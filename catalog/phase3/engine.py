@@ -171,6 +171,7 @@ def _baseline_sql(conn: sqlite3.Connection) -> list[str]:
 
 
 # -- run -----------------------------------------------------------------------------
+@one_at_a_time("migration run")
 def run(
     db_path: Path,
     *,
@@ -277,14 +278,14 @@ def _dry_run(conn: sqlite3.Connection) -> None:
 
 
 def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport) -> str:
-    from migration import backup as backups
+    from catalog.phase3.backup_profile import backup_catalog
 
     existing = state.get(conn, "backup")
     if existing and Path(existing).exists():
         say(f"✓ Using the backup of the interrupted run: {existing}")
         return existing
     say("Creating backup…")
-    info = backups.create_backup(db_path)  # copies with the backup API, then verifies
+    info = backup_catalog(db_path)  # copies with the backup API, then verifies
     say(f"✓ Backup created: {info.path}")
     if not info.verified:
         raise MigrationAborted(

@@ -197,9 +197,9 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
         say("Found: " + "; ".join(problems))
         result: dict[str, Any] = {"db": str(db_path), "problems": problems}
         if backup:
-            from migration import backup as backups
+            from catalog.phase3.backup_profile import backup_catalog
 
-            info = backups.create_backup(db_path, label="pre_repair", require_ok=False)
+            info = backup_catalog(db_path, label="pre_repair", require_ok=False)
             say(f"✓ Backup created: {info.path}")
             result["backup"] = str(info.path)
         result["ids_given"] = _give_ids(conn, stats)

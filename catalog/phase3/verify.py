@@ -24,14 +24,9 @@ from migration.sqltext import q, table_columns
 from migration import ddl, snapshot, state
 
 SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table_by_new("fits_files")
-assert FITS is not None
+FITS = renames.table("fits_files")
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
-RENAMES = snapshot.Renames(
-    tables={t.old: t.new for t in renames.TABLES if t.old != t.new},
-    columns={t.new: {c.old: c.new for c in t.columns} for t in renames.TABLES},
-    indexes={i.old: i.new for i in renames.INDEXES},
-)
+RENAMES = renames.AS_RENAMES
 
 
 @dataclass

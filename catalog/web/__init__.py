@@ -19,8 +19,10 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from catalog.manager import DatabaseManager
+from catalog.web import views
+from catalog.web.reads import EXTENSION_KEY, database
 
-EXTENSION_KEY = "catalog.db"
+__all__ = ["EXTENSION_KEY", "SafeJSONProvider", "create_app", "database"]
 
 
 def _default(value: Any) -> Any:
@@ -48,8 +50,6 @@ class SafeJSONProvider(DefaultJSONProvider):
 
 def create_app(db: DatabaseManager | str | os.PathLike[str]) -> Flask:
     """The web app on a catalog database (a path or an open :class:`DatabaseManager`)."""
-    from catalog.web import views
-
     manager = db if isinstance(db, DatabaseManager) else DatabaseManager(db)
     app = Flask(__name__)
     app.json = SafeJSONProvider(app)
@@ -58,7 +58,3 @@ def create_app(db: DatabaseManager | str | os.PathLike[str]) -> Flask:
     app.extensions[EXTENSION_KEY] = manager
     views.register(app)
     return app
-
-
-def database(app: Flask) -> DatabaseManager:
-    return app.extensions[EXTENSION_KEY]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from flask import Flask
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,9 +31,15 @@ T = TypeVar("T")
 
 log = get_logger(__name__)
 
+EXTENSION_KEY = "catalog.db"
 BUSY_MARKERS = ("database is locked", "database table is locked", "busy")
 SCHEMA_MARKERS = ("no such table", "no such column", "schema has changed")
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def database(app: Flask) -> DatabaseManager:
+    """The catalog database the app reads (set by :func:`catalog.web.create_app`)."""
+    return app.extensions[EXTENSION_KEY]
 
 
 def is_busy(exc: BaseException) -> bool:

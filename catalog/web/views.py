@@ -18,8 +18,9 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from migration.logs import get_logger
 from catalog.stats import catalog_stats
-from catalog.web import database, queries as q, reads
-from catalog.web.queries import BadRequest
+from catalog.web import file_list, imaging_sessions, params, processing_sessions, reads, state
+from catalog.web.params import BadRequest
+from catalog.web.reads import database
 
 log = get_logger(__name__)
 
@@ -39,15 +40,15 @@ def _read(fn: Callable[[Session], Any]) -> Any:
 
 def _page(fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
     """A page's data plus the schema state every page shows in its footer."""
-    return _read(lambda s: fn(s) | {"schema": q.schema_info(s)})
+    return _read(lambda s: fn(s) | {"schema": state.schema_info(s)})
 
 
 def _page_number(name: str = "page") -> int:
-    return q.positive_int(request.args, name, 1)
+    return params.positive_int(request.args, name, 1)
 
 
-def _per_page(default: int, maximum: int = q.MAX_PER_PAGE) -> int:
-    return min(q.positive_int(request.args, "per_page", default), maximum)
+def _per_page(default: int, maximum: int = params.MAX_PER_PAGE) -> int:
+    return min(params.positive_int(request.args, "per_page", default), maximum)
 
 
 # -- pages -------------------------------------------------------------------
@@ -55,26 +56,26 @@ def _per_page(default: int, maximum: int = q.MAX_PER_PAGE) -> int:
 def dashboard() -> str:
     data = _page(lambda s: {
         "stats": catalog_stats(s),
-        "recent": q.recent_sessions(s),
-        "monitor": q.monitor_status(s, time.time()),
+        "recent": imaging_sessions.recent_sessions(s),
+        "monitor": state.monitor_status(s, time.time()),
     })
     return render_template("dashboard.html", **data)
 
 
 def raw_files() -> str:
-    query = q.FileQuery.from_args(request.args)
-    data = _page(lambda s: {"result": q.list_files(s, query), "facets": q.file_facets(s)})
-    return render_template("raw_files.html", query=query, sorts=q.SORT_LABELS, **data)
+    query = file_list.FileQuery.from_args(request.args)
+    data = _page(lambda s: {"result": file_list.list_files(s, query), "facets": file_list.file_facets(s)})
+    return render_template("raw_files.html", query=query, sorts=file_list.SORT_LABELS, **data)
 
 
 def sessions() -> str:
-    page, per_page = _page_number(), _per_page(q.DEFAULT_PER_PAGE)
-    data = _page(lambda s: {"result": q.list_sessions(s, page, per_page)})
+    page, per_page = _page_number(), _per_page(params.DEFAULT_PER_PAGE)
+    data = _page(lambda s: {"result": imaging_sessions.list_sessions(s, page, per_page)})
     return render_template("sessions.html", **data)
 
 
 def session_detail(session_id: str) -> str:
-    data = _page(lambda s: {"detail": q.session_detail(s, session_id)})
+    data = _page(lambda s: {"detail": imaging_sessions.session_detail(s, session_id)})
     if data["detail"] is None:
         raise NotFound(f"There is no imaging session {session_id!r}.")
     return render_template("session_detail.html", **data)
@@ -82,12 +83,12 @@ def session_detail(session_id: str) -> str:
 
 def processing() -> str:
     page, per_page = _page_number(), _per_page(20, 100)
-    data = _page(lambda s: {"result": q.list_processing(s, page, per_page)})
+    data = _page(lambda s: {"result": processing_sessions.list_processing(s, page, per_page)})
     return render_template("processing.html", **data)
 
 
 def processing_detail(ps_id: str) -> str:
-    data = _page(lambda s: {"detail": q.processing_detail(s, ps_id)})
+    data = _page(lambda s: {"detail": processing_sessions.processing_detail(s, ps_id)})
     if data["detail"] is None:
         raise NotFound(f"There is no processing session {ps_id!r}.")
     return render_template("processing_detail.html", **data)
@@ -97,22 +98,22 @@ def processing_detail(ps_id: str) -> str:
 
 def api_stats() -> Response:
     return jsonify(_read(lambda s: catalog_stats(s) | {
-        "schema": q.schema_info(s), "monitor": q.monitor_status(s, time.time()),
+        "schema": state.schema_info(s), "monitor": state.monitor_status(s, time.time()),
     }))
 
 
 def api_raw_files() -> Response:
-    query = q.FileQuery.from_args(request.args)
-    return jsonify(_read(lambda s: q.list_files(s, query)))
+    query = file_list.FileQuery.from_args(request.args)
+    return jsonify(_read(lambda s: file_list.list_files(s, query)))
 
 
 def api_sessions() -> Response:
-    page, per_page = _page_number(), _per_page(q.DEFAULT_PER_PAGE)
-    return jsonify(_read(lambda s: q.list_sessions(s, page, per_page)))
+    page, per_page = _page_number(), _per_page(params.DEFAULT_PER_PAGE)
+    return jsonify(_read(lambda s: imaging_sessions.list_sessions(s, page, per_page)))
 
 
 def api_session(session_id: str) -> Response:
-    detail = _read(lambda s: q.session_detail(s, session_id))
+    detail = _read(lambda s: imaging_sessions.session_detail(s, session_id))
     if detail is None:
         raise NotFound(f"There is no imaging session {session_id!r}.")
     return jsonify(detail)
@@ -120,11 +121,11 @@ def api_session(session_id: str) -> Response:
 
 def api_processing() -> Response:
     page, per_page = _page_number(), _per_page(20, 100)
-    return jsonify(_read(lambda s: q.list_processing(s, page, per_page)))
+    return jsonify(_read(lambda s: processing_sessions.list_processing(s, page, per_page)))
 
 
 def api_processing_detail(ps_id: str) -> Response:
-    detail = _read(lambda s: q.processing_detail(s, ps_id))
+    detail = _read(lambda s: processing_sessions.processing_detail(s, ps_id))
     if detail is None:
         raise NotFound(f"There is no processing session {ps_id!r}.")
     return jsonify(detail)
@@ -133,7 +134,7 @@ def api_processing_detail(ps_id: str) -> Response:
 def healthz() -> tuple[Response, int]:
     """Liveness plus the schema state; 503 when the database cannot be read."""
     try:
-        info = _read(q.schema_info)
+        info = _read(state.schema_info)
     except (SQLAlchemyError, sqlite3.Error) as exc:
         log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
         return jsonify(status="error", error="The catalog database cannot be read."), 503

@@ -25,6 +25,10 @@ from catalog.manager import DatabaseManager
 from compat.phases import V1, V2, read_state
 from compat import renames
 from migration import backup as bk
+from migration.backup import create as bk_create
+from migration.backup.files import sha256
+from catalog.config import backups_dir
+from catalog.phase3.backup_profile import PROFILE, backup_catalog
 from catalog.phase3.baseline import create_v1_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +109,17 @@ def rename_to_v2(path: Path) -> None:
                 "VALUES (?, datetime('now'), ?)", (renames.SCHEMA_V2, renames.V2_DESCRIPTION))
     finally:
         conn.close()
+
+
+def listed_of(db: Path) -> list[bk.BackupInfo]:
+    """``migration backups``: the backups of ``db`` in its backup folder."""
+    return bk.list_backups(backups_dir(db), source=db, profile=PROFILE)
+
+
+def restore(backup: Path, live: Path, **options: object) -> bk.RestoreResult:
+    """``migration restore``: safety backups beside the live database, catalog profile."""
+    return bk.restore_backup(backup, live, dest_dir=backups_dir(live), profile=PROFILE,
+                             **options)
 
 
 def scalar(path: Path, sql: str, *args: object) -> object:
@@ -216,7 +231,7 @@ def ask(proc: subprocess.Popen[str], sql: str) -> str:
 
 
 def test_backup_name_manifest_and_guide_summary(v2_catalog: Path) -> None:
-    info = bk.create_backup(v2_catalog, now=T0)
+    info = backup_catalog(v2_catalog, now=T0)
 
     folder = v2_catalog.parent / "backups"
     assert info.path == folder / "fits_catalog_pre_phase3_20250101_120000.db"
@@ -231,7 +246,7 @@ def test_backup_name_manifest_and_guide_summary(v2_catalog: Path) -> None:
     assert info.manifest_path == folder / "fits_catalog_pre_phase3_20250101_120000.json"
     assert manifest["source"] == os.path.abspath(v2_catalog)
     assert manifest["verification"]["ok"] is True
-    assert manifest["sha256"] == bk._sha256(info.path)
+    assert manifest["sha256"] == sha256(info.path)
     assert manifest["bytes"] == info.path.stat().st_size
     assert manifest["counts"]["fits_files"] == N_FILES
     # one self-contained file (rollback-journal mode), nothing half-written left behind
@@ -244,19 +259,19 @@ def test_backup_name_manifest_and_guide_summary(v2_catalog: Path) -> None:
 
 
 def test_same_second_gets_a_suffix_and_lists_newest_first(v2_catalog: Path) -> None:
-    first = bk.create_backup(v2_catalog, now=T0)
-    second = bk.create_backup(v2_catalog, now=T0)
-    third = bk.create_backup(v2_catalog, now=T0)
+    first = backup_catalog(v2_catalog, now=T0)
+    second = backup_catalog(v2_catalog, now=T0)
+    third = backup_catalog(v2_catalog, now=T0)
     assert first.path.name == "fits_catalog_pre_phase3_20250101_120000.db"
     assert second.path.name == "fits_catalog_pre_phase3_20250101_120000_2.db"
     assert third.path.name == "fits_catalog_pre_phase3_20250101_120000_3.db"
-    listed = bk.list_backups(v2_catalog)
+    listed = listed_of(v2_catalog)
     assert [b.path for b in listed] == [third.path, second.path, first.path]
-    assert bk.list_backups(v2_catalog.parent / "backups") == listed
+    assert bk.list_backups(v2_catalog.parent / "backups", profile=PROFILE) == listed
 
 
 def test_v1_backup_counts_sessions_under_the_old_name(v1_catalog: Path) -> None:
-    info = bk.create_backup(v1_catalog, label="before_test", now=T0)
+    info = backup_catalog(v1_catalog, label="before_test", now=T0)
     assert info.path.name == "fits_catalog_before_test_20250101_120000.db"
     assert (info.layout, info.version) == (V1, 1)
     assert info.counts["sessions"] == N_SESSIONS and "imaging_sessions" not in info.counts
@@ -265,7 +280,7 @@ def test_v1_backup_counts_sessions_under_the_old_name(v1_catalog: Path) -> None:
 
 def test_bad_label_is_refused(v2_catalog: Path) -> None:
     with pytest.raises(UsageError):
-        bk.create_backup(v2_catalog, label="../escape")
+        backup_catalog(v2_catalog, label="../escape")
 
 
 def test_wal_trap_file_copy_misses_committed_rows_backup_has_them(v2_catalog: Path,
@@ -288,7 +303,7 @@ def test_wal_trap_file_copy_misses_committed_rows_backup_has_them(v2_catalog: Pa
         # the 500 committed rows are lost
         assert scalar(naive, "SELECT count(*) FROM fits_files") == N_FILES
 
-        info = bk.create_backup(v2_catalog, now=T0)
+        info = backup_catalog(v2_catalog, now=T0)
         assert info.counts["fits_files"] == N_FILES + 500
         assert scalar(info.path, "SELECT count(*) FROM fits_files") == N_FILES + 500
         assert wal.stat().st_size > 0  # the backup read the WAL; it did not need a checkpoint
@@ -303,7 +318,7 @@ def test_backup_while_a_writer_commits(tmp_path: Path, record_property) -> None:
     backups: list[bk.BackupInfo] = []
     time.sleep(0.2)
     while writer.poll() is None:
-        backups.append(bk.create_backup(db))
+        backups.append(backup_catalog(db))
         time.sleep(0.05)
     out, err = writer.communicate(timeout=30)
     stats = json.loads(out.strip().splitlines()[-1])
@@ -320,7 +335,7 @@ def test_backup_while_a_writer_commits(tmp_path: Path, record_property) -> None:
     assert all(b.state == bk.VERIFIED for b in backups)
     assert counts == sorted(counts) and counts[0] >= 20_000 and counts[-1] > counts[0]
     for b in backups:  # each file is a consistent snapshot
-        assert bk.verify_backup(b.path).ok
+        assert bk.verify_backup(b.path, profile=PROFILE).ok
     assert scalar(db, "SELECT count(*) FROM fits_files") == 20_000 + stats["writes"]
     assert leftovers(db.parent / "backups") == []
 
@@ -330,19 +345,19 @@ def test_too_little_free_space_is_refused_before_writing(v2_catalog: Path) -> No
     folder.mkdir()
     free = shutil.disk_usage(folder).free
     with pytest.raises(bk.DiskSpaceError) as caught:
-        bk.create_backup(v2_catalog, reserve_bytes=free)  # needs the db size *plus* all free space
+        backup_catalog(v2_catalog, reserve_bytes=free)  # needs the db size *plus* all free space
     assert caught.value.exit_code == 8
     assert "free" in caught.value.message and "Nothing was written" in caught.value.message
     assert list(folder.iterdir()) == []
     # with the default margin there is room
-    assert bk.create_backup(v2_catalog).verified
+    assert backup_catalog(v2_catalog).verified
 
 
 def test_backup_folder_that_cannot_be_created(v2_catalog: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the backup folder's parent should be")
     with pytest.raises(ReadOnlyError) as caught:
-        bk.create_backup(v2_catalog, dest_dir=blocker / "backups")
+        bk.create_backup(v2_catalog, dest_dir=blocker / "backups", profile=PROFILE)
     assert "cannot be created" in caught.value.message
 
 
@@ -355,7 +370,7 @@ def test_read_only_backup_folder(v2_catalog: Path, tmp_path: Path) -> None:
     folder.chmod(0o555)
     try:
         with pytest.raises(ReadOnlyError):
-            bk.create_backup(v2_catalog, dest_dir=folder)
+            bk.create_backup(v2_catalog, dest_dir=folder, profile=PROFILE)
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
@@ -363,9 +378,34 @@ def test_read_only_backup_folder(v2_catalog: Path, tmp_path: Path) -> None:
 
 def test_missing_source_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError) as caught:
-        bk.create_backup(tmp_path / "nope.db")
+        backup_catalog(tmp_path / "nope.db")
     assert caught.value.exit_code == 3
+    assert "Create a catalog with 'catalog init" in caught.value.message  # the profile's wording
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_a_profile_that_knows_no_schema(tmp_path: Path) -> None:
+    """The engine alone: any SQLite database, no layouts, no renames."""
+    db = tmp_path / "plain.db"
+    conn = connect(db)
+    try:
+        with write_transaction(conn):
+            conn.execute("CREATE TABLE things (id INTEGER PRIMARY KEY, name TEXT)")
+            conn.executemany("INSERT INTO things (name) VALUES (?)", [("a",), ("b",), ("c",)])
+    finally:
+        conn.close()
+    folder = tmp_path / "kept"
+    info = bk.create_backup(db, dest_dir=folder, profile=bk.GENERIC, label="nightly", now=T0)
+    assert info.path == folder / "plain_nightly_20250101_120000.db"
+    assert (info.layout, info.version, info.counts) == (None, None, {"things": 3})
+    assert info.summary() == "Backup verified: 3 rows in 1 tables"
+    check = bk.verify_backup(info.path, profile=bk.GENERIC)
+    assert check.ok and check.warnings == []
+    assert bk.list_backups(folder, source=db, profile=bk.GENERIC) == [info]
+    assert bk.restore_report(info.path, db, profile=bk.GENERIC).nothing_lost
+    with pytest.raises(CatalogError) as caught:
+        bk.create_backup(tmp_path / "nope.db", dest_dir=folder, profile=bk.GENERIC)
+    assert caught.value.message == f"The database {tmp_path / 'nope.db'} does not exist. Check the path."
 
 
 # --------------------------------------------------------------------------- verify
@@ -382,28 +422,28 @@ def _corrupt_copy(src: Path, dest: Path) -> Path:
 
 
 def test_verification_detects_a_corrupted_backup(v2_catalog: Path, tmp_path: Path) -> None:
-    info = bk.create_backup(v2_catalog, now=T0)
-    good = bk.verify_backup(info.path)
+    info = backup_catalog(v2_catalog, now=T0)
+    good = bk.verify_backup(info.path, profile=PROFILE)
     assert good.ok and good.problems == [] and good.counts["fits_files"] == N_FILES
 
-    bad = bk.verify_backup(_corrupt_copy(info.path, tmp_path / "corrupt.db"))
+    bad = bk.verify_backup(_corrupt_copy(info.path, tmp_path / "corrupt.db"), profile=PROFILE)
     assert not bad.ok
     assert bad.problems and any("integrity_check" in p or "SQLite error" in p for p in bad.problems)
 
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database" * 100)
-    assert bk.verify_backup(junk).problems == ["not a SQLite database (bad header)"]
+    assert bk.verify_backup(junk, profile=PROFILE).problems == ["not a SQLite database (bad header)"]
 
 
 def test_listing_notices_a_backup_changed_after_verification(v2_catalog: Path) -> None:
-    info = bk.create_backup(v2_catalog, now=T0)
-    assert bk.list_backups(v2_catalog)[0].state == bk.VERIFIED
+    info = backup_catalog(v2_catalog, now=T0)
+    assert listed_of(v2_catalog)[0].state == bk.VERIFIED
     _corrupt_copy(info.path, info.path.with_name("scratch.tmp"))
     os.replace(info.path.with_name("scratch.tmp"), info.path)  # damaged in place
-    assert bk.list_backups(v2_catalog)[0].state == bk.CHANGED
+    assert listed_of(v2_catalog)[0].state == bk.CHANGED
     # re-verifying records the truth
-    assert not bk.verify_backup(info.path, update_manifest=True).ok
-    assert bk.list_backups(v2_catalog)[0].state == bk.FAILED
+    assert not bk.verify_backup(info.path, update_manifest=True, profile=PROFILE).ok
+    assert listed_of(v2_catalog)[0].state == bk.FAILED
 
 
 def test_foreign_key_orphans_are_warnings_not_failures(v2_catalog: Path) -> None:
@@ -414,8 +454,8 @@ def test_foreign_key_orphans_are_warnings_not_failures(v2_catalog: Path) -> None
                          "VALUES ('o.fits', '/o', 'orphan', 'NO_SUCH_SESSION')")
     finally:
         conn.close()
-    info = bk.create_backup(v2_catalog)
-    check = bk.verify_backup(info.path)
+    info = backup_catalog(v2_catalog)
+    check = bk.verify_backup(info.path, profile=PROFILE)
     assert check.ok and check.foreign_key_violations == {"fits_files": 1}
     assert any("foreign key" in w for w in check.warnings)
 
@@ -424,13 +464,13 @@ def test_foreign_key_orphans_are_warnings_not_failures(v2_catalog: Path) -> None
 
 
 def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_catalog: Path) -> None:
-    made = [bk.create_backup(v2_catalog, now=T0 + timedelta(minutes=i)) for i in range(4)]
+    made = [backup_catalog(v2_catalog, now=T0 + timedelta(minutes=i)) for i in range(4)]
     folder = made[0].path.parent
     # the newest backup was modified after verification: it no longer counts as verified
     with made[3].path.open("r+b") as fh:
         fh.seek(200)
         fh.write(b"\x00")
-    assert [b.state for b in bk.list_backups(v2_catalog)] == [bk.CHANGED] + [bk.VERIFIED] * 3
+    assert [b.state for b in listed_of(v2_catalog)] == [bk.CHANGED] + [bk.VERIFIED] * 3
     # a backup made by the original script (no manifest of ours) and unrelated files
     foreign = folder / "fits_catalog_pre_phase3_20200101_000000.db"
     shutil.copy(made[0].path, foreign)
@@ -449,12 +489,12 @@ def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_cata
     fresh_orphan = folder / "fits_catalog_pre_phase3_20241231_000001.json"
     shutil.copy(made[0].manifest_path, fresh_orphan)  # maybe a backup being published now
 
-    listed = bk.list_backups(v2_catalog)
+    listed = listed_of(v2_catalog)
     assert listed[-1].path == foreign and listed[-1].state == bk.UNVERIFIED
 
-    would = bk.prune_backups(v2_catalog, keep=1, dry_run=True)
+    would = bk.prune_backups(folder, 1, source=v2_catalog, dry_run=True)
     assert all(b.path.exists() for b in made)
-    assert bk.prune_backups(v2_catalog, keep=1) == would == [made[1].path, made[0].path]
+    assert bk.prune_backups(folder, 1, source=v2_catalog) == would == [made[1].path, made[0].path]
     assert made[3].path.exists() and made[2].path.exists()  # newest, and newest verified
 
     assert bk.prune_backups(folder, keep=0) == [made[3].path]
@@ -472,7 +512,7 @@ def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_cata
 
 
 def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) -> None:
-    base = bk.create_backup(v2_catalog, now=T0)
+    base = backup_catalog(v2_catalog, now=T0)
     # after the backup: new rows, changed rows, a deleted row, a user view
     insert_rows(v2_catalog, V2, range(N_SESSIONS, N_SESSIONS + 2),
                 range(N_FILES, N_FILES + 20))
@@ -485,7 +525,7 @@ def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) 
     finally:
         conn.close()
 
-    report = bk.restore_report(base.path, v2_catalog)
+    report = bk.restore_report(base.path, v2_catalog, profile=PROFILE)
     by_table = {t.table: t for t in report.tables}
     fits, sessions = by_table["fits_files"], by_table["imaging_sessions"]
     assert (fits.only_in_live, fits.changed, fits.only_in_backup) == (20, 3, 1)
@@ -506,7 +546,7 @@ def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) 
         assert reader.stdout and reader.stdout.readline().strip() == "ready"
         assert ask(reader, "SELECT count(*) FROM fits_files") == str(N_FILES + 19)
 
-        result = bk.restore_backup(base.path, v2_catalog)
+        result = restore(base.path, v2_catalog)
 
         # the other process's open connection sees the restored content
         assert ask(reader, "SELECT count(*) FROM fits_files") == str(N_FILES)
@@ -528,11 +568,11 @@ def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) 
     assert safety.counts["fits_files"] == N_FILES + 19
     assert scalar(safety.path, "SELECT count(*) FROM v_user") == 3
     assert result.catchup_backup is None  # nothing was written during the restore
-    assert bk.restore_report(base.path, v2_catalog).nothing_lost
+    assert bk.restore_report(base.path, v2_catalog, profile=PROFILE).nothing_lost
 
 
 def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
-    base = bk.create_backup(v1_catalog, now=T0)
+    base = backup_catalog(v1_catalog, now=T0)
     rename_to_v2(v1_catalog)
     assert layout_of(v1_catalog) == V2
     insert_rows(v1_catalog, V2, range(N_SESSIONS, N_SESSIONS + 5),
@@ -544,7 +584,7 @@ def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
     finally:
         conn.close()
 
-    report = bk.restore_report(base.path, v1_catalog)
+    report = bk.restore_report(base.path, v1_catalog, profile=PROFILE)
     assert (report.backup_layout, report.live_layout) == (V1, V2)
     by_table = {t.table: t for t in report.tables}
     sessions = by_table["imaging_sessions"]
@@ -562,7 +602,7 @@ def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
     try:
         assert reader.stdout and reader.stdout.readline().strip() == "ready"
         assert ask(reader, "SELECT count(*) FROM imaging_sessions") == str(N_SESSIONS + 5)
-        result = bk.restore_backup(base.path, v1_catalog)
+        result = restore(base.path, v1_catalog)
         assert ask(reader, "SELECT count(*) FROM sessions") == str(N_SESSIONS)
         assert ask(reader, "SELECT max(x) FROM fits_files") == "6248"
         ask(reader, "quit")
@@ -575,12 +615,12 @@ def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
 
 
 def test_restore_waits_for_a_writer_and_saves_what_it_committed(v2_catalog: Path) -> None:
-    base = bk.create_backup(v2_catalog, now=T0)
+    base = backup_catalog(v2_catalog, now=T0)
     holder = spawn(LOCK_HOLDER, str(v2_catalog), "1.0")
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        result = bk.restore_backup(base.path, v2_catalog, timeout_ms=15_000)
+        result = restore(base.path, v2_catalog, timeout_ms=15_000)
         waited = time.monotonic() - started
         assert holder.stdout.readline().strip() == "done"
     finally:
@@ -600,8 +640,8 @@ def test_restore_waits_for_a_writer_and_saves_what_it_committed(v2_catalog: Path
 
 def test_a_catchup_backup_that_cannot_be_finished_is_kept(v2_catalog: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    base = bk.create_backup(v2_catalog, now=T0)
-    publish, calls = bk._publish, []
+    base = backup_catalog(v2_catalog, now=T0)
+    publish, calls = bk_create._publish, []
 
     def disk_full_on_second(*args, **kwargs):  # the safety backup publishes, the catch-up not
         calls.append(args[-1])
@@ -609,12 +649,12 @@ def test_a_catchup_backup_that_cannot_be_finished_is_kept(v2_catalog: Path,
             raise OSError(28, "No space left on device")
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(bk, "_publish", disk_full_on_second)
+    monkeypatch.setattr(bk_create, "_publish", disk_full_on_second)
     holder = spawn(LOCK_HOLDER, str(v2_catalog), "0.5")
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
         with pytest.raises(CatalogError) as caught:
-            bk.restore_backup(base.path, v2_catalog, timeout_ms=15_000)
+            restore(base.path, v2_catalog, timeout_ms=15_000)
     finally:
         holder.kill()
         holder.wait()
@@ -624,19 +664,19 @@ def test_a_catchup_backup_that_cannot_be_finished_is_kept(v2_catalog: Path,
     assert len(kept) == 1 and str(kept[0]) in caught.value.message
     assert scalar(kept[0], "SELECT count(*) FROM fits_files WHERE md5sum = 'held-row'") == 1
     assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES
-    bk.prune_backups(v2_catalog, keep=0)
+    bk.prune_backups(folder, 0, source=v2_catalog)
     assert kept[0].exists()  # never pruned
 
 
 def test_restore_gives_up_on_a_lock_held_too_long_and_changes_nothing(v2_catalog: Path) -> None:
-    base = bk.create_backup(v2_catalog, now=T0)
+    base = backup_catalog(v2_catalog, now=T0)
     insert_rows(v2_catalog, V2, range(0), range(N_FILES, N_FILES + 7))
     holder = spawn(LOCK_HOLDER, str(v2_catalog), "2.5")
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
         with pytest.raises(DatabaseLockedError) as caught:
-            bk.restore_backup(base.path, v2_catalog, timeout_ms=300)
+            restore(base.path, v2_catalog, timeout_ms=300)
         assert time.monotonic() - started < 2.4
         assert "nothing was changed" in caught.value.message
         assert holder.stdout.readline().strip() == "done"
@@ -651,11 +691,11 @@ def test_restore_gives_up_on_a_lock_held_too_long_and_changes_nothing(v2_catalog
 
 def test_restore_refuses_a_corrupt_backup_and_changes_nothing(v2_catalog: Path,
                                                               tmp_path: Path) -> None:
-    base = bk.create_backup(v2_catalog, now=T0)
+    base = backup_catalog(v2_catalog, now=T0)
     bad = _corrupt_copy(base.path, tmp_path / "bad_backup.db")
     before = sorted(p.name for p in (v2_catalog.parent / "backups").iterdir())
     with pytest.raises(DatabaseCorruptError):
-        bk.restore_backup(bad, v2_catalog)
+        restore(bad, v2_catalog)
     assert sorted(p.name for p in (v2_catalog.parent / "backups").iterdir()) == before
     assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES
     # damaged in place, manifest still there: the sha256 no longer matches, so the
@@ -663,10 +703,10 @@ def test_restore_refuses_a_corrupt_backup_and_changes_nothing(v2_catalog: Path,
     _corrupt_copy(base.path, tmp_path / "scratch.db")
     os.replace(tmp_path / "scratch.db", base.path)
     with pytest.raises(DatabaseCorruptError):
-        bk.restore_backup(base.path, v2_catalog)
+        restore(base.path, v2_catalog)
     assert sorted(p.name for p in (v2_catalog.parent / "backups").iterdir()) == before
     assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES
     with pytest.raises(UsageError):
-        bk.restore_backup(v2_catalog, v2_catalog)
+        restore(v2_catalog, v2_catalog)
     with pytest.raises(CatalogError):
-        bk.restore_backup(tmp_path / "missing.db", v2_catalog)
+        restore(tmp_path / "missing.db", v2_catalog)

@@ -7,14 +7,12 @@ documented code where there is one), stderr is one paragraph starting with
 backup, no left-over -wal content). The one input that is *not* an error, a v1
 catalog without ``schema_version``, gets its baseline recorded and migrates.
 
-The runs use the default path (with a backup) when migration/backup.py
-exists — the prerequisites come before the backup, so a failing run must not
-leave one behind — and ``--no-backup`` otherwise.
+The runs use the default path, with a backup: the prerequisites come before
+the backup, so a failing run must not leave one behind.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -40,8 +38,7 @@ from tests.migration.writer_client import (
 )
 from tests.support import fill_v1, make_v1, migrate
 
-HAVE_BACKUP = importlib.util.find_spec("migration.backup") is not None
-RUN = ["run", "--yes"] if HAVE_BACKUP else ["run", "--yes", "--no-backup"]
+RUN = ["run", "--yes"]  # the default path, backup included
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from catalog.phase3.backup_profile import PROFILE
+from migration import backup as backups
 from tests.migration.writer_client import (
     KINDS,
     WriterPool,
@@ -281,8 +283,6 @@ def test_kill_during_and_after_the_backup_then_resume_reuses_it(
     """The default path (with a backup). Killed while the backup is written: the
     database is untouched and no incomplete backup is published. Killed mid-backfill:
     the resumed run uses the backup the interrupted run recorded, makes no other."""
-    backups = pytest.importorskip("migration.backup",
-                                  reason="migration/backup.py is not written yet")
     db = copy_catalog(fast_base, tmp_path / "fits_catalog.db")
     conn = connect_reader(db)
     base = base_facts(conn, "v1-before")
@@ -313,7 +313,7 @@ def test_kill_during_and_after_the_backup_then_resume_reuses_it(
     assert assert_consistent(db, records, base, strict=True) == "v2-window"
     # every published backup is complete (a killed copy stays a .partial for prune)
     for published in Path(recorded).parent.glob("*.db"):
-        check = backups.verify_backup(published)
+        check = backups.verify_backup(published, profile=PROFILE)
         assert check.ok, (published, check.problems)
 
 

@@ -11,7 +11,7 @@ import time
 from common import DATA, Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
 from migration.logs import configure
-from migration.backup import create_backup
+from catalog.phase3.backup_profile import backup_catalog
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
 
         writer = Writer(db)
         t0 = time.perf_counter()
-        info = create_backup(db, dest_dir=dest)
+        info = backup_catalog(db, dest_dir=dest)
         total_s = time.perf_counter() - t0
         w_backup = writer.stop()
         copy_only = info.seconds or 0.0

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from catalog.manager import DatabaseManager
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
 from catalog.service import DatabaseService
-from catalog.web import create_app, queries, reads
+from catalog.web import create_app, file_list, reads
 from tests.services.servicekit import (
     HOSTILE_FILE,
     HOSTILE_FILTER,
@@ -391,17 +391,17 @@ def test_deep_pages_sorted_by_night_match_a_plain_sort(tmp_path: Path, layout: s
     def pages(**args: str) -> list[list[int]]:
         out = []
         for page in range(1, 9):
-            query = queries.FileQuery.from_args({"sort": "date", "per_page": "8",
-                                                 "page": str(page), **args})
-            out.append([f["id"] for f in reads.read(db, lambda s: queries.list_files(s, query))["items"]])
+            query = file_list.FileQuery.from_args({"sort": "date", "per_page": "8",
+                                                   "page": str(page), **args})
+            out.append([f["id"] for f in reads.read(db, lambda s: file_list.list_files(s, query))["items"]])
         return out
 
     try:
         for args in ({"order": "desc"}, {"order": "asc"}, {"order": "desc", "camera": "A"},
                      {"order": "asc", "frame_type": "LIGHT"}):
-            monkeypatch.setattr(queries, "DEEP_OFFSET", 10**9)
+            monkeypatch.setattr(file_list, "DEEP_OFFSET", 10**9)
             plain = pages(**args)
-            monkeypatch.setattr(queries, "DEEP_OFFSET", 1)
+            monkeypatch.setattr(file_list, "DEEP_OFFSET", 1)
             assert pages(**args) == plain, args
             assert sum(len(p) for p in plain) == len({i for p in plain for i in p})
     finally:
