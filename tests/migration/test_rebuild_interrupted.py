@@ -221,7 +221,7 @@ def test_steps_count_rows_not_keys_across_a_gap(tmp_path: Path) -> None:
 def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
     """A second retire, repair or rollback while one runs is refused with the
     holder named; the lock goes with its holder, so nothing stays blocked."""
-    from migration.runlock import exclusive, lock_path
+    from migration.runlock import SchemaChangeRunning, exclusive, lock_path
 
     path = aged_window(tmp_path)
     conn = sqlite3.connect(path)
@@ -237,7 +237,7 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
             engine.rollback(path)
         cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--yes",
                               "--db", str(path)], capture_output=True, text=True, timeout=120)
-        assert cli.returncode == RebuildInProgress.exit_code, cli.stdout + cli.stderr
+        assert cli.returncode == SchemaChangeRunning.exit_code == 5, cli.stdout + cli.stderr
         assert "Another schema change of this database is running now" in cli.stderr and "Traceback" not in cli.stderr
         status = subprocess.run([str(Path(sys.executable).parent / "compat"), "status", "--json",
                                  "--db", str(path)], capture_output=True, text=True, timeout=120)
