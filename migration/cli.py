@@ -24,6 +24,8 @@ from migration.connect import connect
 from migration.errors import UsageError
 from compat import renames
 from catalog.phase3 import engine
+from catalog.phase3 import rollback as phase3_rollback
+from catalog.phase3 import status as phase3_status
 from catalog.phase3.baseline import create_v1_file
 from catalog.phase3.verify import verify as run_verify
 
@@ -83,7 +85,7 @@ def status(db: Path | None, as_json: bool) -> None:
     Example:
       migration status --json
     """
-    data = engine.status(existing_catalog(db))
+    data = phase3_status.status(existing_catalog(db))
     if as_json:
         print_json(data)
         return
@@ -279,7 +281,7 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
         if not click.confirm(f"Roll {path} back to schema version {renames.SCHEMA_V1}?"):
             click.echo("Nothing was changed.")
             return
-    stats = engine.rollback(path, say=(lambda _l: None) if as_json else click.echo,
+    stats = phase3_rollback.rollback(path, say=(lambda _l: None) if as_json else click.echo,
                             remove_columns=remove_columns)
     if as_json:
         print_json({"db": str(path), "lock_ms": round(stats.longest_ms, 2),

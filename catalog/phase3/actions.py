@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from migration.state import MIGRATION_STATE_TABLE
 from compat import db_shims, renames
-from migration.sqltext import q, trigger
 from migration import ddl, state
 from migration.actions import Action, sql_actions
-from migration.state import shadow
+from migration.sqltext import q, trigger
+from migration.state import MIGRATION_STATE_TABLE, shadow
 
 SESSIONS = renames.renamed_tables()[0]
 FITS = renames.table("fits_files")

@@ -10,12 +10,18 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from migration.errors import CatalogError, DatabaseCorruptError, DiskSpaceError, ReadOnlyError, SchemaVersionError
-from migration.connect import long_read
-from compat.phases import SchemaState, V1, V2, read_state
 from compat import renames
-from migration.sqltext import q
+from compat.phases import V1, V2, SchemaState, read_state
 from migration import ddl
+from migration.connect import long_read
+from migration.errors import (
+    CatalogError,
+    DatabaseCorruptError,
+    DiskSpaceError,
+    ReadOnlyError,
+    SchemaVersionError,
+)
+from migration.sqltext import q
 
 SESSIONS = renames.renamed_tables()[0]
 

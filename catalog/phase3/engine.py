@@ -12,107 +12,39 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from migration.connect import connect, long_read, open_migration_connection
-from migration.errors import CatalogError, DatabaseLockedError, SchemaVersionError
-from migration.logs import get_logger
-from compat.phases import DURING, V1, V2, WINDOW, read_state
+from catalog.phase3 import actions as phase3
+from catalog.phase3 import checks
+from catalog.phase3.baseline import v1_statements
+from catalog.phase3.steps import (
+    MigrationAborted,
+    Plan,
+    Progress,
+    RunReport,
+    Say,
+    Stage,
+    guard,
+    planned,
+    prebuild,
+    timed_stage,
+)
 from compat import renames
-from migration.sqltext import q
-from catalog.phase3 import actions as phase3, checks
+from compat.phases import DURING, V2, read_state
 from migration import snapshot, state
 from migration.actions import Action, apply_all
-from catalog.phase3.baseline import v1_statements
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
+from migration.connect import long_read, open_migration_connection
+from migration.logs import get_logger
 from migration.runlock import one_at_a_time
 
 log = get_logger(__name__)
-
-Say = Callable[[str], None]
-Progress = Callable[[int, int], None]
 
 # Per-row cost of the backfill and fixed costs, measured by `make bench`
 # (docs/performance.md); used only for the estimates `migration plan` prints.
 BACKFILL_US_PER_ROW = 12.0
 PREPARE_MS = 5.0
 CUTOVER_MS = 15.0
-
-
-class MigrationAborted(CatalogError):
-    exit_code = 10
-
-
-@dataclass
-class Stage:
-    name: str
-    title: str
-    actions: list[Action]
-    lock_ms: float  # expected longest single lock hold
-    total_ms: float  # expected total time
-    note: str = ""
-
-
-@dataclass
-class Plan:
-    db: str
-    phase: str | None
-    stages: list[Stage]
-    fits_rows: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "db": self.db, "phase": self.phase, "fits_files_rows": self.fits_rows,
-            "stages": [{"name": s.name, "title": s.title, "expected_lock_ms": round(s.lock_ms, 1),
-                        "expected_total_ms": round(s.total_ms, 1), "note": s.note,
-                        "statements": [st for a in s.actions for st in a.statements()]}
-                       for s in self.stages],
-        }
-
-
-@dataclass
-class RunReport:
-    db: str
-    backup: str | None = None
-    sessions: int = 0
-    fits_files: int = 0
-    lock: LockStats = field(default_factory=LockStats)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    cutover_lock_ms: float = 0.0
-    resumed: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "db": self.db, "backup": self.backup, "sessions": self.sessions,
-            "fits_files": self.fits_files, "resumed": self.resumed,
-            "longest_lock_ms": round(self.lock.longest_ms, 2),
-            "write_transactions": len(self.lock.holds_ms),
-            "lock_by_step": self.lock.by_label(),
-            "cutover_lock_ms": round(self.cutover_lock_ms, 2),
-            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-        }
-
-
-
-
-def _locked(step: str) -> DatabaseLockedError:
-    return DatabaseLockedError(
-        f"Another connection held the database's write lock for longer than the busy timeout "
-        f"while the migration waited to {step}. Nothing of that step was changed; the database "
-        f"is as 'migration status' shows. Run 'migration run' again when the other writer is "
-        f"done (or raise CATALOG_BUSY_TIMEOUT_MS)."
-    )
-
-
-def _guard(step: str, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise _locked(step) from exc
-        raise
 
 
 # -- plan ----------------------------------------------------------------------------
@@ -209,37 +141,14 @@ def run(
                 + (f" (the backup {report.backup} was kept)." if report.backup else ".")
             )
         say("\nStarting Phase 3 schema migration (services may keep running)…")
-        _stage(report, "baseline", lambda: _apply_baseline(conn, report, say))
-        _stage(report, "prepare", lambda: _prepare(conn, report, say))
-        _stage(report, "backfill", lambda: _backfill(conn, report, say, progress, policy))
-        _stage(report, "cutover", lambda: _cutover(conn, report, say))
+        timed_stage(report, "baseline", lambda: _apply_baseline(conn, report, say))
+        timed_stage(report, "prepare", lambda: _prepare(conn, report, say))
+        timed_stage(report, "backfill", lambda: _backfill(conn, report, say, progress, policy))
+        timed_stage(report, "cutover", lambda: _cutover(conn, report, say))
         log.info("migration.completed", **report.as_dict())
         return report
     finally:
         conn.close()
-
-
-def _prebuild(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]]
-              ) -> tuple[int, list[Action]]:
-    """Build a transaction's actions before taking the lock (generating the SQL
-    costs more than running it), tagged with the schema cookie they are for."""
-    cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
-    return cookie, build(conn)
-
-
-def _planned(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]],
-             prebuilt: tuple[int, list[Action]]) -> list[Action]:
-    """The prebuilt actions, or new ones if the schema changed since (inside the lock)."""
-    cookie, actions = prebuilt
-    if conn.execute("PRAGMA schema_version").fetchone()[0] != cookie:
-        return build(conn)
-    return actions
-
-
-def _stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
-    t0 = time.perf_counter()
-    fn()
-    report.stage_seconds[name] = time.perf_counter() - t0
 
 
 def _schema_clone(conn: sqlite3.Connection) -> sqlite3.Connection:
@@ -309,14 +218,14 @@ def _apply_baseline(conn: sqlite3.Connection, report: RunReport, say: Say) -> No
 def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     say("[1/5] Preparing: shadow columns and capture triggers…")
 
-    prebuilt = _prebuild(conn, phase3.prepare_actions)
+    prebuilt = prebuild(conn, phase3.prepare_actions)
     before = snapshot.describe(conn)  # read outside the lock; the cookie check below covers it
 
     def apply() -> None:
         with held_lock(conn, report.lock, "prepare"):
             if conn.execute("PRAGMA schema_version").fetchone()[0] != prebuilt[0]:
                 before.update(snapshot.describe(conn))
-            apply_all(conn, _planned(conn, phase3.prepare_actions, prebuilt))
+            apply_all(conn, planned(conn, phase3.prepare_actions, prebuilt))
             if state.get(conn, "backfill_high") is None:
                 # what verify judges the migration by: the schema as it was before it
                 snapshot.record(conn, state.LOG_TABLE, before)
@@ -327,7 +236,7 @@ def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
                 if report.backup:
                     state.put(conn, "backup", report.backup)
                 state.log(conn, "prepare", backup=report.backup)
-    _guard("prepare (add the shadow columns)", apply)
+    guard("prepare (add the shadow columns)", apply)
     say(f"      ✓ Prepared (lock held {report.lock.holds_ms[-1]:.1f} ms)")
 
 
@@ -345,7 +254,7 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
         return filled
 
     stats = LockStats()
-    _guard("copy a chunk of rows", lambda: run_chunks(
+    guard("copy a chunk of rows", lambda: run_chunks(
         conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
         event="backfill"))
     report.lock.merge(stats)
@@ -367,10 +276,10 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
 
     def apply() -> None:
         with held_lock(conn, stats, "cutover"):
-            apply_all(conn, _planned(conn, phase3.cutover_actions, prebuilt))
+            apply_all(conn, planned(conn, phase3.cutover_actions, prebuilt))
             state.log(conn, "cutover")
-    prebuilt = _prebuild(conn, phase3.cutover_actions)
-    _guard("cut over", apply)
+    prebuilt = prebuild(conn, phase3.cutover_actions)
+    guard("cut over", apply)
     report.cutover_lock_ms = stats.longest_ms
     report.lock.merge(stats)
     say(f"      ✓ imaging_sessions, width_pixels, height_pixels, imaging_session_id in place "
@@ -392,153 +301,3 @@ def _refresh_statistics(conn: sqlite3.Connection, stats: LockStats) -> bool:
     with held_lock(conn, stats, "analyze"):
         conn.execute("ANALYZE")
     return True
-
-
-# -- rollback ------------------------------------------------------------------------
-@one_at_a_time("migration rollback")
-def rollback(db_path: Path, *, say: Say = lambda _l: None,
-             remove_columns: bool = False) -> LockStats:
-    """Back to v1 keeping every row.
-
-    From the window: reverses the cut-over in one transaction; the database is
-    left prepared (phase *during*, shadow columns kept in sync) so a later
-    ``run`` cuts over again at once. From *during* (an interrupted or rolled-back
-    run): drops the capture triggers and the state table (phase *before*); the
-    shadow columns stay, inert, unless ``remove_columns`` rebuilds the table
-    without them (online).
-    """
-    conn = open_migration_connection(db_path)
-    stats = LockStats()
-    try:
-        st = read_state(conn)
-        if st.phase == DURING:
-            return _abandon(conn, stats, say, remove_columns)
-        if st.layout == V1 and remove_columns and _removal_pending(conn):
-            _remove_shadow_columns(conn, stats, say)
-            return stats
-        if st.layout == V1:
-            raise SchemaVersionError(
-                f"The database is already at schema version 1 (phase {st.phase}) with no "
-                f"migration in progress; there is nothing to roll back. Nothing was changed."
-            )
-        if st.phase != WINDOW:
-            raise SchemaVersionError(
-                "The compatibility shims are retired, so v1 clients could not be served after a "
-                "rollback of the data; reinstall them with 'compat install' first, then roll back. "
-                "Nothing was changed."
-            )
-
-        prebuilt = _prebuild(conn, phase3.rollback_actions)
-
-        def apply() -> None:
-            with held_lock(conn, stats, "rollback"):
-                apply_all(conn, _planned(conn, phase3.rollback_actions, prebuilt))
-                state.put(conn, "backfill_high", 0)
-                state.put(conn, "backfill_done", 0)
-                state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))
-                state.put(conn, "rolled_back", True)
-                state.log(conn, "rollback")
-        _guard("roll back the cut-over", apply)
-        say(f"✓ Rolled back to schema version 1 in one transaction (lock held "
-            f"{stats.longest_ms:.1f} ms); every row written since the migration is kept.")
-        log.info("rollback.committed", lock_ms=round(stats.longest_ms, 2))
-        return stats
-    finally:
-        conn.close()
-
-
-def _removal_pending(conn: sqlite3.Connection) -> bool:
-    """Inert shadow columns, or a stopped rebuild of fits_files, are left to remove."""
-    from migration.rebuild import unfinished
-
-    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
-    return bool({state.shadow(c.old) for c in phase3.FITS.columns} & have) or any(
-        u.table == phase3.FITS.old for u in unfinished(conn))
-
-
-def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_columns: bool) -> LockStats:
-    from migration.state import MIGRATION_STATE_TABLE
-
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    drops = [f"DROP TRIGGER {q(t)}" for t in phase3.CAPTURE_TRIGGERS if t in present]
-
-    def apply() -> None:
-        with held_lock(conn, stats, "abandon"):
-            for statement in drops:
-                conn.execute(statement)
-            conn.execute(f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}")
-            state.log(conn, "abandon")
-    _guard("abandon the migration in progress", apply)
-    say(f"✓ The migration in progress was abandoned (lock held {stats.longest_ms:.1f} ms); the "
-        f"database is schema version 1, phase before.")
-    shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
-    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
-    if remove_columns and shadows & have:
-        _remove_shadow_columns(conn, stats, say)
-    elif shadows & have:
-        say("  The inert shadow columns " + ", ".join(sorted(shadows & have)) + " stay until a "
-            "later run reuses them; 'migration rollback --remove-columns' removes them online.")
-    log.info("rollback.abandoned", lock_ms=round(stats.longest_ms, 2))
-    return stats
-
-
-def _remove_shadow_columns(conn: sqlite3.Connection, stats: LockStats, say: Say) -> None:
-    """Rebuild fits_files without the inert shadow columns, online (resumes a
-    removal that was stopped; finishes emptying what it left)."""
-    from migration.rebuild import REMOVE_COLUMNS, finish_leftovers, rebuild, spec_without_columns
-
-    shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
-    have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
-    if shadows & have:
-        say("Removing the shadow columns online (shadow copy of fits_files, one short swap)…")
-        _guard("remove the shadow columns",
-               lambda: rebuild(conn, spec_without_columns(conn, phase3.FITS.old, shadows & have),
-                               owner=REMOVE_COLUMNS, stats=stats))
-    else:
-        _guard("finish removing the shadow columns",
-               lambda: finish_leftovers(conn, phase3.FITS.old, stats=stats))
-    say(f"✓ Shadow columns removed; longest write lock {stats.longest_ms:.1f} ms")
-
-
-# -- status --------------------------------------------------------------------------
-def status(db_path: Path) -> dict[str, Any]:
-    conn = connect(db_path)
-    try:
-        st = read_state(conn)
-        out: dict[str, Any] = {
-            "db": str(db_path), "layout": st.layout, "schema_version": st.version,
-            "phase": st.phase,
-        }
-        if st.phase == DURING:
-            done, high = state.get(conn, "backfill_done", 0), state.get(conn, "backfill_high", 0)
-            out["rebuild"] = {"backfill_done_rowid": done, "backfill_high_rowid": high,
-                              "percent": round(100.0 * done / high, 1) if high else 100.0,
-                              "started_at": state.get(conn, "started_at"),
-                              "backup": state.get(conn, "backup")}
-        from compat.state import rebuild_advice
-        from migration.rebuild import unfinished
-
-        stopped = unfinished(conn)  # online rebuilds (retire, repair) in flight or stopped
-        if stopped:
-            from migration.runlock import holder
-
-            out["running"] = holder(db_path)
-            out["table_rebuild"] = [
-                {"table": u.table, "stage": u.stage, "owner": u.owner, "copied_rowid": u.copied,
-                 "source_max_rowid": u.of,
-                 "note": u.describe(running=True) if out["running"] else
-                 f"{u.describe()}: {rebuild_advice(u)}"}
-                for u in stopped]
-        out["pending"] = _pending(st)
-        out["history"] = state.history(conn, 10)
-        return out
-    finally:
-        conn.close()
-
-
-def _pending(st: Any) -> list[str]:
-    if st.layout == V1:
-        steps = [] if st.has_schema_version else ["baseline"]
-        return steps + (["prepare", "backfill", "cutover"] if st.phase != DURING
-                        else ["backfill", "cutover"])
-    return []

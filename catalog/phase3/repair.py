@@ -17,12 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from migration.errors import CatalogError
-from compat.phases import V1, V2, read_state
-from migration.sqltext import q, table_columns
 from catalog.phase3.baseline import v1_objects, v2_objects
+from compat.phases import V1, V2, read_state
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
-from migration.runlock import one_at_a_time
+from migration.errors import CatalogError
 from migration.rebuild import (
     REPAIR,
     SHADOW,
@@ -33,6 +31,8 @@ from migration.rebuild import (
     rename_table_in_create,
     unfinished,
 )
+from migration.runlock import one_at_a_time
+from migration.sqltext import q, table_columns
 
 TABLE = "fits_files"
 

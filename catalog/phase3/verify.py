@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migration.connect import connect, long_read
 from catalog.drift import model_drift
-from compat.phases import DURING, V1, V2, WINDOW, read_state
-from migration.state import MIGRATION_STATE_TABLE
 from compat import db_shims, renames
-from migration.sqltext import q, table_columns
+from compat.phases import DURING, V1, V2, WINDOW, read_state
 from migration import ddl, snapshot, state
+from migration.connect import connect, long_read
+from migration.sqltext import q, table_columns
+from migration.state import MIGRATION_STATE_TABLE
 
 SESSIONS = renames.renamed_tables()[0]
 FITS = renames.table("fits_files")

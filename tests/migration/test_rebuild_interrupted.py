@@ -21,7 +21,7 @@ import pytest
 from migration.errors import CatalogError
 from compat.retire import abandon, plan_retire, retire
 from compat.state import unfinished_rebuilds
-from catalog.phase3 import engine
+from catalog.phase3 import rollback as phase3_rollback
 from migration import rebuild as rebuild_mod
 from migration.chunks import ChunkPolicy, LockStats, run_chunks
 from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
@@ -185,10 +185,10 @@ def test_removing_shadow_columns_resumes_after_a_stop(tmp_path: Path,
     path = build_phase(tmp_path / "d.db", "during", files=FILES)
     stop_after(monkeypatch, "rebuild.copy")
     with pytest.raises(Stop):
-        engine.rollback(path, remove_columns=True)
+        phase3_rollback.rollback(path, remove_columns=True)
     monkeypatch.undo()
     assert stages(path) == [(COPY, "migration rollback --remove-columns")]
-    engine.rollback(path, remove_columns=True)  # phase before now: finishes the removal
+    phase3_rollback.rollback(path, remove_columns=True)  # phase before now: finishes the removal
     assert stages(path) == []
     conn = sqlite3.connect(path)
     cols = {r[1] for r in conn.execute("PRAGMA table_xinfo(fits_files)")}
@@ -234,7 +234,7 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
         with pytest.raises(RebuildInProgress, match="nothing was changed"):
             repair(path, backup=False)
         with pytest.raises(RebuildInProgress):
-            engine.rollback(path)
+            phase3_rollback.rollback(path)
         cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--yes",
                               "--db", str(path)], capture_output=True, text=True, timeout=120)
         assert cli.returncode == SchemaChangeRunning.exit_code == 5, cli.stdout + cli.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from compat import renames
 from catalog.phase3 import engine
+from catalog.phase3 import status as phase3_status
 from catalog.phase3.verify import verify
 from tests.support import fill_realistic, fill_v1, machine_independent_policy, make_v1, migrate
 
@@ -177,7 +178,7 @@ def test_7_a_failed_run_can_be_run_again(v1: Path) -> None:
     with pytest.raises(Boom):
         engine.run(v1, confirm=lambda _b: True, backup=False, progress=fail_midway,
                    policy=policy)
-    status = engine.status(v1)
+    status = phase3_status.status(v1)
     assert status["phase"] == "during" and 0 < status["rebuild"]["percent"] < 100
     report = engine.run(v1, confirm=lambda _b: True, backup=False)  # no "already exists"
     assert report.resumed

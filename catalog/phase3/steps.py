@@ -1,0 +1,114 @@
+"""What Phase 3's plan, run and rollback share: the reports, the stages of a plan,
+SQL built before the lock, and turning a lock time-out into one clear paragraph."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from migration.actions import Action
+from migration.chunks import LockStats
+from migration.errors import CatalogError, DatabaseLockedError
+
+Say = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+class MigrationAborted(CatalogError):
+    exit_code = 10
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    actions: list[Action]
+    lock_ms: float  # expected longest single lock hold
+    total_ms: float  # expected total time
+    note: str = ""
+
+
+@dataclass
+class Plan:
+    db: str
+    phase: str | None
+    stages: list[Stage]
+    fits_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db, "phase": self.phase, "fits_files_rows": self.fits_rows,
+            "stages": [{"name": s.name, "title": s.title, "expected_lock_ms": round(s.lock_ms, 1),
+                        "expected_total_ms": round(s.total_ms, 1), "note": s.note,
+                        "statements": [st for a in s.actions for st in a.statements()]}
+                       for s in self.stages],
+        }
+
+
+@dataclass
+class RunReport:
+    db: str
+    backup: str | None = None
+    sessions: int = 0
+    fits_files: int = 0
+    lock: LockStats = field(default_factory=LockStats)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    cutover_lock_ms: float = 0.0
+    resumed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "db": self.db, "backup": self.backup, "sessions": self.sessions,
+            "fits_files": self.fits_files, "resumed": self.resumed,
+            "longest_lock_ms": round(self.lock.longest_ms, 2),
+            "write_transactions": len(self.lock.holds_ms),
+            "lock_by_step": self.lock.by_label(),
+            "cutover_lock_ms": round(self.cutover_lock_ms, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+
+
+def locked_error(step: str) -> DatabaseLockedError:
+    return DatabaseLockedError(
+        f"Another connection held the database's write lock for longer than the busy timeout "
+        f"while the migration waited to {step}. Nothing of that step was changed; the database "
+        f"is as 'migration status' shows. Run 'migration run' again when the other writer is "
+        f"done (or raise CATALOG_BUSY_TIMEOUT_MS)."
+    )
+
+
+def guard(step: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise locked_error(step) from exc
+        raise
+
+
+def prebuild(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]]
+              ) -> tuple[int, list[Action]]:
+    """Build a transaction's actions before taking the lock (generating the SQL
+    costs more than running it), tagged with the schema cookie they are for."""
+    cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
+    return cookie, build(conn)
+
+
+def planned(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]],
+             prebuilt: tuple[int, list[Action]]) -> list[Action]:
+    """The prebuilt actions, or new ones if the schema changed since (inside the lock)."""
+    cookie, actions = prebuilt
+    if conn.execute("PRAGMA schema_version").fetchone()[0] != cookie:
+        return build(conn)
+    return actions
+
+
+def timed_stage(report: RunReport, name: str, fn: Callable[[], None]) -> None:
+    t0 = time.perf_counter()
+    fn()
+    report.stage_seconds[name] = time.perf_counter() - t0
