@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-all demo bench browser clean
+.PHONY: venv test test-all lint demo bench browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed" or 0)'
@@ -30,6 +30,12 @@ test: venv browser
 
 test-all: venv browser
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# Style and types: ruff (lint + format check) and mypy (configured in pyproject.toml).
+lint: venv
+	$(BIN)/ruff check catalog compat migration tests scripts docs
+	$(BIN)/ruff format --check catalog compat migration tests scripts docs
+	$(BIN)/mypy
 
 demo: venv
 	$(BIN)/python scripts/demo.py

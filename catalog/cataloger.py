@@ -16,8 +16,8 @@ from typing import Any
 from catalog.errors import FitsReadError
 from catalog.fits import md5_file, read_header
 from catalog.grouping import session_key
-from migration.logs import get_logger
 from catalog.service import DatabaseService
+from migration.logs import get_logger
 
 FITS_SUFFIXES = frozenset({".fits", ".fit", ".fts"})
 _SESSION_FIELDS = ("camera", "telescope", "site_name", "latitude", "longitude", "elevation", "observer")
@@ -156,8 +156,9 @@ def catalog_files(
         result.added += len(ids)
         result.added_ids.extend(ids)
         result.duplicates += len(rows) - len(ids)
-        log.info("catalog.batch_written", files=len(ids), duplicates=len(rows) - len(ids),
-                 sessions_created=created)
+        log.info(
+            "catalog.batch_written", files=len(ids), duplicates=len(rows) - len(ids), sessions_created=created
+        )
         batch.clear()
 
     for path in paths:

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import click
 
-from migration import logs
 from catalog.config import resolve_db
+from migration import logs
 from migration.connect import check_sqlite_file as _check_sqlite_file
 from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError
 
@@ -30,7 +30,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def db_option(f: F) -> F:
     return click.option(
         # dir_okay: a folder gets the project's own one-paragraph error, not click's usage text
-        "--db", "db", type=click.Path(path_type=Path), default=None,
+        "--db",
+        "db",
+        type=click.Path(path_type=Path),
+        default=None,
         help="Catalog database (default: $CATALOG_DB, the config file, ~/Astro/fits_catalog.db).",
     )(f)
 
@@ -45,7 +48,11 @@ def log_json_option(f: F) -> F:
         return value
 
     return click.option(
-        "--log-json", is_flag=True, expose_value=False, is_eager=True, callback=callback,
+        "--log-json",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=callback,
         help="Write logs as JSON lines (the default when stderr is not a terminal).",
     )(f)
 
@@ -61,8 +68,8 @@ def existing_catalog(option: Path | None) -> Path:
     """:func:`existing_db`, and a catalog (v1 or v2 tables): checked on a
     read-only connection, so a file that is not a catalog is left exactly as it
     was (the project's connections would switch it to WAL mode)."""
-    from migration.errors import SchemaVersionError
     from compat.phases import EMPTY, UNKNOWN, read_state
+    from migration.errors import SchemaVersionError
 
     path = existing_db(option)
     try:
@@ -86,7 +93,7 @@ def check_sqlite_file(path: Path) -> None:
     _check_sqlite_file(
         path,
         if_missing=f"Create a catalog with 'catalog init --db {path}', or point --db (or "
-                   f"CATALOG_DB) at an existing fits_catalog.db.",
+        f"CATALOG_DB) at an existing fits_catalog.db.",
         if_not_sqlite="Check the path: it should be the catalog's fits_catalog.db.",
     )
 
@@ -137,8 +144,10 @@ def handle_errors(f: F) -> F:
 def fail(message: str, code: int) -> None:
     width = 88
     # never break a path or a command inside the paragraph: it must stay copyable
-    click.echo(textwrap.fill("Error: " + message, width=width, break_long_words=False,
-                             break_on_hyphens=False), err=True)
+    click.echo(
+        textwrap.fill("Error: " + message, width=width, break_long_words=False, break_on_hyphens=False),
+        err=True,
+    )
     sys.exit(code)
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from migration.errors import CatalogError
 from catalog.models import Base
 from compat import renames
+from migration.errors import CatalogError
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,11 @@ class Drift:
 
     @property
     def meaning(self) -> str:
-        what = f"table {self.table} lacks column {self.column}" if self.column else \
-            f"table {self.table} is missing"
+        what = (
+            f"table {self.table} lacks column {self.column}"
+            if self.column
+            else f"table {self.table} is missing"
+        )
         return f"{what}: `{self.model}` will fail"
 
 
@@ -63,8 +66,9 @@ def model_drift(tables: dict[str, list[str]], *, layout_v1: bool) -> list[Drift]
             _, col = _db_name(table.name, column.name, layout_v1)
             if col not in tables[name]:
                 ctype = column.type.compile()
-                out.append(Drift(name, col, f"{cls}.{column.key}",
-                                 f'ALTER TABLE {name} ADD COLUMN "{col}" {ctype}'))
+                out.append(
+                    Drift(name, col, f"{cls}.{column.key}", f'ALTER TABLE {name} ADD COLUMN "{col}" {ctype}')
+                )
     return out
 
 
@@ -93,5 +97,6 @@ def explain_missing_column(message: str) -> MissingColumnError | None:
                     f"application created the table without it). Everything that does not use "
                     f"that column keeps working. To use it, add the column: "
                     f'ALTER TABLE {tn} ADD COLUMN "{column}" {c.type.compile()} '
-                    f"(metadata only, instant at any size).")
+                    f"(metadata only, instant at any size)."
+                )
     return None

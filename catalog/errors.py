@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from migration.errors import CatalogError
 
+
 class FitsReadError(CatalogError):
     """A FITS file could not be read (not FITS, truncated, unreadable)."""
 

@@ -199,7 +199,12 @@ def parse_timestamp(date_obs: object, time_obs: object = None) -> datetime | Non
         return parse_timestamp(f"{date_obs.strip()}T{time_obs.strip()}")
     try:
         result = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second or 0),
             int((fraction or "0")[:6].ljust(6, "0")),
         )
     except ValueError:  # month 13, 24:00, leap second 60 ...
@@ -304,10 +309,7 @@ def _describe_failure(path: Path, exc: BaseException) -> str:
     if size == 0:
         return f"Cannot read FITS file {name}: the file is empty."
     if not start.startswith(b"SIMPLE  ="):
-        return (
-            f"Cannot read FITS file {name}: it is not a FITS file "
-            "(it does not start with a SIMPLE card)."
-        )
+        return f"Cannot read FITS file {name}: it is not a FITS file (it does not start with a SIMPLE card)."
     if size < _BLOCK:
         return (
             f"Cannot read FITS file {name}: it is truncated inside its header "

@@ -14,7 +14,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 SESSION_ID_MAX = 50  # imaging_sessions.id is VARCHAR(50)
 UNKNOWN = "UNKNOWN"
@@ -46,7 +46,7 @@ def night_of(obs_timestamp: datetime, longitude: float | None) -> date:
     the 13th is the night of the 12th; 21:00 local on the 12th is the 12th.
     """
     if obs_timestamp.tzinfo is not None:
-        obs_timestamp = obs_timestamp.astimezone(timezone.utc).replace(tzinfo=None)
+        obs_timestamp = obs_timestamp.astimezone(UTC).replace(tzinfo=None)
     local = obs_timestamp
     if longitude is not None and math.isfinite(longitude):
         local += timedelta(hours=normalise_longitude(longitude) / 15.0)
@@ -108,9 +108,7 @@ def session_key(header: Mapping[str, object]) -> tuple[str, str]:
     else:
         timestamp = header.get("obs_timestamp")
         if not isinstance(timestamp, datetime):
-            raise ValueError(
-                "the header has no obs_date or obs_timestamp, so it belongs to no night"
-            )
+            raise ValueError("the header has no obs_date or obs_timestamp, so it belongs to no night")
         longitude = header.get("longitude")
         night = night_of(timestamp, longitude if isinstance(longitude, (int, float)) else None)
     camera = header.get("camera")

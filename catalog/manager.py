@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from catalog.db import make_engine, sqlite_url
-from compat.orm import sync_retired
 from catalog.schema import create_missing_tables
+from compat.orm import sync_retired
 
 
 class DatabaseManager:

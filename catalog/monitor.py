@@ -89,11 +89,16 @@ class FileMonitor:
         self.rescan_interval = rescan_interval
         self.poll_interval = poll_interval
         self.tick = min(0.25, max(0.05, self.settle / 4))
-        self.status = MonitorStatus(raw_dir=str(self.root), settle_seconds=self.settle,
-                                    observer="polling" if poll else "inotify")
-        self.reporter = StatusReporter(service, self.status, queue_length=self.queue_length,
-                                       interval=status_interval,
-                                       heartbeat_interval=heartbeat_interval)
+        self.status = MonitorStatus(
+            raw_dir=str(self.root), settle_seconds=self.settle, observer="polling" if poll else "inotify"
+        )
+        self.reporter = StatusReporter(
+            service,
+            self.status,
+            queue_length=self.queue_length,
+            interval=status_interval,
+            heartbeat_interval=heartbeat_interval,
+        )
         self.queue = PathQueue(self.root, self.reporter)
         self.settler = Settler(self.queue, settle=self.settle, max_attempts=self.max_attempts)
         self.sync = CatalogSync(service, self.queue)
@@ -119,14 +124,16 @@ class FileMonitor:
     def run(self, stop: threading.Event) -> MonitorStatus:
         """Watch until ``stop`` is set; returns the final status."""
         self.status.observer, self._observer = start_observer(
-            self.queue, poll=self.poll, poll_interval=self.poll_interval)
+            self.queue, poll=self.poll, poll_interval=self.poll_interval
+        )
         try:
             if self.sync.catch_up(stop):
                 self._next_rescan = time.monotonic() + self.rescan_interval
             self.status.state = "watching"
             self.reporter.dirty = True
-            log.info("monitor.watching", raw_dir=str(self.root), observer=self.status.observer,
-                     settle=self.settle)
+            log.info(
+                "monitor.watching", raw_dir=str(self.root), observer=self.status.observer, settle=self.settle
+            )
             while not stop.is_set():
                 more = False
                 try:
@@ -173,10 +180,15 @@ class FileMonitor:
         self.status.state = "stopped"
         self.status.queue_length = self.queue_length()
         self.reporter.write(force=True)
-        log.info("monitor.stopped", cataloged=self.status.cataloged,
-                 duplicates=self.status.duplicates, failed=self.status.failed,
-                 vanished=self.status.vanished, errors=self.status.errors,
-                 unfinished=self.status.queue_length)
+        log.info(
+            "monitor.stopped",
+            cataloged=self.status.cataloged,
+            duplicates=self.status.duplicates,
+            failed=self.status.failed,
+            vanished=self.status.vanished,
+            errors=self.status.errors,
+            unfinished=self.status.queue_length,
+        )
 
 
 def open_catalog(db_path: str | os.PathLike[str]) -> DatabaseService:
@@ -213,13 +225,13 @@ def run_monitor(
     """
     service = open_catalog(db_path)
     try:
-        monitor = FileMonitor(service, Path(raw_dir), poll=poll, settle=settle,
-                              max_attempts=max_attempts, **options)
+        monitor = FileMonitor(
+            service, Path(raw_dir), poll=poll, settle=settle, max_attempts=max_attempts, **options
+        )
         if stop is None:
             stop = threading.Event()
             _stop_on_signals(stop)
-        log.info("monitor.started", db=str(db_path), raw_dir=str(monitor.root),
-                 poll=poll, settle=settle)
+        log.info("monitor.started", db=str(db_path), raw_dir=str(monitor.root), poll=poll, settle=settle)
         return monitor.run(stop)
     finally:
         service.db.close()

@@ -121,8 +121,7 @@ class PathQueue:
     def due(self, now: float) -> list[Pending]:
         """The pending files to look at now, the longest-waiting first."""
         with self.lock:
-            return sorted((p for p in self.pending.values() if p.next_try <= now),
-                          key=lambda p: p.first_seen)
+            return sorted((p for p in self.pending.values() if p.next_try <= now), key=lambda p: p.first_seen)
 
     def drop(self, key: str) -> None:
         with self.lock:

@@ -77,11 +77,11 @@ class Settler:
             self.status.failed += 1
             self.status.note_error(str(entry.path), error)
             self.reporter.dirty = True
-            log.error("monitor.file_failed", path=str(entry.path), attempts=entry.attempts,
-                      error=error)
+            log.error("monitor.file_failed", path=str(entry.path), attempts=entry.attempts, error=error)
             return
         delay = min(max(self.settle, 0.1) * 2 ** (entry.attempts - 1), 30.0)
         entry.next_try = now + delay
         self.status.retries += 1
-        log.info("monitor.retry", path=str(entry.path), attempt=entry.attempts,
-                 delay=round(delay, 2), error=error)
+        log.info(
+            "monitor.retry", path=str(entry.path), attempt=entry.attempts, delay=round(delay, 2), error=error
+        )

@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +28,7 @@ RECENT_ERRORS = 5
 
 
 def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -79,8 +79,15 @@ class StatusReporter:
     """Stores a :class:`MonitorStatus`: at most once per ``interval`` when it changed
     (``dirty``), and at least once per ``heartbeat_interval`` (the heartbeat)."""
 
-    def __init__(self, service: DatabaseService, status: MonitorStatus, *,
-                 queue_length: Callable[[], int], interval: float, heartbeat_interval: float):
+    def __init__(
+        self,
+        service: DatabaseService,
+        status: MonitorStatus,
+        *,
+        queue_length: Callable[[], int],
+        interval: float,
+        heartbeat_interval: float,
+    ):
         self.service = service
         self.status = status
         self.queue_length = queue_length
@@ -92,8 +99,7 @@ class StatusReporter:
     def write(self, *, force: bool = False) -> None:
         now = time.monotonic()
         since = now - self.written
-        if not force and not (self.dirty and since >= self.interval) \
-                and since < self.heartbeat_interval:
+        if not force and not (self.dirty and since >= self.interval) and since < self.heartbeat_interval:
             return
         self.status.queue_length = self.queue_length()
         try:

@@ -101,16 +101,22 @@ class CatalogSync:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             self.status.failed += 1
             self.status.note_error(str(ready.path), detail)
-            log.error("monitor.file_failed", path=str(ready.path), error=detail,
-                      error_type=type(exc).__name__)
+            log.error(
+                "monitor.file_failed", path=str(ready.path), error=detail, error_type=type(exc).__name__
+            )
             return True
         self.db_attempts = 0
         self.queue.add_known([ready.key])
         if ids:
             self.status.note_cataloged(str(ready.path))
-            log.info("monitor.file_cataloged", path=str(ready.path), id=ids[0],
-                     imaging_session=row.get("imaging_session_id"),
-                     frame_type=row.get("frame_type"), object=row.get("object"))
+            log.info(
+                "monitor.file_cataloged",
+                path=str(ready.path),
+                id=ids[0],
+                imaging_session=row.get("imaging_session_id"),
+                frame_type=row.get("frame_type"),
+                object=row.get("object"),
+            )
         else:
             self.status.duplicates += 1
             log.info("monitor.duplicate", path=str(ready.path), md5sum=row.get("md5sum"))
@@ -122,5 +128,11 @@ class CatalogSync:
         delay = min(0.1 * 2 ** (self.db_attempts - 1), DB_RETRY_MAX_DELAY)
         self.db_next_try = time.monotonic() + delay
         self.status.db_retries += 1
-        log.warning("monitor.db_retry", doing=doing, attempt=self.db_attempts,
-                    delay=round(delay, 2), error=str(getattr(exc, "orig", None) or exc), **fields)
+        log.warning(
+            "monitor.db_retry",
+            doing=doing,
+            attempt=self.db_attempts,
+            delay=round(delay, 2),
+            error=str(getattr(exc, "orig", None) or exc),
+            **fields,
+        )

@@ -16,22 +16,21 @@ import os
 import re
 import secrets
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from migration.errors import UsageError
 from catalog.fits import normalise_frame_type
-from migration.logs import get_logger
 from catalog.manager import DatabaseManager
 from catalog.models import FitsFile, ImagingSession, ProcessingSession, ProcessingSessionFile
+from migration.errors import UsageError
+from migration.logs import get_logger
 
 log = get_logger(__name__)
 
-SUBFOLDERS = {"LIGHT": "lights", "DARK": "darks", "FLAT": "flats", "BIAS": "bias",
-              "DARKFLAT": "darkflats"}
+SUBFOLDERS = {"LIGHT": "lights", "DARK": "darks", "FLAT": "flats", "BIAS": "bias", "DARKFLAT": "darkflats"}
 ID_MAX = 50
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -60,8 +59,7 @@ class UnknownProcessingSessionError(UsageError):
     def __init__(self, ps_id: str):
         self.ps_id = ps_id
         super().__init__(
-            f"There is no processing session {ps_id!r}. 'catalog processing-session list' "
-            f"shows the ids."
+            f"There is no processing session {ps_id!r}. 'catalog processing-session list' shows the ids."
         )
 
 
@@ -76,7 +74,7 @@ class ProcessingSessionExistsError(UsageError):
 
 def new_id(now: datetime | None = None) -> str:
     """``PS_YYYYMMDD_HHMMSS_xxxx`` (UTC time and four random hex digits)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"PS_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(2)}"
 
 
@@ -87,9 +85,7 @@ def subfolder_for(frame_type: str) -> str:
 def _frame_type(value: str) -> str:
     normalised = normalise_frame_type(value)
     if normalised is None:
-        raise UsageError(
-            f"Unknown frame type {value!r}. Use LIGHT, DARK, FLAT or BIAS."
-        )
+        raise UsageError(f"Unknown frame type {value!r}. Use LIGHT, DARK, FLAT or BIAS.")
     return normalised
 
 
@@ -132,29 +128,44 @@ def create_processing_session(
         if s.get(ImagingSession, imaging_session_id) is None:
             raise UnknownImagingSessionError(imaging_session_id)
         files = s.execute(
-            select(FitsFile.id, FitsFile.folder, FitsFile.file, FitsFile.object,
-                   FitsFile.exposure, FitsFile.obs_date)
-            .where(FitsFile.imaging_session_id == imaging_session_id,
-                   FitsFile.frame_type == kind,
-                   or_(FitsFile.bad.is_(None), FitsFile.bad.is_(False)))
+            select(
+                FitsFile.id,
+                FitsFile.folder,
+                FitsFile.file,
+                FitsFile.object,
+                FitsFile.exposure,
+                FitsFile.obs_date,
+            )
+            .where(
+                FitsFile.imaging_session_id == imaging_session_id,
+                FitsFile.frame_type == kind,
+                or_(FitsFile.bad.is_(None), FitsFile.bad.is_(False)),
+            )
             .order_by(FitsFile.obs_timestamp, FitsFile.id)
         ).all()
         if not files:
-            available = dict(s.execute(
-                select(FitsFile.frame_type, func.count())
-                .where(FitsFile.imaging_session_id == imaging_session_id)
-                .group_by(FitsFile.frame_type)
-            ).all())
-            raise NoMatchingFilesError(imaging_session_id, kind,
-                                       {k or "unknown": v for k, v in available.items()})
+            available = dict(
+                s.execute(
+                    select(FitsFile.frame_type, func.count())
+                    .where(FitsFile.imaging_session_id == imaging_session_id)
+                    .group_by(FitsFile.frame_type)
+                ).all()
+            )
+            raise NoMatchingFilesError(
+                imaging_session_id, kind, {k or "unknown": v for k, v in available.items()}
+            )
     sizes = [_file_size(f.folder, f.file) for f in files]  # outside any transaction
     objects = Counter(f.object for f in files if f.object)
     nights = sorted(f.obs_date for f in files if f.obs_date)
     seconds = sum(f.exposure or 0.0 for f in files)
-    for attempt in range(3):
+    for _attempt in range(3):
         new = ps_id or new_id()
         session = ProcessingSession(
-            id=new, name=name, notes=notes, status="not_started", version=1,
+            id=new,
+            name=name,
+            notes=notes,
+            status="not_started",
+            version=1,
             objects=json.dumps(sorted(objects)),
             primary_target=objects.most_common(1)[0][0] if objects else None,
             total_integration_seconds=int(round(seconds)) if kind == "LIGHT" else None,
@@ -164,9 +175,15 @@ def create_processing_session(
         subfolder = subfolder_for(kind)
         rows = [
             ProcessingSessionFile(
-                processing_session_id=new, fits_file_id=f.id,
-                original_path=os.path.join(f.folder, f.file), original_filename=f.file,
-                staged_path="", staged_filename=f.file, subfolder=subfolder, file_size=size, frame_type=kind,
+                processing_session_id=new,
+                fits_file_id=f.id,
+                original_path=os.path.join(f.folder, f.file),
+                original_filename=f.file,
+                staged_path="",
+                staged_filename=f.file,
+                subfolder=subfolder,
+                file_size=size,
+                frame_type=kind,
             )
             for f, size in zip(files, sizes)
         ]
@@ -182,8 +199,13 @@ def create_processing_session(
             if ps_id:
                 raise ProcessingSessionExistsError(ps_id) from None
             continue  # a generated id collided: draw another
-        log.info("processing.session_created", id=new, imaging_session=imaging_session_id,
-                 frame_type=kind, files=len(rows))
+        log.info(
+            "processing.session_created",
+            id=new,
+            imaging_session=imaging_session_id,
+            frame_type=kind,
+            files=len(rows),
+        )
         return processing_session_info(db, new)
     raise UsageError("Could not find a free processing session id; try again.")
 
@@ -191,7 +213,8 @@ def create_processing_session(
 def _summary_counts(db: DatabaseManager, ids: list[str] | None = None) -> dict[str, dict[str, int]]:
     psf = ProcessingSessionFile
     stmt = select(psf.processing_session_id, psf.subfolder, func.count()).group_by(
-        psf.processing_session_id, psf.subfolder)
+        psf.processing_session_id, psf.subfolder
+    )
     if ids is not None:
         stmt = stmt.where(psf.processing_session_id.in_(ids))
     out: dict[str, dict[str, int]] = {}
@@ -222,12 +245,17 @@ def _as_dict(ps: ProcessingSession, by_subfolder: dict[str, int]) -> dict[str, A
     except ValueError:
         objects = [ps.objects]
     return {
-        "id": ps.id, "name": ps.name, "status": ps.status, "notes": ps.notes,
-        "objects": objects, "primary_target": ps.primary_target,
+        "id": ps.id,
+        "name": ps.name,
+        "status": ps.status,
+        "notes": ps.notes,
+        "objects": objects,
+        "primary_target": ps.primary_target,
         "total_integration_seconds": ps.total_integration_seconds,
         "date_range_start": _night_text(ps.date_range_start),
         "date_range_end": _night_text(ps.date_range_end),
-        "created_at": ps.created_at, "files": sum(by_subfolder.values()),
+        "created_at": ps.created_at,
+        "files": sum(by_subfolder.values()),
         "by_subfolder": by_subfolder,
     }
 
@@ -235,8 +263,11 @@ def _as_dict(ps: ProcessingSession, by_subfolder: dict[str, int]) -> dict[str, A
 def list_processing_sessions(db: DatabaseManager) -> list[dict[str, Any]]:
     """Every processing session, newest first, with its file counts (two queries)."""
     with db.get_session() as s:
-        sessions = list(s.scalars(select(ProcessingSession).order_by(
-            ProcessingSession.created_at.desc(), ProcessingSession.id)))
+        sessions = list(
+            s.scalars(
+                select(ProcessingSession).order_by(ProcessingSession.created_at.desc(), ProcessingSession.id)
+            )
+        )
     counts = _summary_counts(db)
     return [_as_dict(ps, counts.get(ps.id, {})) for ps in sessions]
 
@@ -249,11 +280,19 @@ def processing_session_info(db: DatabaseManager, ps_id: str) -> dict[str, Any]:
             raise UnknownProcessingSessionError(ps_id)
         psf = ProcessingSessionFile
         files = [
-            {"id": f.id, "fits_file_id": f.fits_file_id, "subfolder": f.subfolder,
-             "original_path": f.original_path, "original_filename": f.original_filename,
-             "staged_path": f.staged_path, "file_size": f.file_size, "frame_type": f.frame_type}
-            for f in s.scalars(select(psf).where(psf.processing_session_id == ps_id)
-                               .order_by(psf.subfolder, psf.id))
+            {
+                "id": f.id,
+                "fits_file_id": f.fits_file_id,
+                "subfolder": f.subfolder,
+                "original_path": f.original_path,
+                "original_filename": f.original_filename,
+                "staged_path": f.staged_path,
+                "file_size": f.file_size,
+                "frame_type": f.frame_type,
+            }
+            for f in s.scalars(
+                select(psf).where(psf.processing_session_id == ps_id).order_by(psf.subfolder, psf.id)
+            )
         ]
     by_subfolder = dict(Counter(f["subfolder"] for f in files))
     return _as_dict(ps, by_subfolder) | {"file_list": files}

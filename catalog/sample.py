@@ -46,28 +46,63 @@ class Rig:
 
 RIGS: tuple[Rig, ...] = (
     Rig(
-        "ASI2600MM", "RC8", "N.I.N.A. 3.1.2.9001", 1624.0, 3.76, (26, 39), 100, 50, 0.25, None,
+        "ASI2600MM",
+        "RC8",
+        "N.I.N.A. 3.1.2.9001",
+        1624.0,
+        3.76,
+        (26, 39),
+        100,
+        50,
+        0.25,
+        None,
         {"LIGHT": "LIGHT", "DARK": "DARK", "FLAT": "FLAT", "BIAS": "BIAS"},
-        (("M31", "00 42 44", "+41 16 09", ("L", "R", "G", "B")),
-         ("M42", "05 35 17", "-05 23 28", ("L", "R", "G", "B", "Ha"))),
+        (
+            ("M31", "00 42 44", "+41 16 09", ("L", "R", "G", "B")),
+            ("M42", "05 35 17", "-05 23 28", ("L", "R", "G", "B", "Ha")),
+        ),
     ),
     Rig(
-        "ASI294MC", "Esprit100", "ZWO ASIAIR", 550.0, 4.63, (18, 26), 120, 30, 0.98, "RGGB",
+        "ASI294MC",
+        "Esprit100",
+        "ZWO ASIAIR",
+        550.0,
+        4.63,
+        (18, 26),
+        120,
+        30,
+        0.98,
+        "RGGB",
         {"LIGHT": "Light", "DARK": "Dark", "FLAT": "Flat", "BIAS": "Bias"},
-        (("NGC7000", "20 59 17", "+44 31 44", ()),
-         ("M31", "00 42 44", "+41 16 09", ())),
+        (("NGC7000", "20 59 17", "+44 31 44", ()), ("M31", "00 42 44", "+41 16 09", ())),
     ),
     Rig(
-        "QHY268M", "Esprit100", "Sequence Generator Pro v4.3.0.1181", 550.0, 3.76, (26, 39),
-        56, 25, 0.33, None,
+        "QHY268M",
+        "Esprit100",
+        "Sequence Generator Pro v4.3.0.1181",
+        550.0,
+        3.76,
+        (26, 39),
+        56,
+        25,
+        0.33,
+        None,
         {"LIGHT": "Light Frame", "DARK": "Dark Frame", "FLAT": "Flat Field", "BIAS": "Bias Frame"},
-        (("IC1805", "02 33 22", "+61 26 36", ("Ha", "OIII", "SII")),
-         ("NGC7000", "20 59 17", "+44 31 44", ("Ha", "OIII", "SII"))),
+        (
+            ("IC1805", "02 33 22", "+61 26 36", ("Ha", "OIII", "SII")),
+            ("NGC7000", "20 59 17", "+44 31 44", ("Ha", "OIII", "SII")),
+        ),
     ),
 )
 
 LIGHT_EXPOSURE = {
-    "L": 120.0, "R": 180.0, "G": 180.0, "B": 180.0, "Ha": 300.0, "OIII": 300.0, "SII": 300.0,
+    "L": 120.0,
+    "R": 180.0,
+    "G": 180.0,
+    "B": 180.0,
+    "Ha": 300.0,
+    "OIII": 300.0,
+    "SII": 300.0,
 }
 FLAT_EXPOSURE = {"L": 0.4, "R": 0.9, "G": 0.8, "B": 1.1, "Ha": 4.5, "OIII": 5.2, "SII": 5.0}
 OSC_LIGHT_EXPOSURE, OSC_FLAT_EXPOSURE = 180.0, 1.5
@@ -99,9 +134,7 @@ def _kind(position: int, count: int) -> str:
     return "BIAS"
 
 
-def _plan_night(
-    night: date, rig: Rig, target: tuple, count: int, rng: random.Random
-) -> list[_Frame]:
+def _plan_night(night: date, rig: Rig, target: tuple, count: int, rng: random.Random) -> list[_Frame]:
     kinds = [_kind(i, count) for i in range(count)]
     lights = kinds.count("LIGHT")
     filters = target[3] or (None,)
@@ -128,9 +161,7 @@ def _plan_night(
                 exposure = 0.0
             calib_clock += timedelta(seconds=exposure + rng.randint(2, 6))
             local = calib_clock
-        frames.append(
-            _Frame(night, rig, target, kind, filt, exposure, local, numbers[kind], weather)
-        )
+        frames.append(_Frame(night, rig, target, kind, filt, exposure, local, numbers[kind], weather))
     return frames
 
 
@@ -198,8 +229,12 @@ def _header(frame: _Frame, rng: random.Random) -> afits.Header:
     if frame.filter:
         cards.append(("FILTER", frame.filter))
     if frame.kind == "LIGHT":
-        cards += [("OBJECT", obj), ("OBJCTRA", ra), ("OBJCTDEC", dec),
-                  ("AIRMASS", round(rng.uniform(1.0, 2.2), 3))]
+        cards += [
+            ("OBJECT", obj),
+            ("OBJCTRA", ra),
+            ("OBJCTDEC", dec),
+            ("AIRMASS", round(rng.uniform(1.0, 2.2), 3)),
+        ]
         if rig.software.startswith("N.I.N.A."):
             # N.I.N.A. also writes decimal degrees, which read_header prefers.
             cards += [("RA", round(_degrees(ra) * 15.0, 5)), ("DEC", _degrees(dec))]
@@ -238,13 +273,14 @@ def _relative_path(frame: _Frame) -> Path:
     stamp = frame.local
     filt = frame.filter or "NoFilter"
     if rig.software.startswith("N.I.N.A."):
-        name = (f"{stamp:%Y-%m-%d_%H-%M-%S}_{filt}_-10.00_"
-                f"{frame.exposure:.2f}s_{frame.number:04d}.fits")
+        name = f"{stamp:%Y-%m-%d_%H-%M-%S}_{filt}_-10.00_{frame.exposure:.2f}s_{frame.number:04d}.fits"
     elif rig.software.startswith("ZWO"):
         kind = frame.kind.title()
         label = f"{obj}_" if frame.kind == "LIGHT" else ""
-        name = (f"{kind}_{label}{frame.exposure:.1f}s_Bin1_{rig.camera[3:]}_gain{rig.gain}_"
-                f"{stamp:%Y%m%d-%H%M%S}_-10.0C_{frame.number:04d}.fits")
+        name = (
+            f"{kind}_{label}{frame.exposure:.1f}s_Bin1_{rig.camera[3:]}_gain{rig.gain}_"
+            f"{stamp:%Y%m%d-%H%M%S}_-10.0C_{frame.number:04d}.fits"
+        )
     else:
         label = obj if frame.kind == "LIGHT" else frame.kind
         name = f"{label}_{filt}_{frame.exposure:g}sec_1x1_frame{frame.number}.fits"
@@ -272,4 +308,3 @@ def write_sample(raw_dir: Path, files: int, seed: int = 0, start: date | None = 
         afits.PrimaryHDU(data=data, header=_header(frame, rng)).writeto(path, overwrite=True)
         written.append(path)
     return written
-

@@ -41,10 +41,8 @@ def create_missing_tables(engine: Engine) -> SchemaState:
             connection.execute(
                 SchemaVersion.__table__.insert(),
                 [
-                    {"version": renames.SCHEMA_V1, "applied_at": now,
-                     "description": renames.V1_DESCRIPTION},
-                    {"version": renames.SCHEMA_V2, "applied_at": now,
-                     "description": renames.V2_DESCRIPTION},
+                    {"version": renames.SCHEMA_V1, "applied_at": now, "description": renames.V1_DESCRIPTION},
+                    {"version": renames.SCHEMA_V2, "applied_at": now, "description": renames.V2_DESCRIPTION},
                 ],
             )
         return state_of(connection)

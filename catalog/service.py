@@ -34,8 +34,12 @@ _SESSION_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("imaging_session
 
 
 def _v2_keys(
-    data: Mapping[str, Any], old_keys: Mapping[str, str], columns: frozenset[str],
-    what: str, *, strict: bool,
+    data: Mapping[str, Any],
+    old_keys: Mapping[str, str],
+    columns: frozenset[str],
+    what: str,
+    *,
+    strict: bool,
 ) -> dict[str, Any]:
     """``data`` with v1 keys (``x``, ``session_id``, …) renamed to the v2 columns.
 
@@ -79,7 +83,8 @@ def _insert_file(s: OrmSession, values: dict[str, Any], now: datetime) -> int | 
     values.setdefault("created_at", now)
     values.setdefault("updated_at", now)
     stmt = (
-        sqlite_insert(FitsFile).values(**values)
+        sqlite_insert(FitsFile)
+        .values(**values)
         .on_conflict_do_nothing(index_elements=[FitsFile.md5sum])
         .returning(FitsFile.id)
     )
@@ -87,8 +92,11 @@ def _insert_file(s: OrmSession, values: dict[str, Any], now: datetime) -> int | 
 
 
 def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"DatabaseService.{old} is deprecated; use DatabaseService.{new}.",
-                  CatalogDeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"DatabaseService.{old} is deprecated; use DatabaseService.{new}.",
+        CatalogDeprecationWarning,
+        stacklevel=3,
+    )
 
 
 class DatabaseService(ServiceAdminMixin):

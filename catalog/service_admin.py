@@ -65,12 +65,15 @@ def _orphan_condition(kind: str) -> tuple[type, ColumnElement[bool]]:
         return ImagingSession, ~exists().where(FitsFile.imaging_session_id == ImagingSession.id)
     if kind == "processing_sessions":
         return ProcessingSession, ~exists().where(
-            ProcessingSessionFile.processing_session_id == ProcessingSession.id)
+            ProcessingSessionFile.processing_session_id == ProcessingSession.id
+        )
     if kind == "processing_session_files":
         # a link to a file that is gone; a link without a file id links nothing
         return ProcessingSessionFile, ProcessingSessionFile.fits_file_id.is_not(None) & ~exists(
-            select(FitsFile.id).where(FitsFile.id == ProcessingSessionFile.fits_file_id)
-            .correlate(ProcessingSessionFile))
+            select(FitsFile.id)
+            .where(FitsFile.id == ProcessingSessionFile.fits_file_id)
+            .correlate(ProcessingSessionFile)
+        )
     raise ValueError(f"unknown kind of orphan {kind!r}; one of {', '.join(ORPHAN_KINDS)}")
 
 
@@ -135,13 +138,22 @@ class ServiceAdminMixin:
 
     # -- the object-name log --------------------------------------------------
     def log_object_processing_failure(
-        self, filename: str, raw_name: str | None, proposed_name: str | None = None,
+        self,
+        filename: str,
+        raw_name: str | None,
+        proposed_name: str | None = None,
         error: str | None = None,
     ) -> None:
         """Record that an OBJECT header could not be turned into a catalog name."""
         with self.db.get_session() as s:
-            s.add(ObjectProcessingLog(filename=filename, raw_object_name=raw_name,
-                                      proposed_object_name=proposed_name, error_message=error))
+            s.add(
+                ObjectProcessingLog(
+                    filename=filename,
+                    raw_object_name=raw_name,
+                    proposed_object_name=proposed_name,
+                    error_message=error,
+                )
+            )
             s.commit()
 
     # -- settings ------------------------------------------------------------
@@ -154,8 +166,7 @@ class ServiceAdminMixin:
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store ``str(value)`` (booleans as ``'true'``/``'false'``), in one statement."""
-        stmt = sqlite_insert(SystemSettings).values(
-            key=key, value=setting_text(value), updated_at=utcnow())
+        stmt = sqlite_insert(SystemSettings).values(key=key, value=setting_text(value), updated_at=utcnow())
         stmt = stmt.on_conflict_do_update(
             index_elements=[SystemSettings.key],
             set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
@@ -201,6 +212,5 @@ class ServiceAdminMixin:
         Staged-file rows go first, so a processing session left without any is
         deleted too, and nothing is orphaned afterwards.
         """
-        deleted = self._cleanup(
-            ["processing_session_files", "processing_sessions", "imaging_sessions"])
+        deleted = self._cleanup(["processing_session_files", "processing_sessions", "imaging_sessions"])
         return {kind: deleted[kind] for kind in ORPHAN_KINDS}

@@ -26,21 +26,28 @@ def catalog_stats(s: Session, *, top_objects: int = 15, missing_filter: str = "n
     """Totals: files by frame type, filter, camera, telescope and object, nights, hours."""
     by_frame: dict[Any, int] = defaultdict(int)
     by_filter: dict[Any, int] = defaultdict(int)
-    for ft, flt, n in s.execute(select(FitsFile.frame_type, FitsFile.filter, func.count())
-                                .group_by(FitsFile.frame_type, FitsFile.filter)):
+    for ft, flt, n in s.execute(
+        select(FitsFile.frame_type, FitsFile.filter, func.count()).group_by(
+            FitsFile.frame_type, FitsFile.filter
+        )
+    ):
         by_frame[ft] += n
         by_filter[flt] += n
     by_camera: dict[Any, int] = defaultdict(int)
     by_telescope: dict[Any, int] = defaultdict(int)
-    for cam, tel, n in s.execute(select(FitsFile.camera, FitsFile.telescope, func.count())
-                                 .group_by(FitsFile.camera, FitsFile.telescope)):
+    for cam, tel, n in s.execute(
+        select(FitsFile.camera, FitsFile.telescope, func.count()).group_by(
+            FitsFile.camera, FitsFile.telescope
+        )
+    ):
         by_camera[cam] += n
         by_telescope[tel] += n
     objects = dict(s.execute(select(FitsFile.object, func.count()).group_by(FitsFile.object)).all())
     # One sequential pass over the table: twice as fast as WHERE frame_type = 'LIGHT',
     # which the planner answers with a random row lookup per light frame.
-    light_seconds = s.scalar(select(func.total(
-        case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))))) or 0.0
+    light_seconds = (
+        s.scalar(select(func.total(case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))))) or 0.0
+    )
     sessions, first, last = s.execute(
         select(func.count(), func.min(ImagingSession.date), func.max(ImagingSession.date))
     ).one()

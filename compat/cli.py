@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from catalog.clikit import db_option, existing_catalog, handle_errors, json_option, log_json_option, print_json
-from migration.connect import connect
+from catalog.clikit import (
+    db_option,
+    existing_catalog,
+    handle_errors,
+    json_option,
+    log_json_option,
+    print_json,
+)
 from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
+from migration.connect import connect
 from migration.rebuild import unfinished
 from migration.runlock import holder
 
@@ -54,13 +61,15 @@ def status(db: Path | None, as_json: bool) -> None:
     if as_json:
         print_json({"db": str(path), "running": holder(path)} | st.as_dict())
         return
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     click.echo(f"Database: {path}")
     click.echo(f"Phase:    {st.phase} (schema version {st.schema_version})")
     if st.cutover_at:
         left = (st.window_ends - now).days if st.window_ends else 0
-        click.echo(f"Cut-over: {st.cutover_at:%Y-%m-%d %H:%M} UTC; the {WINDOW_DAYS}-day window "
-                   f"ends {st.window_ends:%Y-%m-%d} ({'in ' + str(left) + ' days' if left > 0 else 'passed'})")
+        click.echo(
+            f"Cut-over: {st.cutover_at:%Y-%m-%d %H:%M} UTC; the {WINDOW_DAYS}-day window "
+            f"ends {st.window_ends:%Y-%m-%d} ({'in ' + str(left) + ' days' if left > 0 else 'passed'})"
+        )
     if st.shims:
         click.echo("Shims:")
         for s in st.shims:
@@ -152,8 +161,19 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
 
     findings = scan_paths(paths, on_skip=skipped)
     if as_json:
-        print_json([{"path": str(f.path), "line": f.line, "col": f.col, "old": f.old,
-                     "new": f.new, "kind": f.kind} for f in findings])
+        print_json(
+            [
+                {
+                    "path": str(f.path),
+                    "line": f.line,
+                    "col": f.col,
+                    "old": f.old,
+                    "new": f.new,
+                    "kind": f.kind,
+                }
+                for f in findings
+            ]
+        )
     else:
         click.echo(format_findings(findings))
     sys.exit(exit_code(findings))
@@ -164,16 +184,37 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
 @click.option("--force", is_flag=True, help="Retire even if the window has not passed or shims are in use.")
-@click.option("--min-days", type=click.IntRange(0), default=WINDOW_DAYS, show_default=True,
-              help="Days that must have passed since the cut-over.")
-@click.option("--quiet-days", type=click.IntRange(0), default=QUIET_DAYS, show_default=True,
-              help="Days without any shim use required.")
-@click.option("--abandon", is_flag=True,
-              help="Undo a retire that was stopped during its copy (the shims were never removed).")
+@click.option(
+    "--min-days",
+    type=click.IntRange(0),
+    default=WINDOW_DAYS,
+    show_default=True,
+    help="Days that must have passed since the cut-over.",
+)
+@click.option(
+    "--quiet-days",
+    type=click.IntRange(0),
+    default=QUIET_DAYS,
+    show_default=True,
+    help="Days without any shim use required.",
+)
+@click.option(
+    "--abandon",
+    is_flag=True,
+    help="Undo a retire that was stopped during its copy (the shims were never removed).",
+)
 @json_option
 @handle_errors
-def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int,
-           quiet_days: int, abandon: bool, as_json: bool) -> None:
+def retire(
+    db: Path | None,
+    yes: bool,
+    dry_run: bool,
+    force: bool,
+    min_days: int,
+    quiet_days: int,
+    abandon: bool,
+    as_json: bool,
+) -> None:
     """Drop the shims after the window: the view, its triggers and the old
     fits_files columns, online, after a verified backup.
 
@@ -214,11 +255,9 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         conn.close()
     if drains:
         if dry_run:
-            say("Dry run: would finish " + "; ".join(u.describe() for u in drains)
-                + ". Nothing was changed.")
+            say("Dry run: would finish " + "; ".join(u.describe() for u in drains) + ". Nothing was changed.")
             if as_json:
-                print_json({"db": str(path), "dry_run": True,
-                            "would_finish": [u.describe() for u in drains]})
+                print_json({"db": str(path), "dry_run": True, "would_finish": [u.describe() for u in drains]})
             return
         result = finish_interrupted(path, say=say)
         if as_json:
@@ -229,12 +268,17 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         plan = plan_retire(conn, min_days=min_days, quiet_days=quiet_days)
     finally:
         conn.close()
-    report = {"db": str(path), "allowed": plan.allowed, "blockers": plan.blockers,
-              "views_to_rewrite": [n for n, _ in plan.views_to_rewrite],
-              "triggers_using_old_names": plan.triggers_using_old_names,
-              "resumes": [u.describe() for u in ours if u.stage == "copy"]}
+    resumes = [u.describe() for u in ours if u.stage == "copy"]
+    report = {
+        "db": str(path),
+        "allowed": plan.allowed,
+        "blockers": plan.blockers,
+        "views_to_rewrite": [n for n, _ in plan.views_to_rewrite],
+        "triggers_using_old_names": plan.triggers_using_old_names,
+        "resumes": resumes,
+    }
     if not as_json:
-        for line in report["resumes"]:
+        for line in resumes:
             click.echo(f"  • resumes {line}")
         for b in plan.blockers:
             click.echo(f"  ✗ {b}")
@@ -248,13 +292,18 @@ def retire(db: Path | None, yes: bool, dry_run: bool, force: bool, min_days: int
         if as_json:
             print_json(report | {"dry_run": True})
         else:
-            click.echo("Dry run: retire would proceed" + (" (forced)" if plan.blockers else "")
-                       + ". Nothing was changed.")
+            click.echo(
+                "Dry run: retire would proceed"
+                + (" (forced)" if plan.blockers else "")
+                + ". Nothing was changed."
+            )
         return
     if not yes:
         if not sys.stdin.isatty():
-            raise RetireRefused("compat retire asks for confirmation but there is no terminal; "
-                                "pass --yes from scripts. Nothing was changed.")
+            raise RetireRefused(
+                "compat retire asks for confirmation but there is no terminal; "
+                "pass --yes from scripts. Nothing was changed."
+            )
         if not click.confirm("Retire the shims? Old names will stop working"):
             click.echo("Nothing was changed.")
             return

@@ -26,8 +26,8 @@ from dataclasses import replace
 from sqlglot import exp
 
 from compat import renames
-from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 from compat.usage import USAGE_TABLE
+from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 
 SHIMS_TABLE = "_compat_shims"
 TRIGGER_PREFIX = "_compat_"
@@ -90,22 +90,41 @@ def sessions_view_sql(columns: list[ColumnInfo]) -> list[str]:
         # A v1 INSERT that leaves a column out must still get the table's default.
         return f"COALESCE({v}, {c.default})" if c.default is not None else v
 
-    insert = (f"INSERT INTO {q(SESSIONS.new)} ({', '.join(q(c.name) for c in real)}) "
-              f"VALUES ({', '.join(value(c) for c in real)})")
+    insert = (
+        f"INSERT INTO {q(SESSIONS.new)} ({', '.join(q(c.name) for c in real)}) "
+        f"VALUES ({', '.join(value(c) for c in real)})"
+    )
     match = " AND ".join(f"{q(c.name)} = {sql(ref('OLD', old[c.name]))}" for c in keys)
-    update = (f"UPDATE {q(SESSIONS.new)} SET "
-              + ", ".join(f"{q(c.name)} = {sql(ref('NEW', old[c.name]))}" for c in real)
-              + f" WHERE {match}")
+    update = (
+        f"UPDATE {q(SESSIONS.new)} SET "
+        + ", ".join(f"{q(c.name)} = {sql(ref('NEW', old[c.name]))}" for c in real)
+        + f" WHERE {match}"
+    )
     delete = f"DELETE FROM {q(SESSIONS.new)} WHERE {match}"
     name = SESSIONS.old
     return [
         view,
-        trigger(VIEW_TRIGGERS["INSERT"], "INSTEAD OF", "INSERT", name,
-                [insert, usage_upsert(f"sql:{name}.insert")]),
-        trigger(VIEW_TRIGGERS["UPDATE"], "INSTEAD OF", "UPDATE", name,
-                [update, usage_upsert(f"sql:{name}.update")]),
-        trigger(VIEW_TRIGGERS["DELETE"], "INSTEAD OF", "DELETE", name,
-                [delete, usage_upsert(f"sql:{name}.delete")]),
+        trigger(
+            VIEW_TRIGGERS["INSERT"],
+            "INSTEAD OF",
+            "INSERT",
+            name,
+            [insert, usage_upsert(f"sql:{name}.insert")],
+        ),
+        trigger(
+            VIEW_TRIGGERS["UPDATE"],
+            "INSTEAD OF",
+            "UPDATE",
+            name,
+            [update, usage_upsert(f"sql:{name}.update")],
+        ),
+        trigger(
+            VIEW_TRIGGERS["DELETE"],
+            "INSTEAD OF",
+            "DELETE",
+            name,
+            [delete, usage_upsert(f"sql:{name}.delete")],
+        ),
     ]
 
 
@@ -115,8 +134,7 @@ def _pairs() -> list[tuple[str, str]]:
 
 
 def _any_differs(a: str, b: str) -> str:
-    return "(" + " OR ".join(
-        f"{sql(ref(a, old))} IS NOT {sql(ref(b, new))}" for old, new in _pairs()) + ")"
+    return "(" + " OR ".join(f"{sql(ref(a, old))} IS NOT {sql(ref(b, new))}" for old, new in _pairs()) + ")"
 
 
 def fits_sync_sql() -> list[str]:
@@ -128,47 +146,86 @@ def fits_sync_sql() -> list[str]:
     """
     table = FITS.new
     rowid = "rowid = NEW.rowid"
-    differs = "(" + " OR ".join(
-        f"{sql(ref('NEW', old))} IS NOT {sql(ref('NEW', new))}" for old, new in _pairs()) + ")"
+    differs = (
+        "("
+        + " OR ".join(f"{sql(ref('NEW', old))} IS NOT {sql(ref('NEW', new))}" for old, new in _pairs())
+        + ")"
+    )
 
     # INSERT: a given new value wins; otherwise the old name's value is copied.
-    ins_old = (f"UPDATE {q(table)} SET " + ", ".join(
-        f"{q(old)} = CASE WHEN {sql(ref('NEW', new))} IS NOT NULL THEN {sql(ref('NEW', new))} "
-        f"ELSE {q(old)} END" for old, new in _pairs()) + f" WHERE {rowid}")
+    ins_old = (
+        f"UPDATE {q(table)} SET "
+        + ", ".join(
+            f"{q(old)} = CASE WHEN {sql(ref('NEW', new))} IS NOT NULL THEN {sql(ref('NEW', new))} "
+            f"ELSE {q(old)} END"
+            for old, new in _pairs()
+        )
+        + f" WHERE {rowid}"
+    )
     old_only_ins = " OR ".join(
-        f"({sql(ref('NEW', new))} IS NULL AND {sql(ref('NEW', old))} IS NOT NULL)"
-        for old, new in _pairs())
-    ins_new = (f"UPDATE {q(table)} SET " + ", ".join(
-        f"{q(new)} = CASE WHEN {sql(ref('NEW', new))} IS NULL THEN {sql(ref('NEW', old))} "
-        f"ELSE {q(new)} END" for old, new in _pairs()) + f" WHERE {rowid} AND ({old_only_ins})")
-    ins_usage = [usage_upsert(f"sql:{table}.{old}",
-                              f"{sql(ref('NEW', new))} IS NULL AND {sql(ref('NEW', old))} IS NOT NULL")
-                 for old, new in _pairs()]
+        f"({sql(ref('NEW', new))} IS NULL AND {sql(ref('NEW', old))} IS NOT NULL)" for old, new in _pairs()
+    )
+    ins_new = (
+        f"UPDATE {q(table)} SET "
+        + ", ".join(
+            f"{q(new)} = CASE WHEN {sql(ref('NEW', new))} IS NULL THEN {sql(ref('NEW', old))} "
+            f"ELSE {q(new)} END"
+            for old, new in _pairs()
+        )
+        + f" WHERE {rowid} AND ({old_only_ins})"
+    )
+    ins_usage = [
+        usage_upsert(
+            f"sql:{table}.{old}", f"{sql(ref('NEW', new))} IS NULL AND {sql(ref('NEW', old))} IS NOT NULL"
+        )
+        for old, new in _pairs()
+    ]
 
     # UPDATE: the side that changed wins; if both changed, the new name wins.
     def new_changed(old: str, new: str) -> str:
         return f"{sql(ref('NEW', new))} IS NOT {sql(ref('OLD', new))}"
 
     def old_only(old: str, new: str) -> str:
-        return (f"({sql(ref('NEW', old))} IS NOT {sql(ref('OLD', old))} AND "
-                f"{sql(ref('NEW', new))} IS {sql(ref('OLD', new))})")
+        return (
+            f"({sql(ref('NEW', old))} IS NOT {sql(ref('OLD', old))} AND "
+            f"{sql(ref('NEW', new))} IS {sql(ref('OLD', new))})"
+        )
 
-    upd_old = (f"UPDATE {q(table)} SET " + ", ".join(
-        f"{q(old)} = CASE WHEN {new_changed(old, new)} THEN {sql(ref('NEW', new))} ELSE {q(old)} END"
-        for old, new in _pairs()) + f" WHERE {rowid} AND ("
-        + " OR ".join(new_changed(o, n) for o, n in _pairs()) + ")")
-    upd_new = (f"UPDATE {q(table)} SET " + ", ".join(
-        f"{q(new)} = CASE WHEN {old_only(old, new)} THEN {sql(ref('NEW', old))} ELSE {q(new)} END"
-        for old, new in _pairs()) + f" WHERE {rowid} AND ("
-        + " OR ".join(old_only(o, n) for o, n in _pairs()) + ")")
+    upd_old = (
+        f"UPDATE {q(table)} SET "
+        + ", ".join(
+            f"{q(old)} = CASE WHEN {new_changed(old, new)} THEN {sql(ref('NEW', new))} ELSE {q(old)} END"
+            for old, new in _pairs()
+        )
+        + f" WHERE {rowid} AND ("
+        + " OR ".join(new_changed(o, n) for o, n in _pairs())
+        + ")"
+    )
+    upd_new = (
+        f"UPDATE {q(table)} SET "
+        + ", ".join(
+            f"{q(new)} = CASE WHEN {old_only(old, new)} THEN {sql(ref('NEW', old))} ELSE {q(new)} END"
+            for old, new in _pairs()
+        )
+        + f" WHERE {rowid} AND ("
+        + " OR ".join(old_only(o, n) for o, n in _pairs())
+        + ")"
+    )
     upd_usage = [usage_upsert(f"sql:{table}.{old}", old_only(old, new)) for old, new in _pairs()]
 
     columns = ", ".join(q(c) for pair in _pairs() for c in pair)
     return [
-        trigger(FITS_TRIGGERS["INSERT"], "AFTER", "INSERT", table,
-                [ins_old, ins_new, *ins_usage], when=differs),
-        trigger(FITS_TRIGGERS["UPDATE"], "AFTER", f"UPDATE OF {columns}", table,
-                [upd_old, upd_new, *upd_usage], when=differs),
+        trigger(
+            FITS_TRIGGERS["INSERT"], "AFTER", "INSERT", table, [ins_old, ins_new, *ins_usage], when=differs
+        ),
+        trigger(
+            FITS_TRIGGERS["UPDATE"],
+            "AFTER",
+            f"UPDATE OF {columns}",
+            table,
+            [upd_old, upd_new, *upd_usage],
+            when=differs,
+        ),
     ]
 
 
@@ -213,8 +270,7 @@ def record_install(conn: sqlite3.Connection, *, cutover: bool) -> None:
 def drop_statements(existing: Iterable[str]) -> list[str]:
     """DROP statements for the shim views and triggers among ``existing`` names."""
     present = set(existing)
-    out = [f"DROP TRIGGER {q(t)}" for t in (*VIEW_TRIGGERS.values(), *FITS_TRIGGERS.values())
-           if t in present]
+    out = [f"DROP TRIGGER {q(t)}" for t in (*VIEW_TRIGGERS.values(), *FITS_TRIGGERS.values()) if t in present]
     if SESSIONS.old in present:
         out.append(f"DROP VIEW {q(SESSIONS.old)}")
     return out

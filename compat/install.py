@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from migration.errors import SchemaVersionError
-from compat.phases import RETIRED, V2, WINDOW, read_state
 from compat import db_shims
+from compat.phases import RETIRED, V2, WINDOW, read_state
 from migration import ddl
 from migration.chunks import LockStats, held_lock, run_chunks
 from migration.connect import open_migration_connection
+from migration.errors import SchemaVersionError
 from migration.runlock import one_at_a_time
 from migration.sqltext import q, table_columns
 
@@ -24,8 +24,12 @@ FITS = db_shims.FITS
 
 
 @one_at_a_time("compat install")
-def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
-            progress: Callable[[int, int], None] | None = None) -> dict:
+def install(
+    db_path: Path,
+    *,
+    say: Callable[[str], None] = lambda _l: None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
@@ -33,10 +37,15 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
         if st.layout != V2:
             raise SchemaVersionError(
                 f"The database is at schema version {st.version} ({st.layout} layout); the shims "
-                f"belong to a v2 database. Run 'migration run' to migrate it.")
+                f"belong to a v2 database. Run 'migration run' to migrate it."
+            )
         if st.phase == WINDOW:
-            return {"db": str(db_path), "installed": False, "phase": WINDOW,
-                    "note": "the shims are already installed"}
+            return {
+                "db": str(db_path),
+                "installed": False,
+                "phase": WINDOW,
+                "note": "the shims are already installed",
+            }
         cols = {c.name: c for c in table_columns(conn, FITS.new)}
         with held_lock(conn, stats, "install.columns"):
             for statement in db_shims.bookkeeping_ddl():
@@ -54,16 +63,27 @@ def install(db_path: Path, *, say: Callable[[str], None] = lambda _l: None,
         fill = f"UPDATE {q(FITS.new)} SET {sets} WHERE rowid > ? AND rowid <= ?"
         high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(FITS.new)}").fetchone()[0]
         say(f"Filling the old fits_files columns ({high} rows, time-sized chunks)…")
-        run_chunks(conn, 0, high, lambda c, lo, hi: c.execute(fill, (lo, hi)).rowcount,
-                   stats=stats,
-                   on_progress=progress, event="install.fill")
+        run_chunks(
+            conn,
+            0,
+            high,
+            lambda c, lo, hi: c.execute(fill, (lo, hi)).rowcount,
+            stats=stats,
+            on_progress=progress,
+            event="install.fill",
+        )
         view_sql = db_shims.sessions_view_sql(db_shims.current_session_columns(conn))
         with held_lock(conn, stats, "install.view"):
             for statement in view_sql:
                 conn.execute(statement)
             db_shims.record_install(conn, cutover=True)
         say(f"✓ Shims installed; longest write lock {stats.longest_ms:.1f} ms")
-        return {"db": str(db_path), "installed": True, "phase": WINDOW,
-                "previous_phase": RETIRED, "lock_ms": round(stats.longest_ms, 2)}
+        return {
+            "db": str(db_path),
+            "installed": True,
+            "phase": WINDOW,
+            "previous_phase": RETIRED,
+            "lock_ms": round(stats.longest_ms, 2),
+        }
     finally:
         conn.close()

@@ -49,8 +49,7 @@ def is_v1(conn: sqlite3.Connection, info: dict[str, Any]) -> bool:
 
 def shims_retired(conn: sqlite3.Connection) -> bool:
     """Whether ``compat retire`` has run on this database (and not been undone)."""
-    has_table = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE name = ?", (_SHIMS_TABLE,)).fetchone()
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (_SHIMS_TABLE,)).fetchone()
     if has_table is None:
         return False
     live = conn.execute(f'SELECT count(*) FROM "{_SHIMS_TABLE}" WHERE retired_at IS NULL').fetchone()[0]

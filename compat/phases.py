@@ -55,8 +55,8 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 def read_state(conn: sqlite3.Connection) -> SchemaState:
     """Layout and recorded version of a database (a raw DBAPI connection)."""
     rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')")
-    tables = set()
-    views = set()
+    tables: set[str] = set()
+    views: set[str] = set()
     for name, kind in rows:
         (tables if kind == "table" else views).add(name)
     version = None
@@ -73,5 +73,4 @@ def read_state(conn: sqlite3.Connection) -> SchemaState:
         layout = EMPTY
     else:
         layout = UNKNOWN
-    return SchemaState(layout=layout, version=version, tables=frozenset(tables),
-                       views=frozenset(views))
+    return SchemaState(layout=layout, version=version, tables=frozenset(tables), views=frozenset(views))

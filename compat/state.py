@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from compat.phases import read_state
 from compat.db_shims import FITS, SHIMS_TABLE
-from migration.sqltext import q
+from compat.phases import read_state
 from compat.usage import ShimUsage, read_usage
+from migration.sqltext import q
 
 if TYPE_CHECKING:
     from migration.rebuild import Unfinished
@@ -59,8 +59,10 @@ class CompatStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "phase": self.phase, "schema_version": self.schema_version,
-            "cutover_at": self.cutover_at, "window_ends": self.window_ends,
+            "phase": self.phase,
+            "schema_version": self.schema_version,
+            "cutover_at": self.cutover_at,
+            "window_ends": self.window_ends,
             "last_use": self.last_use,
             "shims": [s.__dict__ for s in self.shims],
             "usage": [u.as_dict() for u in self.usage],
@@ -76,9 +78,13 @@ def _parse(value: str | None) -> datetime | None:
 def read_shims(conn: sqlite3.Connection) -> list[Shim]:
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SHIMS_TABLE,)).fetchone():
         return []
-    return [Shim(*row) for row in conn.execute(
-        f"SELECT name, kind, installed_at, cutover_at, retired_at FROM {q(SHIMS_TABLE)} "
-        "ORDER BY kind, name")]
+    return [
+        Shim(*row)
+        for row in conn.execute(
+            f"SELECT name, kind, installed_at, cutover_at, retired_at FROM {q(SHIMS_TABLE)} "
+            "ORDER BY kind, name"
+        )
+    ]
 
 
 def rebuild_advice(u: Unfinished) -> str:
@@ -108,7 +114,10 @@ def read_status(conn: sqlite3.Connection) -> CompatStatus:
     shims = read_shims(conn)
     cutovers = [s.cutover_at for s in shims if s.cutover_at and not s.retired_at]
     return CompatStatus(
-        phase=st.phase, schema_version=st.version, shims=shims,
-        cutover_at=_parse(min(cutovers)) if cutovers else None, usage=read_usage(conn),
+        phase=st.phase,
+        schema_version=st.version,
+        shims=shims,
+        cutover_at=_parse(min(cutovers)) if cutovers else None,
+        usage=read_usage(conn),
         unfinished=unfinished_rebuilds(conn),
     )

@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from collections import Counter
+from types import FrameType
 from typing import Any
 
 from sqlalchemy.orm import synonym
@@ -82,7 +83,7 @@ def is_retired() -> bool:
 _INTERNAL_PREFIXES = ("sqlalchemy.", "catalog.models", "compat.synonyms")
 
 
-def _is_import_machinery(frame) -> bool:
+def _is_import_machinery(frame: FrameType) -> bool:
     # warnings.warn() itself skips these frames when it counts a stacklevel.
     name = frame.f_code.co_filename
     return "importlib" in name and "_bootstrap" in name
@@ -95,16 +96,14 @@ def _caller_stacklevel() -> int | None:
     generates), this package and the import machinery. ``None`` when there is
     none, e.g. when SQLAlchemy reads the attribute while configuring mappers.
     """
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     level = 2
     while frame is not None:
         if _is_import_machinery(frame):
             frame = frame.f_back
             continue
         module = frame.f_globals.get("__name__", "")
-        internal = module.startswith(_INTERNAL_PREFIXES) or frame.f_code.co_filename.startswith(
-            "<sqlalchemy"
-        )
+        internal = module.startswith(_INTERNAL_PREFIXES) or frame.f_code.co_filename.startswith("<sqlalchemy")
         if not internal:
             return level
         frame = frame.f_back
@@ -115,8 +114,7 @@ def _caller_stacklevel() -> int | None:
 def _announce(old: str, new: str, owner: str) -> None:
     if _retired.is_set():
         raise RetiredNameError(
-            f"{owner}.{old} was removed when the compatibility shims were retired; "
-            f"use {owner}.{new} instead."
+            f"{owner}.{old} was removed when the compatibility shims were retired; use {owner}.{new} instead."
         )
     level = _caller_stacklevel()
     if level is None:
@@ -162,10 +160,7 @@ def old_name_synonyms(model: str) -> dict[str, Any]:
     table = renames.table_by_model(model)
     if table is None:
         return {}
-    return {
-        c.old: synonym(c.new, descriptor=_OldName(model, c.old, c.new))
-        for c in table.columns
-    }
+    return {c.old: synonym(c.new, descriptor=_OldName(model, c.old, c.new)) for c in table.columns}
 
 
 class _DeprecatedAlias:
@@ -173,9 +168,7 @@ class _DeprecatedAlias:
 
     def __init__(self, module_globals: dict[str, Any]):
         self._globals = module_globals
-        self._aliases = {
-            t.model_alias: t.model for t in renames.TABLES if t.model_alias
-        }
+        self._aliases = {t.model_alias: t.model for t in renames.TABLES if t.model_alias}
 
     def __call__(self, name: str) -> Any:
         new = self._aliases.get(name)

@@ -60,7 +60,7 @@ def translate(sql: str, direction: str = "to_v1") -> str:
     return tree.sql(dialect="sqlite") if changed else sql
 
 
-def _rewrite(tree: exp.Expression, direction: str) -> bool:
+def _rewrite(tree: exp.Expr, direction: str) -> bool:
     tables, to_v1 = _table_maps(direction)
 
     def other(t: TableRename) -> str:
@@ -129,7 +129,7 @@ def _original(rename: TableRename, translated: str, to_v1: bool) -> str:
     return rename.column_v2(translated) if to_v1 else rename.column_v1(translated)
 
 
-def _default_table(tree: exp.Expression, tables: dict[str, TableRename]) -> TableRename | None:
+def _default_table(tree: exp.Expr, tables: dict[str, TableRename]) -> TableRename | None:
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete)):
         target = tree.this
         if isinstance(target, exp.Schema):

@@ -31,7 +31,9 @@ def record(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
             f"INSERT INTO {_Q_USAGE} (shim, day, uses, first_seen, last_seen) "
             "VALUES (?, date('now'), ?, datetime('now'), datetime('now')) "
             "ON CONFLICT (shim, day) DO UPDATE SET uses = uses + excluded.uses, "
-            "last_seen = excluded.last_seen", (shim, uses))
+            "last_seen = excluded.last_seen",
+            (shim, uses),
+        )
 
 
 def _flush_to(path: str, counts: dict[str, int]) -> None:
@@ -116,8 +118,13 @@ class ShimUsage:
     by_day: dict[str, int]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"shim": self.shim, "first_seen": self.first_seen, "last_seen": self.last_seen,
-                "total": self.total, "by_day": self.by_day}
+        return {
+            "shim": self.shim,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "total": self.total,
+            "by_day": self.by_day,
+        }
 
 
 def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
@@ -125,7 +132,8 @@ def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
         return []
     out: dict[str, ShimUsage] = {}
     for shim, day, uses, first, last in conn.execute(
-            f"SELECT shim, day, uses, first_seen, last_seen FROM {_Q_USAGE} ORDER BY shim, day"):
+        f"SELECT shim, day, uses, first_seen, last_seen FROM {_Q_USAGE} ORDER BY shim, day"
+    ):
         u = out.setdefault(shim, ShimUsage(shim, first, last, 0, {}))
         u.first_seen = min(u.first_seen, first)
         u.last_seen = max(u.last_seen, last)

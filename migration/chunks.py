@@ -65,8 +65,13 @@ class held_lock:
     automatic checkpoint would run after the release but inside the timing.
     """
 
-    def __init__(self, conn: sqlite3.Connection, stats: LockStats | None = None, label: str = "",
-                 clock: Callable[[], float] = time.perf_counter):
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        stats: LockStats | None = None,
+        label: str = "",
+        clock: Callable[[], float] = time.perf_counter,
+    ):
         self.conn, self.stats, self.label, self.clock, self.started = conn, stats, label, clock, 0.0
 
     def __enter__(self) -> sqlite3.Connection:
@@ -160,8 +165,15 @@ def run_chunks(
                 # grow at most 1.5x at a time; an empty range does not grow it.
                 per_row = max(recent)
                 if rows > 0:
-                    step = int(min(policy.max_rows, max(policy.min_rows, min(
-                        step * 1.5, policy.target_ms / policy.steps / max(per_row, 1e-6)))))
+                    step = int(
+                        min(
+                            policy.max_rows,
+                            max(
+                                policy.min_rows,
+                                min(step * 1.5, policy.target_ms / policy.steps / max(per_row, 1e-6)),
+                            ),
+                        )
+                    )
                 if box.elapsed_ms() + step * per_row > budget:
                     break
             worked = box.elapsed_ms()

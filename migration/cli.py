@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -20,14 +21,14 @@ from catalog.clikit import (
     print_json,
 )
 from catalog.config import backups_dir, resolve_db
-from migration.connect import connect
-from migration.errors import UsageError
-from compat import renames
 from catalog.phase3 import engine
 from catalog.phase3 import rollback as phase3_rollback
 from catalog.phase3 import status as phase3_status
 from catalog.phase3.baseline import create_v1_file
 from catalog.phase3.verify import verify as run_verify
+from compat import renames
+from migration.connect import connect
+from migration.errors import UsageError
 
 RULE = "=" * 60
 yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
@@ -95,8 +96,10 @@ def status(db: Path | None, as_json: bool) -> None:
     click.echo(f"Pending steps:  {', '.join(data['pending']) or 'none'}")
     if "rebuild" in data:
         r = data["rebuild"]
-        click.echo(f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
-                   f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}")
+        click.echo(
+            f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
+            f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}"
+        )
     for r in data.get("table_rebuild", []):
         if data.get("running"):
             click.echo(f"Rebuild:        {r['note']} ({data['running']})")
@@ -128,14 +131,16 @@ def plan(db: Path | None, as_json: bool) -> None:
     click.echo(f"Plan for {p.db} ({p.fits_rows} FITS files, phase {p.phase})")
     for i, s in enumerate(p.stages, 1):
         click.echo(f"\n[{i}/{len(p.stages)}] {s.title}")
-        click.echo(f"    expected lock: ≤ {s.lock_ms:.0f} ms per transaction; total ≈ "
-                   f"{s.total_ms / 1000:.1f} s" + (f"  ({s.note})" if s.note else ""))
+        click.echo(
+            f"    expected lock: ≤ {s.lock_ms:.0f} ms per transaction; total ≈ "
+            f"{s.total_ms / 1000:.1f} s" + (f"  ({s.note})" if s.note else "")
+        )
         for a in s.actions:
             for statement in a.statements():
                 click.echo("    " + statement.replace("\n", "\n    ") + ";")
 
 
-def _confirm(yes: bool) -> callable:
+def _confirm(yes: bool) -> Callable[[str], bool]:
     def ask(backup: str) -> bool:
         if yes:
             return True
@@ -148,8 +153,13 @@ def _confirm(yes: bool) -> callable:
         if backup:
             click.echo(f"A backup has been created at:\n  {backup}")
         click.echo("Services may keep running: every write waits at most one short transaction.")
-        return click.prompt("\nType 'yes' to proceed with migration", default="",
-                            show_default=False).strip().lower() == "yes"
+        return (
+            click.prompt("\nType 'yes' to proceed with migration", default="", show_default=False)
+            .strip()
+            .lower()
+            == "yes"
+        )
+
     return ask
 
 
@@ -157,8 +167,13 @@ def _confirm(yes: bool) -> callable:
 @db_option
 @yes_option
 @click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
-@click.option("--chunk-ms", type=click.FloatRange(1, 45), default=15.0, show_default=True,
-              help="Target lock time of each copy chunk.")
+@click.option(
+    "--chunk-ms",
+    type=click.FloatRange(1, 45),
+    default=15.0,
+    show_default=True,
+    help="Target lock time of each copy chunk.",
+)
 @json_option
 @handle_errors
 def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: bool) -> None:
@@ -187,30 +202,48 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
         click.echo("  • Rename fits_files columns: x→width_pixels, y→height_pixels")
         click.echo("  • Update foreign key: session_id→imaging_session_id")
         click.echo("  • Keep the old names working (view 'sessions', fits_files.x/y/session_id)\n")
-    with Progress(TextColumn("      {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-                  disable=as_json) as bar:
+    with Progress(
+        TextColumn("      {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+        disable=as_json,
+    ) as bar:
         task = bar.add_task("copying rows", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = engine.run(path, confirm=_confirm(yes), say=out, progress=progress,
-                            policy=ChunkPolicy(target_ms=chunk_ms), backup=not no_backup)
+        report = engine.run(
+            path,
+            confirm=_confirm(yes),
+            say=out,
+            progress=progress,
+            policy=ChunkPolicy(target_ms=chunk_ms),
+            backup=not no_backup,
+        )
     result = run_verify(path)
     if as_json:
         print_json(report.as_dict() | {"verification": result.as_dict()})
     else:
         click.echo("\n✓ Migration completed successfully!\n")
         _print_verification(result)
-        click.echo(f"\nLongest write lock held: {report.lock.longest_ms:.1f} ms "
-                   f"({len(report.lock.holds_ms)} transactions)")
+        click.echo(
+            f"\nLongest write lock held: {report.lock.longest_ms:.1f} ms "
+            f"({len(report.lock.holds_ms)} transactions)"
+        )
         if result.ok:
-            click.echo("\n" + RULE + "\nMIGRATION COMPLETE: the catalog is at schema version 2 and "
-                       "sound; old names keep working until 'compat retire'.\n" + RULE)
+            click.echo(
+                "\n" + RULE + "\nMIGRATION COMPLETE: the catalog is at schema version 2 and "
+                "sound; old names keep working until 'compat retire'.\n" + RULE
+            )
         else:
-            click.echo("\n" + RULE + "\nThe schema change was made, but verification found the "
-                       "problems marked ✗ above.\n" + RULE)
+            click.echo(
+                "\n" + RULE + "\nThe schema change was made, but verification found the "
+                "problems marked ✗ above.\n" + RULE
+            )
     if not result.ok:
         sys.exit(1)
 
@@ -231,9 +264,11 @@ def _print_verification(result) -> None:
     else:
         click.echo("✓ All verification checks passed!")
     if result.warnings:
-        click.echo(f"! {len(result.warnings)} warning(s) (marked !) describe the catalog as it "
-                   f"differs from the models, not a fault of the migration; each says how to add "
-                   f"what is missing.")
+        click.echo(
+            f"! {len(result.warnings)} warning(s) (marked !) describe the catalog as it "
+            f"differs from the models, not a fault of the migration; each says how to add "
+            f"what is missing."
+        )
     click.echo(RULE)
 
 
@@ -261,8 +296,11 @@ def verify(db: Path | None, as_json: bool) -> None:
 @main.command()
 @db_option
 @yes_option
-@click.option("--remove-columns", is_flag=True,
-              help="From phase 'during': also remove the shadow columns (online table rebuild).")
+@click.option(
+    "--remove-columns",
+    is_flag=True,
+    help="From phase 'during': also remove the shadow columns (online table rebuild).",
+)
 @json_option
 @handle_errors
 def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) -> None:
@@ -276,23 +314,31 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
     path = existing_catalog(db)
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("Rollback asks for confirmation but there is no terminal; "
-                             "pass --yes from scripts.")
+            raise UsageError(
+                "Rollback asks for confirmation but there is no terminal; pass --yes from scripts."
+            )
         if not click.confirm(f"Roll {path} back to schema version {renames.SCHEMA_V1}?"):
             click.echo("Nothing was changed.")
             return
-    stats = phase3_rollback.rollback(path, say=(lambda _l: None) if as_json else click.echo,
-                            remove_columns=remove_columns)
+    stats = phase3_rollback.rollback(
+        path, say=(lambda _l: None) if as_json else click.echo, remove_columns=remove_columns
+    )
     if as_json:
-        print_json({"db": str(path), "lock_ms": round(stats.longest_ms, 2),
-                    "schema_version": renames.SCHEMA_V1})
+        print_json(
+            {"db": str(path), "lock_ms": round(stats.longest_ms, 2), "schema_version": renames.SCHEMA_V1}
+        )
 
 
 @main.command()
 @db_option
 @click.option("--prune", is_flag=True, help="Delete the oldest backups beyond --keep.")
-@click.option("--keep", type=click.IntRange(0), default=5, show_default=True,
-              help="How many backups --prune keeps (the newest verified one is always kept).")
+@click.option(
+    "--keep",
+    type=click.IntRange(0),
+    default=5,
+    show_default=True,
+    help="How many backups --prune keeps (the newest verified one is always kept).",
+)
 @click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted.")
 @json_option
 @handle_errors
@@ -313,8 +359,12 @@ def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: boo
     deleted = bk.prune_backups(folder, keep, source=path, dry_run=dry_run) if prune else []
     found = bk.list_backups(folder, source=path, profile=PROFILE)
     if as_json:
-        print_json({"backups": [b.to_dict() for b in found],
-                    "deleted" if not dry_run else "would_delete": [str(p) for p in deleted]})
+        print_json(
+            {
+                "backups": [b.to_dict() for b in found],
+                "deleted" if not dry_run else "would_delete": [str(p) for p in deleted],
+            }
+        )
         return
     if not found:
         click.echo(f"No backups of {path} (they go to {path.parent / 'backups'}).")
@@ -352,19 +402,28 @@ def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> Non
             click.echo(line)
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("Restore asks for confirmation but there is no terminal; pass "
-                             "--yes from scripts. Nothing was changed.")
+            raise UsageError(
+                "Restore asks for confirmation but there is no terminal; pass "
+                "--yes from scripts. Nothing was changed."
+            )
         if not click.confirm("Restore this backup into the live database?"):
             click.echo("Nothing was changed.")
             return
     result = bk.restore_backup(backup_file, live, dest_dir=backups_dir(live), profile=PROFILE)
     if as_json:
-        print_json({"report": report.to_dict(), "restored": True,
-                    "safety_backup": str(result.safety_backup.path), "seconds": round(result.seconds, 2)})
+        print_json(
+            {
+                "report": report.to_dict(),
+                "restored": True,
+                "safety_backup": str(result.safety_backup.path),
+                "seconds": round(result.seconds, 2),
+            }
+        )
     else:
-        click.echo(f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
-                   f"before the restore is kept in {result.safety_backup.path}")
-
+        click.echo(
+            f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
+            f"before the restore is kept in {result.safety_backup.path}"
+        )
 
 
 @main.command()
@@ -398,8 +457,10 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
         return
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError("Repair asks for confirmation but there is no terminal; pass --yes "
-                             "from scripts. Nothing was changed.")
+            raise UsageError(
+                "Repair asks for confirmation but there is no terminal; pass --yes "
+                "from scripts. Nothing was changed."
+            )
         click.echo("fits_files is damaged: " + "; ".join(problems))
         if not click.confirm("Rebuild it online now?"):
             click.echo("Nothing was changed.")

@@ -23,9 +23,7 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Statements that need the write lock; the transaction must begin IMMEDIATE
 # before the first of them. SAVEPOINT opens a transaction too.
-_WRITE_VERBS = frozenset(
-    {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT"}
-)
+_WRITE_VERBS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "SAVEPOINT"})
 _WRITE_WORDS = (" INSERT ", " UPDATE ", " DELETE ", " REPLACE ")
 
 
@@ -35,8 +33,9 @@ def busy_timeout_ms() -> int:
     return int(value) if value and value.isdigit() else DEFAULT_BUSY_TIMEOUT_MS
 
 
-def check_sqlite_file(path: Path, *, if_missing: str = "Check the path.",
-                      if_not_sqlite: str = "Check the path.") -> None:
+def check_sqlite_file(
+    path: Path, *, if_missing: str = "Check the path.", if_not_sqlite: str = "Check the path."
+) -> None:
     """Raise a one-paragraph error unless ``path`` is an existing, readable SQLite file.
 
     Reads the 16-byte header only (no connection, nothing created); an empty file
@@ -56,8 +55,7 @@ def check_sqlite_file(path: Path, *, if_missing: str = "Check the path.",
         ) from exc
     if head and head != SQLITE_MAGIC:
         raise NotSQLiteError(
-            f"{path} is not a SQLite database (its first bytes are not the SQLite header). "
-            f"{if_not_sqlite}"
+            f"{path} is not a SQLite database (its first bytes are not the SQLite header). {if_not_sqlite}"
         )
 
 
@@ -75,8 +73,9 @@ def is_write(statement: str) -> bool:
     return False
 
 
-def configure(dbapi_conn: sqlite3.Connection, *, timeout_ms: int | None = None,
-              foreign_keys: bool = True) -> None:
+def configure(
+    dbapi_conn: sqlite3.Connection, *, timeout_ms: int | None = None, foreign_keys: bool = True
+) -> None:
     """Apply the project's connection settings to a DBAPI connection."""
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
     ms = busy_timeout_ms() if timeout_ms is None else timeout_ms
@@ -88,8 +87,9 @@ def configure(dbapi_conn: sqlite3.Connection, *, timeout_ms: int | None = None,
     dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
 
-def connect(path: str | os.PathLike[str], *, timeout_ms: int | None = None,
-            foreign_keys: bool = True) -> sqlite3.Connection:
+def connect(
+    path: str | os.PathLike[str], *, timeout_ms: int | None = None, foreign_keys: bool = True
+) -> sqlite3.Connection:
     """A raw ``sqlite3`` connection with the project's settings.
 
     It is in autocommit mode: use :func:`write_transaction` for writes.
@@ -131,6 +131,7 @@ def long_read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tu
     rows = conn.execute(sql, params).fetchall()
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     return rows
+
 
 def open_migration_connection(db_path: str | os.PathLike[str]) -> sqlite3.Connection:
     """The migrator's own connection: foreign keys off (no cascade can fire;

@@ -38,14 +38,17 @@ class SchemaObject:
 
 
 def schema_objects(conn: sqlite3.Connection) -> list[SchemaObject]:
-    return [SchemaObject(*row) for row in conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")]
+    return [
+        SchemaObject(*row)
+        for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+    ]
 
 
 def user_objects(conn: sqlite3.Connection, kind: str) -> list[SchemaObject]:
     """Views or triggers the user made (not SQLite's, not ours)."""
-    return [o for o in schema_objects(conn)
-            if o.type == kind and o.sql and not o.name.startswith(OUR_PREFIXES)]
+    return [
+        o for o in schema_objects(conn) if o.type == kind and o.sql and not o.name.startswith(OUR_PREFIXES)
+    ]
 
 
 def bump_schema_cookie(conn: sqlite3.Connection) -> None:
@@ -60,8 +63,9 @@ _INDEX_HEAD = re.compile(
 )
 
 
-def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bool = True,
-                 bump: bool = True) -> None:
+def rename_index(
+    conn: sqlite3.Connection, old: str, new: str, *, statistics: bool = True, bump: bool = True
+) -> None:
     """Rename an index in place (see the module docstring). Needs a write txn.
 
     ``statistics=False`` leaves ``sqlite_stat1`` alone (a table swap, where the
@@ -69,21 +73,25 @@ def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bo
     leaves the schema cookie to the caller, who renames several indexes and bumps
     it once (each bump makes SQLite re-parse the whole schema).
     """
-    row = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (old,)).fetchone()
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (old,)).fetchone()
     if row is None or row[0] is None:
         raise LookupError(f"index {old!r} does not exist or is an automatic index")
     match = _INDEX_HEAD.match(row[0])
     if match is None:
         raise ValueError(f"cannot parse the definition of index {old!r}: {row[0]!r}")
-    new_sql = match.group(1) + q(new) + row[0][match.end():]
+    new_sql = match.group(1) + q(new) + row[0][match.end() :]
     conn.execute("PRAGMA writable_schema=ON")
     try:
         conn.execute(
             "UPDATE sqlite_master SET name = ?, sql = ? WHERE type = 'index' AND name = ?",
-            (new, new_sql, old))
-        if statistics and conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'").fetchone():
+            (new, new_sql, old),
+        )
+        if (
+            statistics
+            and conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'"
+            ).fetchone()
+        ):
             conn.execute("UPDATE sqlite_stat1 SET idx = ? WHERE idx = ?", (new, old))
         if bump:
             bump_schema_cookie(conn)
@@ -93,14 +101,14 @@ def rename_index(conn: sqlite3.Connection, old: str, new: str, *, statistics: bo
 
 def rename_table_statistics(conn: sqlite3.Connection, old: str, new: str) -> None:
     """``ALTER TABLE RENAME`` leaves ``sqlite_stat1`` rows under the old name."""
-    if not conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'").fetchone():
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='sqlite_stat1'").fetchone():
         return
     conn.execute("UPDATE sqlite_stat1 SET tbl = ? WHERE tbl = ?", (new, old))
     auto_old, auto_new = f"sqlite_autoindex_{old}_", f"sqlite_autoindex_{new}_"
     conn.execute(
         "UPDATE sqlite_stat1 SET idx = ? || substr(idx, ?) WHERE tbl = ? AND idx LIKE ? ESCAPE '\\'",
-        (auto_new, len(auto_old) + 1, new, auto_old.replace("_", "\\_") + "%"))
+        (auto_new, len(auto_old) + 1, new, auto_old.replace("_", "\\_") + "%"),
+    )
 
 
 def _tokens(sql: str) -> list:
@@ -153,8 +161,7 @@ def update_trigger_column_position(sql: str) -> int | None:
     return None
 
 
-def restrict_update_trigger(conn: sqlite3.Connection, trig: SchemaObject,
-                            columns: list[str]) -> str | None:
+def restrict_update_trigger(conn: sqlite3.Connection, trig: SchemaObject, columns: list[str]) -> str | None:
     """Turn ``AFTER UPDATE ON t`` into ``AFTER UPDATE OF <columns> ON t``.
 
     Returns the original SQL if the trigger was changed, else None.
@@ -163,8 +170,7 @@ def restrict_update_trigger(conn: sqlite3.Connection, trig: SchemaObject,
     position = update_trigger_column_position(trig.sql)
     if position is None:
         return None
-    restricted = (trig.sql[:position] + " OF " + ", ".join(q(c) for c in columns)
-                  + trig.sql[position:])
+    restricted = trig.sql[:position] + " OF " + ", ".join(q(c) for c in columns) + trig.sql[position:]
     conn.execute(f"DROP TRIGGER {q(trig.name)}")
     conn.execute(restricted)
     return trig.sql

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -22,7 +24,7 @@ def configure(json: bool | None = None, level: str | None = None) -> None:
     if json is None:
         json = os.environ.get("CATALOG_LOG_JSON") == "1" or not sys.stderr.isatty()
     level_name = (level or os.environ.get("CATALOG_LOG_LEVEL") or "INFO").upper()
-    shared = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -56,7 +58,7 @@ def configure(json: bool | None = None, level: str | None = None) -> None:
     _configured = True
 
 
-def _identity(logger: object, name: str, event: dict) -> dict:
+def _identity(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return event
 
 

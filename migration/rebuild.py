@@ -30,10 +30,10 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from migration.sqltext import q, table_columns, trigger
-from migration.errors import CatalogError
 from migration import ddl
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
+from migration.errors import CatalogError
+from migration.sqltext import q, table_columns, trigger
 
 SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
@@ -89,7 +89,7 @@ class Unfinished:
     stage: str
     owner: str | None = None
     copied: int | None = None  # rowid of the table copied so far (copy stage)
-    of: int | None = None      # the table's highest rowid (copy stage)
+    of: int | None = None  # the table's highest rowid (copy stage)
 
     @property
     def leftover(self) -> str:
@@ -99,15 +99,21 @@ class Unfinished:
         """What was left (or, with ``running``, what a live run is doing)."""
         by = f" started by '{self.owner}'" if self.owner else ""
         if self.stage == COPY:
-            return (f"an online rebuild of {self.table}{by} "
-                    f"{'is in' if running else 'stopped during'} its copy "
-                    f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {self.leftover})")
+            return (
+                f"an online rebuild of {self.table}{by} "
+                f"{'is in' if running else 'stopped during'} its copy "
+                f"({self.copied or 0:,} of {self.of or 0:,} rowids copied into {self.leftover})"
+            )
         if self.stage == DRAIN:
-            return (f"an online rebuild of {self.table}{by} "
-                    f"{'is' if running else 'stopped after its swap, while'} "
-                    f"emptying the old copy {self.leftover}")
-        return (f"an undone online rebuild of {self.table}{by} "
-                f"{'is' if running else 'stopped while'} emptying {self.leftover}")
+            return (
+                f"an online rebuild of {self.table}{by} "
+                f"{'is' if running else 'stopped after its swap, while'} "
+                f"emptying the old copy {self.leftover}"
+            )
+        return (
+            f"an undone online rebuild of {self.table}{by} "
+            f"{'is' if running else 'stopped while'} emptying {self.leftover}"
+        )
 
 
 def _progress_rows(conn: sqlite3.Connection) -> dict[str, tuple[int, str | None, str]]:
@@ -116,8 +122,9 @@ def _progress_rows(conn: sqlite3.Connection) -> dict[str, tuple[int, str | None,
     cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(PROGRESS)})")}
     if "stage" not in cols:  # written by an earlier version: copy stage, no owner
         return {t: (d, None, COPY) for t, d in conn.execute(f"SELECT tbl, done FROM {q(PROGRESS)}")}
-    return {t: (d, o, st) for t, d, o, st in
-            conn.execute(f"SELECT tbl, done, owner, stage FROM {q(PROGRESS)}")}
+    return {
+        t: (d, o, st) for t, d, o, st in conn.execute(f"SELECT tbl, done, owner, stage FROM {q(PROGRESS)}")
+    }
 
 
 def unfinished(conn: sqlite3.Connection) -> list[Unfinished]:
@@ -129,21 +136,30 @@ def unfinished(conn: sqlite3.Connection) -> list[Unfinished]:
     for table, (done, owner, stage) in sorted(rows.items()):
         if table not in tables:
             continue
-        high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0] \
-            if stage == COPY else None
+        high = (
+            conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0]
+            if stage == COPY
+            else None
+        )
         out.append(Unfinished(table, stage, owner, done if stage == COPY else None, high))
     for name in sorted(tables):
-        if name.startswith(OLD) and name[len(OLD):] in tables and name[len(OLD):] not in rows:
-            out.append(Unfinished(name[len(OLD):], DRAIN))
-        elif (name.startswith(SHADOW) and not name.startswith(OLD)
-              and name[len(SHADOW):] in tables and name[len(SHADOW):] not in rows):
-            out.append(Unfinished(name[len(SHADOW):], ABANDON))  # no record: cannot be resumed
+        if name.startswith(OLD) and name[len(OLD) :] in tables and name[len(OLD) :] not in rows:
+            out.append(Unfinished(name[len(OLD) :], DRAIN))
+        elif (
+            name.startswith(SHADOW)
+            and not name.startswith(OLD)
+            and name[len(SHADOW) :] in tables
+            and name[len(SHADOW) :] not in rows
+        ):
+            out.append(Unfinished(name[len(SHADOW) :], ABANDON))  # no record: cannot be resumed
     return out
 
 
 def _ensure_progress(conn: sqlite3.Connection) -> None:
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {q(PROGRESS)} ({q('tbl')} TEXT PRIMARY KEY, "
-                 f"{q('done')} INTEGER NOT NULL, {q('owner')} TEXT, {q('stage')} TEXT)")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {q(PROGRESS)} ({q('tbl')} TEXT PRIMARY KEY, "
+        f"{q('done')} INTEGER NOT NULL, {q('owner')} TEXT, {q('stage')} TEXT)"
+    )
     cols = {r[1] for r in conn.execute(f"PRAGMA table_info({q(PROGRESS)})")}
     for col in ("owner", "stage"):
         if col not in cols:
@@ -154,8 +170,11 @@ def _ensure_progress(conn: sqlite3.Connection) -> None:
 
 def _set_stage(conn: sqlite3.Connection, table: str, stage: str) -> None:
     _ensure_progress(conn)
-    conn.execute(f"INSERT INTO {q(PROGRESS)} (tbl, done, stage) VALUES (?, 0, ?) "
-                 f"ON CONFLICT (tbl) DO UPDATE SET stage = excluded.stage", (table, stage))
+    conn.execute(
+        f"INSERT INTO {q(PROGRESS)} (tbl, done, stage) VALUES (?, 0, ?) "
+        f"ON CONFLICT (tbl) DO UPDATE SET stage = excluded.stage",
+        (table, stage),
+    )
 
 
 def _forget(conn: sqlite3.Connection, table: str) -> None:
@@ -171,13 +190,16 @@ def check_free(conn: sqlite3.Connection, table: str, owner: str) -> None:
     for u in unfinished(conn):
         if u.table == table and u.stage == COPY and u.owner != owner:
             raise RebuildInProgress(
-                f"{u.describe()[0].upper()}{u.describe()[1:]}. Run '{u.owner or 'the command that started it'}' "
-                f"again to finish it{' (or compat retire --abandon to undo it)' if u.owner == RETIRE else ''} "
-                f"before '{owner}'. Nothing was changed.")
+                f"{u.describe()[0].upper()}{u.describe()[1:]}. "
+                f"Run '{u.owner or 'the command that started it'}' again to finish it"
+                f"{' (or compat retire --abandon to undo it)' if u.owner == RETIRE else ''} "
+                f"before '{owner}'. Nothing was changed."
+            )
 
 
-def finish_leftovers(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
-                     stats: LockStats | None = None) -> list[Unfinished]:
+def finish_leftovers(
+    conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None, stats: LockStats | None = None
+) -> list[Unfinished]:
     """Empty what interrupted drains and abandons of ``table`` left (any owner:
     their outcome is decided); a stopped copy is left to its owner."""
     done = []
@@ -188,8 +210,9 @@ def finish_leftovers(conn: sqlite3.Connection, table: str, *, policy: ChunkPolic
     return done
 
 
-def abandon(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
-            stats: LockStats | None = None) -> bool:
+def abandon(
+    conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None, stats: LockStats | None = None
+) -> bool:
     """Undo a rebuild of ``table`` stopped during its copy: stop the mirroring
     and mark it abandoned (one short transaction), then empty and drop the
     shadow table in chunks. The table itself was never changed. Resumable.
@@ -250,13 +273,14 @@ def rename_table_in_create(create_sql: str, new_name: str) -> str:
     i = next(k for k, t in enumerate(toks) if t.token_type == TokenType.TABLE) + 1
     while toks[i].text.upper() in ("IF", "NOT", "EXISTS"):
         i += 1
-    return create_sql[:toks[i].start] + q(new_name) + create_sql[toks[i].end + 1:]
+    return create_sql[: toks[i].start] + q(new_name) + create_sql[toks[i].end + 1 :]
 
 
 def spec_without_columns(conn: sqlite3.Connection, table: str, drop: set[str]) -> RebuildSpec:
     """The spec that rebuilds ``table`` as it is, minus the columns ``drop``."""
-    create = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?",
-                          (table,)).fetchone()[0]
+    create = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()[
+        0
+    ]
     target = rename_table_in_create(remove_columns_sql(create, drop), SHADOW + table)
     columns = tuple(c.name for c in table_columns(conn, table) if not c.hidden and c.name not in drop)
     indexes = []
@@ -279,8 +303,13 @@ def index_on(index_sql: str, new_name: str, new_table: str) -> str:
         i += 1
     on = next(k for k in range(i, len(toks)) if toks[k].token_type == TokenType.ON)
     tbl = toks[on + 1]
-    return (index_sql[:toks[i].start] + q(new_name) + index_sql[toks[i].end + 1:tbl.start]
-            + q(new_table) + index_sql[tbl.end + 1:])
+    return (
+        index_sql[: toks[i].start]
+        + q(new_name)
+        + index_sql[toks[i].end + 1 : tbl.start]
+        + q(new_table)
+        + index_sql[tbl.end + 1 :]
+    )
 
 
 def _capture_sql(spec: RebuildSpec) -> list[str]:
@@ -327,14 +356,18 @@ def rebuild(
             for s in _capture_sql(spec):
                 conn.execute(s)
             _ensure_progress(conn)
-            conn.execute(f"INSERT OR REPLACE INTO {q(PROGRESS)} (tbl, done, owner, stage) "
-                         "VALUES (?, 0, ?, ?)", (spec.table, owner, COPY))
+            conn.execute(
+                f"INSERT OR REPLACE INTO {q(PROGRESS)} (tbl, done, owner, stage) VALUES (?, 0, ?, ?)",
+                (spec.table, owner, COPY),
+            )
     done = conn.execute(f"SELECT done FROM {q(PROGRESS)} WHERE tbl = ?", (spec.table,)).fetchone()[0]
     high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(spec.table)}").fetchone()[0]
     cols = ", ".join(q(c) for c in spec.columns)
     # OR IGNORE: a row the triggers mirrored since the copy started is newer and wins
-    copy = (f"INSERT OR IGNORE INTO {q(spec.shadow)} ({cols}) SELECT {cols} FROM {q(spec.table)} "
-            f"WHERE rowid > ? AND rowid <= ?")
+    copy = (
+        f"INSERT OR IGNORE INTO {q(spec.shadow)} ({cols}) SELECT {cols} FROM {q(spec.table)} "
+        f"WHERE rowid > ? AND rowid <= ?"
+    )
     progress_sql = f"UPDATE {q(PROGRESS)} SET done = ? WHERE tbl = ?"
 
     def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
@@ -342,15 +375,18 @@ def rebuild(
         c.execute(progress_sql, (hi, spec.table))
         return copied
 
-    run_chunks(conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-               event="rebuild.copy")
+    run_chunks(conn, done, high, work, policy=policy, stats=stats, on_progress=progress, event="rebuild.copy")
     _swap(conn, spec, stats, extra_swap)
     drain(conn, OLD + spec.table, policy=policy, stats=stats, forget=spec.table)
     return stats
 
 
-def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
-          extra: Callable[[sqlite3.Connection], None] | None) -> None:
+def _swap(
+    conn: sqlite3.Connection,
+    spec: RebuildSpec,
+    stats: LockStats,
+    extra: Callable[[sqlite3.Connection], None] | None,
+) -> None:
     table, shadow, old = spec.table, spec.shadow, OLD + spec.table
     conn.execute("PRAGMA legacy_alter_table=ON")
     try:
@@ -360,12 +396,16 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
             _set_stage(conn, table, DRAIN)  # so an interrupted drain says whose it was
             if extra is not None:
                 extra(conn)
-            user_triggers = [o for o in ddl.schema_objects(conn)
-                             if o.type == "trigger" and o.table == table and o.sql]
+            user_triggers = [
+                o for o in ddl.schema_objects(conn) if o.type == "trigger" and o.table == table and o.sql
+            ]
             for t in user_triggers:
                 conn.execute(f"DROP TRIGGER {q(t.name)}")
-            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone() \
-                if _has(conn, "sqlite_sequence") else None
+            seq = (
+                conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+                if _has(conn, "sqlite_sequence")
+                else None
+            )
             conn.execute(f"ALTER TABLE {q(table)} RENAME TO {q(old)}")
             conn.execute(f"ALTER TABLE {q(shadow)} RENAME TO {q(table)}")
             existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -379,10 +419,9 @@ def _swap(conn: sqlite3.Connection, spec: RebuildSpec, stats: LockStats,
             finally:
                 conn.execute("PRAGMA writable_schema=OFF")
             for t in user_triggers:
-                conn.execute(t.sql)
+                conn.execute(t.sql or "")
             if seq is not None:
-                conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
-                             (seq[0], table))
+                conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq[0], table))
             # No foreign_key_check here: it reads every row (seconds at 1M rows)
             # and the swap moves no data; callers verify after the commit.
     finally:
@@ -393,8 +432,14 @@ def _has(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
 
-def drain(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = None,
-          stats: LockStats | None = None, forget: str | None = None) -> None:
+def drain(
+    conn: sqlite3.Connection,
+    table: str,
+    *,
+    policy: ChunkPolicy | None = None,
+    stats: LockStats | None = None,
+    forget: str | None = None,
+) -> None:
     """Drop a large table without one long transaction: delete its rows in
     time-boxed chunks with its indexes still in place, then drop the empty
     table and indexes (and, with ``forget``, that rebuild's progress record).
@@ -409,10 +454,17 @@ def drain(conn: sqlite3.Connection, table: str, *, policy: ChunkPolicy | None = 
     stats = stats if stats is not None else LockStats()
     high = conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {q(table)}").fetchone()[0]
     low = conn.execute(f"SELECT coalesce(min(rowid), 1) - 1 FROM {q(table)}").fetchone()[0]
-    run_chunks(conn, low, high,
-               lambda c, lo, hi: c.execute(f"DELETE FROM {q(table)} WHERE rowid > ? AND rowid <= ?",
-                                           (lo, hi)).rowcount,
-               policy=policy, stats=stats, event="rebuild.drain")
+    run_chunks(
+        conn,
+        low,
+        high,
+        lambda c, lo, hi: (
+            c.execute(f"DELETE FROM {q(table)} WHERE rowid > ? AND rowid <= ?", (lo, hi)).rowcount
+        ),
+        policy=policy,
+        stats=stats,
+        event="rebuild.drain",
+    )
     with held_lock(conn, stats, "rebuild.drop_empty"):
         conn.execute(f"DROP TABLE {q(table)}")
         if forget is not None:

@@ -26,7 +26,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,8 +82,9 @@ def exclusive(db_path: Path, command: str) -> Iterator[None]:
                 f"Another schema change of this database is running now ({holder}); '{command}' "
                 f"was refused and nothing was changed. Wait for it to finish — 'migration status' "
                 f"and 'compat status' show what it is doing — then run '{command}' again if it "
-                f"is still needed.") from None
-        since = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+                f"is still needed."
+            ) from None
+        since = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, '{command}', since {since}".encode(), 0)
         try:
@@ -115,6 +116,7 @@ def holder(db_path: Path) -> str | None:
 def one_at_a_time(command: str, db_arg: str | None = None) -> Callable[[F], F]:
     """Decorate a function that changes a database's schema: it runs holding the
     database's lock. The database is the first argument, or the one named ``db_arg``."""
+
     def wrap(fn: F) -> F:
         signature = inspect.signature(fn)
 
@@ -124,5 +126,7 @@ def one_at_a_time(command: str, db_arg: str | None = None) -> Callable[[F], F]:
             db = bound.arguments[db_arg] if db_arg else next(iter(bound.arguments.values()))
             with exclusive(Path(db), command):
                 return fn(*args, **kwargs)
+
         return run  # type: ignore[return-value]
+
     return wrap

@@ -20,8 +20,7 @@ def lit(value: str) -> str:
 
 def ref(row: str, column: str) -> exp.Column:
     """``NEW."col"`` / ``OLD."col"`` inside a trigger body."""
-    return exp.Column(this=exp.to_identifier(column, quoted=True),
-                      table=exp.to_identifier(row, quoted=False))
+    return exp.Column(this=exp.to_identifier(column, quoted=True), table=exp.to_identifier(row, quoted=False))
 
 
 def col(name: str) -> exp.Column:
@@ -48,10 +47,10 @@ def table_columns(conn: sqlite3.Connection, table: str, schema: str = "main") ->
     return [ColumnInfo(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows]
 
 
-def trigger(name: str, timing: str, event: str, table: str, body: list[str],
-            when: str | None = None) -> str:
+def trigger(name: str, timing: str, event: str, table: str, body: list[str], when: str | None = None) -> str:
     """``CREATE TRIGGER`` text (sqlglot cannot build triggers; names are quoted)."""
     clause = f" WHEN {when}" if when else ""
     statements = "".join(f"\n  {s};" for s in body)
-    return (f"CREATE TRIGGER {q(name)} {timing} {event} ON {q(table)} FOR EACH ROW{clause}"
-            f" BEGIN{statements}\nEND")
+    return (
+        f"CREATE TRIGGER {q(name)} {timing} {event} ON {q(table)} FOR EACH ROW{clause} BEGIN{statements}\nEND"
+    )

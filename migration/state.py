@@ -47,16 +47,18 @@ def log_ddl() -> list[str]:
 
 
 def has_state(conn: sqlite3.Connection) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (MIGRATION_STATE_TABLE,)
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (MIGRATION_STATE_TABLE,)
+        ).fetchone()
+        is not None
+    )
 
 
 def get(conn: sqlite3.Connection, key: str, default: Any = None) -> Any:
     if not has_state(conn):
         return default
-    row = conn.execute(
-        f"SELECT value FROM {q(MIGRATION_STATE_TABLE)} WHERE key = ?", (key,)).fetchone()
+    row = conn.execute(f"SELECT value FROM {q(MIGRATION_STATE_TABLE)} WHERE key = ?", (key,)).fetchone()
     return json.loads(row[0]) if row else default
 
 
@@ -64,24 +66,24 @@ def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute(
         f"INSERT INTO {q(MIGRATION_STATE_TABLE)} (key, value) VALUES (?, ?) "
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (key, json.dumps(value)))
+        (key, json.dumps(value)),
+    )
 
 
 def all_state(conn: sqlite3.Connection) -> dict[str, Any]:
     if not has_state(conn):
         return {}
-    return {k: json.loads(v) for k, v in conn.execute(
-        f"SELECT key, value FROM {q(MIGRATION_STATE_TABLE)}")}
+    return {k: json.loads(v) for k, v in conn.execute(f"SELECT key, value FROM {q(MIGRATION_STATE_TABLE)}")}
 
 
 def log(conn: sqlite3.Connection, event: str, **detail: Any) -> None:
-    conn.execute(f"INSERT INTO {q(LOG_TABLE)} (event, detail) VALUES (?, ?)",
-                 (event, json.dumps(detail, default=str)))
+    conn.execute(
+        f"INSERT INTO {q(LOG_TABLE)} (event, detail) VALUES (?, ?)", (event, json.dumps(detail, default=str))
+    )
 
 
 def history(conn: sqlite3.Connection, limit: int = 20) -> list[dict[str, Any]]:
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE name=?", (LOG_TABLE,)).fetchone():
         return []
-    rows = conn.execute(
-        f"SELECT at, event, detail FROM {q(LOG_TABLE)} ORDER BY id DESC LIMIT ?", (limit,))
+    rows = conn.execute(f"SELECT at, event, detail FROM {q(LOG_TABLE)} ORDER BY id DESC LIMIT ?", (limit,))
     return [{"at": at, "event": ev, **json.loads(d or "{}")} for at, ev, d in rows]

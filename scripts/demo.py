@@ -65,16 +65,22 @@ def main() -> int:
     longest = next((line for line in run.stdout.splitlines() if "Longest write lock" in line), "")
     say("\n4. Report")
     say(f"   schema version {lock['schema_version']}, phase {lock['phase']}")
-    say(f"   imaging sessions {sessions}, FITS files {files} "
-        f"({len(produced)} arrived during the demo, {len(missing)} not cataloged)")
-    say(f"   legacy writes acknowledged: models {len(live.procs['legacy-models'].acks())}, "
-        f"raw SQL {len(live.procs['legacy-sql'].acks())}; HTTP requests {polls}")
+    say(
+        f"   imaging sessions {sessions}, FITS files {files} "
+        f"({len(produced)} arrived during the demo, {len(missing)} not cataloged)"
+    )
+    say(
+        f"   legacy writes acknowledged: models {len(live.procs['legacy-models'].acks())}, "
+        f"raw SQL {len(live.procs['legacy-sql'].acks())}; HTTP requests {polls}"
+    )
     say(f"   errors: {sum(errors.values())} ({', '.join(f'{k} {v}' for k, v in errors.items())})")
     say(f"   {longest.strip()}")
     say("   compat: " + " | ".join(line.strip() for line in status.splitlines()[:3]))
     if keep:
-        say(f"\n   The web app keeps running: {live.url}/  {live.url}/sessions  {live.url}/raw-files"
-            f"  {live.url}/processing  {live.url}/healthz")
+        say(
+            f"\n   The web app keeps running: {live.url}/  {live.url}/sessions  {live.url}/raw-files"
+            f"  {live.url}/processing  {live.url}/healthz"
+        )
         say(f"   Stop it with: kill {live.procs['web'].popen.pid} {live.procs['monitor'].popen.pid}")
     else:
         say(f"\n   (The web app served {live.url}/ during the demo; DEMO_KEEP=1 keeps it running.)")

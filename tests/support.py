@@ -28,29 +28,41 @@ def make_v2(path: Path) -> Path:
     return path
 
 
-
-
 def fill_v1(path: Path, files: int = 300) -> None:
     """Rows of a realistic shape in a v1 catalog, through raw SQL as v1 clients wrote them."""
     import sqlite3
 
     conn = sqlite3.connect(path)
     conn.executemany(
-        "INSERT INTO sessions (session_id, session_date, telescope, camera) VALUES (?, ?, ?, ?)",
-        SESSION_ROWS)
+        "INSERT INTO sessions (session_id, session_date, telescope, camera) VALUES (?, ?, ?, ?)", SESSION_ROWS
+    )
     conn.executemany(
         "INSERT INTO fits_files (file, folder, object, frame_type, filter, exposure, x, y, "
         "session_id, md5sum, camera, telescope) VALUES (?, '/raw', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(f"f{i:05d}.fits", ("M31", "NGC7000")[i % 2], ("LIGHT", "DARK", "FLAT")[i % 3],
-          ("L", "R", "Ha")[i % 3], 120.0, 6248 if i % 2 else 4144, 4176 if i % 2 else 2822,
-          SESSION_ROWS[i % 3][0], f"md5-{i:08d}", SESSION_ROWS[i % 3][3], SESSION_ROWS[i % 3][2])
-         for i in range(files)])
+        [
+            (
+                f"f{i:05d}.fits",
+                ("M31", "NGC7000")[i % 2],
+                ("LIGHT", "DARK", "FLAT")[i % 3],
+                ("L", "R", "Ha")[i % 3],
+                120.0,
+                6248 if i % 2 else 4144,
+                4176 if i % 2 else 2822,
+                SESSION_ROWS[i % 3][0],
+                f"md5-{i:08d}",
+                SESSION_ROWS[i % 3][3],
+                SESSION_ROWS[i % 3][2],
+            )
+            for i in range(files)
+        ],
+    )
     conn.execute("INSERT INTO processing_sessions (id, name) VALUES ('PS1', 'M31 LRGB')")
     conn.executemany(
         "INSERT INTO processing_session_files (processing_session_id, fits_file_id, original_path, "
         "original_filename, staged_path, staged_filename, subfolder) "
         "VALUES ('PS1', ?, '/raw/f.fits', 'f.fits', '', 'f.fits', 'lights')",
-        [(i,) for i in range(1, min(files, 50) + 1)])
+        [(i,) for i in range(1, min(files, 50) + 1)],
+    )
     conn.commit()
     conn.close()
 
@@ -65,10 +77,10 @@ def migrate(path: Path, *, backup: bool = False) -> None:
 def prepare_only(path: Path) -> None:
     """Phase *during*: prepared and half back-filled, not cut over."""
     from catalog.phase3 import actions as phase3
-    from migration.connect import open_migration_connection
     from migration import state
     from migration.actions import apply_all
     from migration.chunks import held_lock
+    from migration.connect import open_migration_connection
 
     conn = open_migration_connection(path)
     try:
@@ -130,8 +142,9 @@ def fill_realistic(path: Path, files: int, *, batch: int = 20_000) -> None:
 
     conn = sqlite3.connect(path)
     conn.executemany(
-        "INSERT OR IGNORE INTO sessions (session_id, session_date, telescope, camera) "
-        "VALUES (?, ?, ?, ?)", SESSION_ROWS)
+        "INSERT OR IGNORE INTO sessions (session_id, session_date, telescope, camera) VALUES (?, ?, ?, ?)",
+        SESSION_ROWS,
+    )
     insert = f"INSERT INTO fits_files ({FITS_COLUMNS}) VALUES ({', '.join(['?'] * 73)})"
     for start in range(0, files, batch):
         conn.executemany(insert, fits_rows(start, min(batch, files - start)))

@@ -58,16 +58,23 @@ class Variant:
 
 VARIANTS = {
     "reference": Variant("reference", drift=True),
-    "older": Variant("older", autoincrement=False, omit_tables=frozenset({"processed_files"}),
-                     omit_columns={"cameras": ("notes",)}, journal="delete", drift=True),
+    "older": Variant(
+        "older",
+        autoincrement=False,
+        omit_tables=frozenset({"processed_files"}),
+        omit_columns={"cameras": ("notes",)},
+        journal="delete",
+        drift=True,
+    ),
     "plain": Variant("plain"),
     "bare": Variant("bare", journal="delete"),
 }
 
 
 def _statement_table(statement: str) -> str:
-    m = re.match(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+(\w+)(?:\s+ON\s+(\w+))?",
-                 statement, re.IGNORECASE)
+    m = re.match(
+        r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+(\w+)(?:\s+ON\s+(\w+))?", statement, re.IGNORECASE
+    )
     assert m, statement
     return m.group(2) or m.group(1)
 
@@ -78,8 +85,9 @@ def _shape(statement: str, v: Variant) -> str:
         statement = re.sub(rf"\n\s*{column} [^\n]*,", "", statement, count=1)
     if table == "fits_files" and statement.startswith("CREATE TABLE") and not v.autoincrement:
         statement = statement.replace("id INTEGER PRIMARY KEY AUTOINCREMENT,", "id INTEGER NOT NULL,")
-        statement = statement.replace("  FOREIGN KEY(session_id)",
-                                      "  PRIMARY KEY (id),\n  FOREIGN KEY(session_id)")
+        statement = statement.replace(
+            "  FOREIGN KEY(session_id)", "  PRIMARY KEY (id),\n  FOREIGN KEY(session_id)"
+        )
     return statement
 
 
@@ -95,8 +103,11 @@ def create_upstream_v1(path: Path, variant: str = "bare") -> Path:
             if _statement_table(statement) in v.omit_tables:
                 continue
             conn.execute(_shape(statement, v))
-        conn.execute("INSERT INTO schema_version (version, applied_at, description) "
-                     "VALUES (1, '2024-01-15 10:00:00.000000', ?)", (V1_DESCRIPTION,))
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at, description) "
+            "VALUES (1, '2024-01-15 10:00:00.000000', ?)",
+            (V1_DESCRIPTION,),
+        )
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -124,7 +135,7 @@ def add_drift(path: Path) -> None:
 FITS_COLUMNS = (
     "file, folder, object, obs_date, obs_timestamp, ra, dec, x, y, session_id, frame_type, filter, "
     "focal_length, exposure, camera, telescope, md5sum, latitude, longitude, elevation, fov_x, "
-    "fov_y, pixel_scale, gain, \"offset\", egain, binning_x, binning_y, sensor_temp, readout_mode, "
+    'fov_y, pixel_scale, gain, "offset", egain, binning_x, binning_y, sensor_temp, readout_mode, '
     "bayerpat, iso_speed, guide_rms, guide_fwhm, guide_rms_ra, guide_rms_dec, ambient_temp, "
     "dewpoint, humidity, pressure, sky_temp, sky_quality_mpsas, sky_brightness, wind_speed, "
     "wind_direction, wind_gust, cloud_cover, seeing_fwhm, focuser_position, focuser_temp, "
@@ -147,16 +158,79 @@ def fits_rows(start: int, count: int) -> Iterable[tuple]:
         name = f"{night}_{21 + i % 3:02d}-{i % 60:02d}-{(i * 7) % 60:02d}_{flt}_-10.00_300.00s_{i:06d}"
         folder = f"/home/observer/Astro/raw/{night}/{obj}/{tel}_{cam}"
         yield (
-            f"{name}.fits", folder, obj, night, f"{night} 22:{i % 60:02d}:{(i * 7) % 60:02d}.123456",
-            "00 42 44.3", "+41 16 09", 6248 if i % 2 else 4144, 4176 if i % 2 else 2822, sid,
-            frame, flt, 1624.0, 300.0, cam, tel, f"{i:032x}", 45.5 + rnd.random(),
-            -73.6 + rnd.random(), 310.0, 19.4, 12.9, 0.48, 100, 50, 0.25, 1, 1, -10.0,
-            "High Gain 2CMS", "RGGB", None, rnd.random(), 2.1, 0.4, 0.5, 4.0 + rnd.random(), 1.2,
-            71.0, 1013.2, -20.0, 21.0 + rnd.random(), 18.2, 2.5, 180.0, 4.0, 0.1, 2.3, 11234, 4.2,
-            "N.I.N.A. 3.1.2.9001", "PixInsight 1.8.9", "Observer Name", "Backyard Observatory",
-            1.1 + rnd.random(), f"{night} 22:00:00.000000", f"{night} 22:05:00.000000",
-            1500 + i % 500, 2.4, 0.45, -30.0, 2.0, 0.0, 0.0, 0, 0, f"{name}.fit", folder, 0.9, 1,
-            "header complete", f"{night} 23:00:00.000000", f"{night} 23:00:00.000000",
+            f"{name}.fits",
+            folder,
+            obj,
+            night,
+            f"{night} 22:{i % 60:02d}:{(i * 7) % 60:02d}.123456",
+            "00 42 44.3",
+            "+41 16 09",
+            6248 if i % 2 else 4144,
+            4176 if i % 2 else 2822,
+            sid,
+            frame,
+            flt,
+            1624.0,
+            300.0,
+            cam,
+            tel,
+            f"{i:032x}",
+            45.5 + rnd.random(),
+            -73.6 + rnd.random(),
+            310.0,
+            19.4,
+            12.9,
+            0.48,
+            100,
+            50,
+            0.25,
+            1,
+            1,
+            -10.0,
+            "High Gain 2CMS",
+            "RGGB",
+            None,
+            rnd.random(),
+            2.1,
+            0.4,
+            0.5,
+            4.0 + rnd.random(),
+            1.2,
+            71.0,
+            1013.2,
+            -20.0,
+            21.0 + rnd.random(),
+            18.2,
+            2.5,
+            180.0,
+            4.0,
+            0.1,
+            2.3,
+            11234,
+            4.2,
+            "N.I.N.A. 3.1.2.9001",
+            "PixInsight 1.8.9",
+            "Observer Name",
+            "Backyard Observatory",
+            1.1 + rnd.random(),
+            f"{night} 22:00:00.000000",
+            f"{night} 22:05:00.000000",
+            1500 + i % 500,
+            2.4,
+            0.45,
+            -30.0,
+            2.0,
+            0.0,
+            0.0,
+            0,
+            0,
+            f"{name}.fit",
+            folder,
+            0.9,
+            1,
+            "header complete",
+            f"{night} 23:00:00.000000",
+            f"{night} 23:00:00.000000",
         )
 
 
@@ -170,8 +244,11 @@ def fill_upstream(path: Path, files: int = 300, *, batch: int = 20_000) -> None:
         "latitude, longitude, elevation, observer, notes, avg_seeing, avg_sky_quality, "
         "avg_cloud_cover, created_at, updated_at) VALUES (?, ?, ?, ?, 'Backyard Observatory', "
         "45.5, -73.6, 310.0, 'Observer Name', 'clear', 2.3, 21.2, 0.1, ?, ?)",
-        [(sid, night, tel, cam, f"{night} 23:00:00.000000", f"{night} 23:00:00.000000")
-         for sid, night, tel, cam in SESSION_ROWS])
+        [
+            (sid, night, tel, cam, f"{night} 23:00:00.000000", f"{night} 23:00:00.000000")
+            for sid, night, tel, cam in SESSION_ROWS
+        ],
+    )
     insert = f"INSERT INTO fits_files ({FITS_COLUMNS}) VALUES ({', '.join(['?'] * 73)})"
     for start in range(0, files, batch):
         conn.executemany(insert, fits_rows(start, min(batch, files - start)))
@@ -207,7 +284,8 @@ def fill_upstream(path: Path, files: int = 300, *, batch: int = 20_000) -> None:
         "original_filename, staged_path, staged_filename, subfolder, file_size, frame_type) "
         "SELECT 'PS1', id, folder || '/' || file, file, '/home/observer/Astro/processing/M31/lights/'"
         " || file, file, 'lights', 64800000, frame_type FROM fits_files WHERE id = ?",
-        [(i,) for i in range(1, linked + 1)])
+        [(i,) for i in range(1, linked + 1)],
+    )
     if "processed_files" in tables:
         conn.execute(
             "INSERT OR IGNORE INTO processed_files (processing_session_id, file_path, filename, "
@@ -215,7 +293,8 @@ def fill_upstream(path: Path, files: int = 300, *, batch: int = 20_000) -> None:
             "bit_depth, color_space, associated_object, processing_stage, cataloged_at) VALUES "
             "('PS1', '/home/observer/Astro/processing/M31/final/M31.xisf', 'M31.xisf', 'xisf', "
             "'final', 201000000, 'abc', 0, 6248, 4176, 32, 'RGB', 'M31', 'final', "
-            "'2024-03-20 10:00:00.000000')")
+            "'2024-03-20 10:00:00.000000')"
+        )
     conn.commit()
     conn.close()
 

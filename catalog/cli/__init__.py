@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from catalog.clikit import log_json_option
 from catalog.cli import catalog_cmds, services
+from catalog.clikit import log_json_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -19,18 +19,20 @@ from catalog.clikit import (
     json_option,
     print_json,
 )
-from compat.renames import SCHEMA_V2
 from catalog.config import resolve_db, resolve_raw_dir
-from migration.errors import SchemaVersionError, UsageError
 from catalog.manager import DatabaseManager
 from catalog.schema import create_missing_tables, state_of
-from compat.phases import EMPTY, SchemaState, UNKNOWN
 from catalog.service import DatabaseService
+from compat.phases import EMPTY, UNKNOWN, SchemaState
+from compat.renames import SCHEMA_V2
+from migration.errors import SchemaVersionError, UsageError
 
 console = Console()
 
 raw_dir_option = click.option(
-    "--raw-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    "--raw-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
     help="Folder of raw FITS files (default: $CATALOG_RAW_DIR or the config file).",
 )
 kind_argument = click.argument("kind", type=click.Choice(["raw"]), default="raw", required=False)
@@ -66,8 +68,12 @@ def open_service(db_option_value: Path | None) -> DatabaseService:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
 
 
@@ -94,15 +100,21 @@ def init(db: Path | None, as_json: bool) -> None:
     finally:
         manager.close()
     if as_json:
-        print_json({"db": str(path), "layout": state.layout, "schema_version": state.version,
-                    "phase": state.phase})
+        print_json(
+            {"db": str(path), "layout": state.layout, "schema_version": state.version, "phase": state.phase}
+        )
     else:
         click.echo(f"Catalog ready: {path} (schema version {state.version}, {state.layout} layout)")
 
 
 @click.command()
-@click.option("--files", type=click.IntRange(1, 1_000_000), default=60, show_default=True,
-              help="How many FITS files to write.")
+@click.option(
+    "--files",
+    type=click.IntRange(1, 1_000_000),
+    default=60,
+    show_default=True,
+    help="How many FITS files to write.",
+)
 @raw_dir_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same files).")
 @handle_errors
@@ -168,12 +180,16 @@ def _require_folder(folder: Path) -> None:
 @kind_argument
 @db_option
 @raw_dir_option
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=50, show_default=True,
-              help="Files written per transaction.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="Files written per transaction.",
+)
 @json_option
 @handle_errors
-def catalog_command(kind: str, db: Path | None, raw_dir: Path | None, batch_size: int,
-                    as_json: bool) -> None:
+def catalog_command(kind: str, db: Path | None, raw_dir: Path | None, batch_size: int, as_json: bool) -> None:
     """Catalog the new FITS files of the raw folder, with a progress bar.
 
     \b
@@ -251,8 +267,9 @@ def list_imaging_sessions(db: Path | None, recent: int | None, as_json: bool) ->
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many files.")
 @json_option
 @handle_errors
-def list_raw(db: Path | None, imaging_session: str | None, frame_type: str | None,
-             limit: int | None, as_json: bool) -> None:
+def list_raw(
+    db: Path | None, imaging_session: str | None, frame_type: str | None, limit: int | None, as_json: bool
+) -> None:
     """List raw FITS files.
 
     \b
@@ -278,9 +295,14 @@ def list_raw(db: Path | None, imaging_session: str | None, frame_type: str | Non
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r["id"]), r["file"], r["object"] or "", r["frame_type"] or "", r["filter"] or "",
-            f'{r["exposure"]:g}' if r["exposure"] is not None else "",
-            f'{r["width_pixels"]}x{r["height_pixels"]}', r["imaging_session_id"] or "",
+            str(r["id"]),
+            r["file"],
+            r["object"] or "",
+            r["frame_type"] or "",
+            r["filter"] or "",
+            f"{r['exposure']:g}" if r["exposure"] is not None else "",
+            f"{r['width_pixels']}x{r['height_pixels']}",
+            r["imaging_session_id"] or "",
         )
     console.print(table)
 
@@ -312,8 +334,7 @@ def imaging_session_info(session_id: str, db: Path | None, as_json: bool) -> Non
         session = service.get_imaging_session(session_id)
         if session is None:
             raise UsageError(
-                f"There is no imaging session {session_id!r}. "
-                f"'catalog list imaging-sessions' shows the ids."
+                f"There is no imaging session {session_id!r}. 'catalog list imaging-sessions' shows the ids."
             )
         summary = service.session_file_summary(session_id)
     finally:
@@ -328,8 +349,10 @@ def imaging_session_info(session_id: str, db: Path | None, as_json: bool) -> Non
             click.echo(f"  {key:10} {data[key]}")
     click.echo(f"  files      {summary['files']}")
     for g in summary["groups"]:
-        click.echo(f"    {g['frame_type'] or '?':6} {g['filter'] or '-':5} {g['files']:4} files "
-                   f"{g['exposure_seconds'] / 60:8.1f} min")
+        click.echo(
+            f"    {g['frame_type'] or '?':6} {g['filter'] or '-':5} {g['files']:4} files "
+            f"{g['exposure_seconds'] / 60:8.1f} min"
+        )
 
 
 @click.command()
@@ -352,8 +375,10 @@ def stats(kind: str, db: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    click.echo(f"Files: {data['total_files']}   Imaging sessions: {data['total_imaging_sessions']}   "
-               f"Light exposure: {data['light_exposure_hours']} h")
+    click.echo(
+        f"Files: {data['total_files']}   Imaging sessions: {data['total_imaging_sessions']}   "
+        f"Light exposure: {data['light_exposure_hours']} h"
+    )
     if data["first_night"]:
         click.echo(f"Nights: {data['first_night']} … {data['last_night']}")
     for key in ("by_frame_type", "by_filter", "by_camera", "by_telescope", "by_object"):
@@ -362,14 +387,30 @@ def stats(kind: str, db: Path | None, as_json: bool) -> None:
 
 
 def _session_dict(s: Any) -> dict[str, Any]:
-    return {k: getattr(s, k) for k in ("id", "date", "telescope", "camera", "site_name",
-                                        "observer", "latitude", "longitude")}
+    return {
+        k: getattr(s, k)
+        for k in ("id", "date", "telescope", "camera", "site_name", "observer", "latitude", "longitude")
+    }
 
 
 def _file_dict(f: Any) -> dict[str, Any]:
-    return {k: getattr(f, k) for k in ("id", "file", "folder", "object", "frame_type", "filter",
-                                        "exposure", "width_pixels", "height_pixels",
-                                        "imaging_session_id", "obs_timestamp", "md5sum")}
+    return {
+        k: getattr(f, k)
+        for k in (
+            "id",
+            "file",
+            "folder",
+            "object",
+            "frame_type",
+            "filter",
+            "exposure",
+            "width_pixels",
+            "height_pixels",
+            "imaging_session_id",
+            "obs_timestamp",
+            "md5sum",
+        )
+    }
 
 
 COMMANDS = [init, sample, scan, catalog_command, list_group, imaging_session_group, stats]

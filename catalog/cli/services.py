@@ -14,13 +14,23 @@ from catalog.config import resolve_raw_dir
 
 @click.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Keep 127.0.0.1 unless other machines must read the "
-                   "catalog (it has no login).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="Port to listen on (0 picks a free one; the log says which).")
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Requests served at once.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Keep 127.0.0.1 unless other machines must read the "
+    "catalog (it has no login).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0 picks a free one; the log says which).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests served at once."
+)
 @handle_errors
 def web(db: Path | None, host: str, port: int, threads: int) -> None:
     """Serve the catalog's web pages and JSON API (read-only) until Ctrl-C/SIGTERM.
@@ -39,23 +49,38 @@ def web(db: Path | None, host: str, port: int, threads: int) -> None:
 
     service = open_service(db)  # checks the file is a catalog (v1 or v2)
     app = create_app(service.db)
-    serve(app, host=host, port=port, threads=threads,
-          on_ready=lambda url: click.echo(f"Serving the catalog at {url} (Ctrl-C to stop)"))
+    serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        on_ready=lambda url: click.echo(f"Serving the catalog at {url} (Ctrl-C to stop)"),
+    )
 
 
 @click.command()
 @db_option
 @raw_dir_option
-@click.option("--poll", is_flag=True,
-              help="Poll the folder instead of using inotify (network shares, some containers).")
-@click.option("--settle", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
-              metavar="SECONDS",
-              help="A file must keep its size and mtime this long before it is read.")
-@click.option("--max-attempts", type=click.IntRange(1, 1000), default=8, show_default=True,
-              help="Reads of an unchanged, unreadable file before it is logged as failed.")
+@click.option(
+    "--poll", is_flag=True, help="Poll the folder instead of using inotify (network shares, some containers)."
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(0, 3600),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="A file must keep its size and mtime this long before it is read.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(1, 1000),
+    default=8,
+    show_default=True,
+    help="Reads of an unchanged, unreadable file before it is logged as failed.",
+)
 @handle_errors
-def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float,
-            max_attempts: int) -> None:
+def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float, max_attempts: int) -> None:
     """Watch the raw folder and catalog each new FITS file once it is fully written.
 
     On start it catalogs what arrived while it was down. Its state (last file,
@@ -72,8 +97,10 @@ def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float,
     path = existing_db(db)
     folder = resolve_raw_dir(raw_dir)
     status = run_monitor(path, folder, poll=poll, settle=settle, max_attempts=max_attempts)
-    click.echo(f"Monitor stopped: {status.cataloged} cataloged, {status.duplicates} duplicates, "
-               f"{status.failed} failed, {status.queue_length} left for the next start.")
+    click.echo(
+        f"Monitor stopped: {status.cataloged} cataloged, {status.duplicates} duplicates, "
+        f"{status.failed} failed, {status.queue_length} left for the next start."
+    )
 
 
 @click.group(name="processing-session")
@@ -90,18 +117,36 @@ def processing_session_group() -> None:
 @processing_session_group.command(name="create")
 @db_option
 @click.option("--name", required=True, help="A name for the processing session.")
-@click.option("--imaging-session", "imaging_session", required=True,
-              help="Imaging session whose files to stage ('catalog list imaging-sessions').")
-@click.option("--frame-type", default="LIGHT", show_default=True,
-              help="Which frames to stage: LIGHT, DARK, FLAT or BIAS.")
-@click.option("--id", "ps_id", default=None,
-              help="Use this id (≤50 letters, digits, _ . -) instead of PS_YYYYMMDD_HHMMSS_xxxx.")
+@click.option(
+    "--imaging-session",
+    "imaging_session",
+    required=True,
+    help="Imaging session whose files to stage ('catalog list imaging-sessions').",
+)
+@click.option(
+    "--frame-type",
+    default="LIGHT",
+    show_default=True,
+    help="Which frames to stage: LIGHT, DARK, FLAT or BIAS.",
+)
+@click.option(
+    "--id",
+    "ps_id",
+    default=None,
+    help="Use this id (≤50 letters, digits, _ . -) instead of PS_YYYYMMDD_HHMMSS_xxxx.",
+)
 @click.option("--notes", default=None, help="Free-text notes.")
 @json_option
 @handle_errors
-def processing_session_create(db: Path | None, name: str, imaging_session: str,
-                              frame_type: str, ps_id: str | None, notes: str | None,
-                              as_json: bool) -> None:
+def processing_session_create(
+    db: Path | None,
+    name: str,
+    imaging_session: str,
+    frame_type: str,
+    ps_id: str | None,
+    notes: str | None,
+    as_json: bool,
+) -> None:
     """Create a processing session from one imaging session's files of a frame type.
 
     \b
@@ -113,17 +158,24 @@ def processing_session_create(db: Path | None, name: str, imaging_session: str,
 
     service = open_service(db)
     try:
-        info = create_processing_session(service.db, name=name,
-                                         imaging_session_id=imaging_session,
-                                         frame_type=frame_type, notes=notes, ps_id=ps_id)
+        info = create_processing_session(
+            service.db,
+            name=name,
+            imaging_session_id=imaging_session,
+            frame_type=frame_type,
+            notes=notes,
+            ps_id=ps_id,
+        )
     finally:
         service.db.close()
     if as_json:
         print_json(info)
         return
     subfolders = ", ".join(f"{n} in {sub}/" for sub, n in sorted(info["by_subfolder"].items()))
-    click.echo(f"Created processing session {info['id']} ({info['name']}): {info['files']} files "
-               f"({subfolders}) from {imaging_session}.")
+    click.echo(
+        f"Created processing session {info['id']} ({info['name']}): {info['files']} files "
+        f"({subfolders}) from {imaging_session}."
+    )
 
 
 @processing_session_group.command(name="list")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from catalog.models.base import Base, utcnow
-from compat.synonyms import CatalogDeprecationWarning, RetiredImportError, RetiredNameError, _DeprecatedAlias
 from catalog.models.imaging import FitsFile, ImagingSession
 from catalog.models.processing import ProcessedFile, ProcessingSession, ProcessingSessionFile
 from catalog.models.reference import (
@@ -23,6 +22,7 @@ from catalog.models.reference import (
     SystemSettings,
     Telescope,
 )
+from compat.synonyms import CatalogDeprecationWarning, RetiredImportError, RetiredNameError, _DeprecatedAlias
 
 __all__ = [
     "Base",

@@ -36,12 +36,8 @@ class ProcessingSession(Base):
     created_at = Column(DateTime, default=utcnow)
     updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
 
-    files = relationship(
-        "ProcessingSessionFile", back_populates="processing_session", passive_deletes=True
-    )
-    outputs = relationship(
-        "ProcessedFile", back_populates="processing_session", passive_deletes=True
-    )
+    files = relationship("ProcessingSessionFile", back_populates="processing_session", passive_deletes=True)
+    outputs = relationship("ProcessedFile", back_populates="processing_session", passive_deletes=True)
 
     __table_args__ = (
         Index("idx_processing_status", "status"),
@@ -57,9 +53,7 @@ class ProcessingSessionFile(Base):
     __tablename__ = "processing_session_files"
 
     id = Column(Integer, primary_key=True)
-    processing_session_id = Column(
-        String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
-    )
+    processing_session_id = Column(String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE"))
     fits_file_id = Column(Integer, ForeignKey("fits_files.id", ondelete="CASCADE"))
     original_path = Column(String(500), nullable=False)
     original_filename = Column(String(255), nullable=False)
@@ -86,9 +80,7 @@ class ProcessedFile(Base):
     __tablename__ = "processed_files"
 
     id = Column(Integer, primary_key=True)
-    processing_session_id = Column(
-        String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
-    )
+    processing_session_id = Column(String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE"))
     file_path = Column(String(500), nullable=False, unique=True)
     filename = Column(String(255), nullable=False)
     file_type = Column(String(20), nullable=False)

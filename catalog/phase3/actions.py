@@ -38,8 +38,11 @@ CAPTURE_TRIGGERS = ("_mig_capture_insert", "_mig_capture_update")
 def capture_triggers_sql() -> list[str]:
     """v1 triggers copying each write of the old columns into the shadows."""
     pairs = [(c.old, shadow(c.old)) for c in FITS.columns]
-    copy = (f"UPDATE {q(FITS.old)} SET "
-            + ", ".join(f"{q(s)} = NEW.{q(o)}" for o, s in pairs) + " WHERE rowid = NEW.rowid")
+    copy = (
+        f"UPDATE {q(FITS.old)} SET "
+        + ", ".join(f"{q(s)} = NEW.{q(o)}" for o, s in pairs)
+        + " WHERE rowid = NEW.rowid"
+    )
     watched = ", ".join(q(o) for o, _ in pairs)
     return [
         trigger(CAPTURE_TRIGGERS[0], "AFTER", "INSERT", FITS.old, [copy]),
@@ -59,20 +62,29 @@ def prepare_actions(conn: sqlite3.Connection) -> list[Action]:
     existing = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(FITS.old)})")}
     for c in FITS.columns:
         if shadow(c.old) not in existing:
-            actions.append(Action(
-                f"add shadow column {shadow(c.old)}",
-                sql=f"ALTER TABLE {q(FITS.old)} ADD COLUMN {q(shadow(c.old))} "
-                    f"{_column_type(conn, FITS.old, c.old)}"))
+            actions.append(
+                Action(
+                    f"add shadow column {shadow(c.old)}",
+                    sql=f"ALTER TABLE {q(FITS.old)} ADD COLUMN {q(shadow(c.old))} "
+                    f"{_column_type(conn, FITS.old, c.old)}",
+                )
+            )
     present = {o.name for o in ddl.schema_objects(conn)}
-    actions += [Action("install capture trigger", sql=s)
-                for name, s in zip(CAPTURE_TRIGGERS, capture_triggers_sql()) if name not in present]
+    actions += [
+        Action("install capture trigger", sql=s)
+        for name, s in zip(CAPTURE_TRIGGERS, capture_triggers_sql())
+        if name not in present
+    ]
     real = [c for c in ddl.real_columns(conn, FITS.old) if not c.startswith(state.SHADOW_PREFIX)]
     for trig in ddl.user_objects(conn, "trigger"):
         if trig.table == FITS.old and ddl.update_trigger_column_position(trig.sql or "") is not None:
-            actions.append(Action(
-                f"restrict user trigger {trig.name} to the real columns",
-                fn=lambda c, t=trig: _restrict(c, t, real),
-                shows=(f"-- recreate {trig.name} as AFTER UPDATE OF <{len(real)} real columns>",)))
+            actions.append(
+                Action(
+                    f"restrict user trigger {trig.name} to the real columns",
+                    fn=lambda c, t=trig: _restrict(c, t, real),
+                    shows=(f"-- recreate {trig.name} as AFTER UPDATE OF <{len(real)} real columns>",),
+                )
+            )
     return actions
 
 
@@ -80,8 +92,9 @@ def _restrict(conn: sqlite3.Connection, trig: ddl.SchemaObject, columns: list[st
     original = ddl.restrict_update_trigger(conn, trig, columns)
     if original is not None:
         conn.execute(
-            f"INSERT OR REPLACE INTO {q(state.RESTRICTED_TRIGGERS_TABLE)} (name, original_sql) "
-            "VALUES (?, ?)", (trig.name, original))
+            f"INSERT OR REPLACE INTO {q(state.RESTRICTED_TRIGGERS_TABLE)} (name, original_sql) VALUES (?, ?)",
+            (trig.name, original),
+        )
 
 
 # -- backfill ------------------------------------------------------------------
@@ -113,44 +126,77 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
     as it will be once prepared: the dry run builds them before preparing, so
     that generating SQL costs no lock time)."""
     present = {o.name for o in ddl.schema_objects(conn)}
-    actions = [Action(f"drop capture trigger {t}", sql=f"DROP TRIGGER {q(t)}")
-               for t in CAPTURE_TRIGGERS if t in present or assume_prepared]
+    actions = [
+        Action(f"drop capture trigger {t}", sql=f"DROP TRIGGER {q(t)}")
+        for t in CAPTURE_TRIGGERS
+        if t in present or assume_prepared
+    ]
     for view in _affected_views(conn):
-        actions.append(Action(
-            f"pin the output column names of user view {view.name}",
-            fn=lambda c, v=view: ddl.pin_view_columns(c, v),
-            shows=(f"-- recreate view {view.name} with its current column names listed",)))
+        actions.append(
+            Action(
+                f"pin the output column names of user view {view.name}",
+                fn=lambda c, v=view: ddl.pin_view_columns(c, v),
+                shows=(f"-- recreate view {view.name} with its current column names listed",),
+            )
+        )
     for t in renames.TABLES:
         for c in t.columns:
-            actions.append(Action(f"rename {t.old}.{c.old}",
-                sql=f"ALTER TABLE {q(t.old)} RENAME COLUMN {q(c.old)} TO {q(c.new)}"))
+            actions.append(
+                Action(
+                    f"rename {t.old}.{c.old}",
+                    sql=f"ALTER TABLE {q(t.old)} RENAME COLUMN {q(c.old)} TO {q(c.new)}",
+                )
+            )
         if t.old != t.new:
-            actions.append(Action(f"rename table {t.old}",
-                sql=f"ALTER TABLE {q(t.old)} RENAME TO {q(t.new)}"))
-            actions.append(Action(f"move planner statistics of {t.old}",
-                fn=lambda c, t=t: ddl.rename_table_statistics(c, t.old, t.new),
-                shows=(f"UPDATE sqlite_stat1 SET tbl = '{t.new}' WHERE tbl = '{t.old}'",)))
+            actions.append(
+                Action(f"rename table {t.old}", sql=f"ALTER TABLE {q(t.old)} RENAME TO {q(t.new)}")
+            )
+            actions.append(
+                Action(
+                    f"move planner statistics of {t.old}",
+                    fn=lambda c, t=t: ddl.rename_table_statistics(c, t.old, t.new),
+                    shows=(f"UPDATE sqlite_stat1 SET tbl = '{t.new}' WHERE tbl = '{t.old}'",),
+                )
+            )
     for c in FITS.columns:
-        actions.append(Action(f"shadow column becomes {FITS.new}.{c.old}",
-            sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(shadow(c.old))} TO {q(c.old)}"))
+        actions.append(
+            Action(
+                f"shadow column becomes {FITS.new}.{c.old}",
+                sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(shadow(c.old))} TO {q(c.old)}",
+            )
+        )
     for i in renames.INDEXES:
-        actions.append(Action(f"rename index {i.old} -> {i.new}",
-            fn=lambda c, i=i: ddl.rename_index(c, i.old, i.new),
-            shows=("PRAGMA writable_schema=ON",
-                   f"UPDATE sqlite_master SET name = '{i.new}', sql = <same, renamed> "
-                   f"WHERE type = 'index' AND name = '{i.old}'",
-                   f"UPDATE sqlite_stat1 SET idx = '{i.new}' WHERE idx = '{i.old}'",
-                   "PRAGMA schema_version = <current + 1>", "PRAGMA writable_schema=OFF")))
+        actions.append(
+            Action(
+                f"rename index {i.old} -> {i.new}",
+                fn=lambda c, i=i: ddl.rename_index(c, i.old, i.new),
+                shows=(
+                    "PRAGMA writable_schema=ON",
+                    f"UPDATE sqlite_master SET name = '{i.new}', sql = <same, renamed> "
+                    f"WHERE type = 'index' AND name = '{i.old}'",
+                    f"UPDATE sqlite_stat1 SET idx = '{i.new}' WHERE idx = '{i.old}'",
+                    "PRAGMA schema_version = <current + 1>",
+                    "PRAGMA writable_schema=OFF",
+                ),
+            )
+        )
     shims = db_shims.install_statements(db_shims.current_session_columns(conn))
     actions += [Action("install a compat shim", sql=s) for s in shims]
-    actions.append(Action("record the shims and the cut-over time",
-                          fn=lambda c: db_shims.record_install(c, cutover=True),
-                          shows=(f"INSERT INTO {db_shims.SHIMS_TABLE} … (one row per shim)",)))
-    actions.append(Action("record schema version 2",
-        sql=f"INSERT INTO {q('schema_version')} (version, applied_at, description) VALUES "
-            f"({renames.SCHEMA_V2}, datetime('now'), '{renames.V2_DESCRIPTION}')"))
-    actions.append(Action("drop the migration state table",
-                          sql=f"DROP TABLE {q(MIGRATION_STATE_TABLE)}"))
+    actions.append(
+        Action(
+            "record the shims and the cut-over time",
+            fn=lambda c: db_shims.record_install(c, cutover=True),
+            shows=(f"INSERT INTO {db_shims.SHIMS_TABLE} … (one row per shim)",),
+        )
+    )
+    actions.append(
+        Action(
+            "record schema version 2",
+            sql=f"INSERT INTO {q('schema_version')} (version, applied_at, description) VALUES "
+            f"({renames.SCHEMA_V2}, datetime('now'), '{renames.V2_DESCRIPTION}')",
+        )
+    )
+    actions.append(Action("drop the migration state table", sql=f"DROP TABLE {q(MIGRATION_STATE_TABLE)}"))
     return actions
 
 
@@ -161,23 +207,41 @@ def rollback_actions(conn: sqlite3.Connection) -> list[Action]:
     actions = sql_actions("remove the compat shims", db_shims.drop_statements(present))
     actions += sql_actions("recreate the migration state table", state.state_ddl())
     for c in FITS.columns:
-        actions.append(Action(f"{FITS.new}.{c.old} becomes a shadow column again",
-            sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(c.old)} TO {q(shadow(c.old))}"))
+        actions.append(
+            Action(
+                f"{FITS.new}.{c.old} becomes a shadow column again",
+                sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(c.old)} TO {q(shadow(c.old))}",
+            )
+        )
     for i in renames.INDEXES:
-        actions.append(Action(f"rename index {i.new} -> {i.old}",
-                              fn=lambda c, i=i: ddl.rename_index(c, i.new, i.old)))
+        actions.append(
+            Action(f"rename index {i.new} -> {i.old}", fn=lambda c, i=i: ddl.rename_index(c, i.new, i.old))
+        )
     for t in renames.TABLES:
         if t.old != t.new:
-            actions.append(Action(f"rename table {t.new} back",
-                sql=f"ALTER TABLE {q(t.new)} RENAME TO {q(t.old)}"))
-            actions.append(Action(f"move planner statistics of {t.new}",
-                fn=lambda c, t=t: ddl.rename_table_statistics(c, t.new, t.old)))
+            actions.append(
+                Action(f"rename table {t.new} back", sql=f"ALTER TABLE {q(t.new)} RENAME TO {q(t.old)}")
+            )
+            actions.append(
+                Action(
+                    f"move planner statistics of {t.new}",
+                    fn=lambda c, t=t: ddl.rename_table_statistics(c, t.new, t.old),
+                )
+            )
         for c in t.columns:
-            actions.append(Action(f"rename {t.old}.{c.new} back",
-                sql=f"ALTER TABLE {q(t.old)} RENAME COLUMN {q(c.new)} TO {q(c.old)}"))
+            actions.append(
+                Action(
+                    f"rename {t.old}.{c.new} back",
+                    sql=f"ALTER TABLE {q(t.old)} RENAME COLUMN {q(c.new)} TO {q(c.old)}",
+                )
+            )
     actions += [Action("reinstall capture trigger", sql=s) for s in capture_triggers_sql()]
-    actions.append(Action("forget schema version 2",
-        sql=f"DELETE FROM {q('schema_version')} WHERE version = {renames.SCHEMA_V2}"))
+    actions.append(
+        Action(
+            "forget schema version 2",
+            sql=f"DELETE FROM {q('schema_version')} WHERE version = {renames.SCHEMA_V2}",
+        )
+    )
     actions.append(Action("mark the shims removed", fn=_mark_removed))
     return actions
 

@@ -34,9 +34,13 @@ class SchemaObject(NamedTuple):
 
 
 def _objects(conn: sqlite3.Connection) -> list[SchemaObject]:
-    return [SchemaObject(*row) for row in conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'index', rowid")]
+    return [
+        SchemaObject(*row)
+        for row in conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'index', rowid"
+        )
+    ]
 
 
 def v1_objects() -> list[SchemaObject]:
@@ -62,11 +66,11 @@ def v2_objects() -> list[SchemaObject]:
             if table.old != table.new:
                 conn.execute(f'ALTER TABLE "{table.old}" RENAME TO "{table.new}"')
             for column in table.columns:
-                conn.execute(f'ALTER TABLE "{table.new}" RENAME COLUMN "{column.old}" '
-                             f'TO "{column.new}"')
+                conn.execute(f'ALTER TABLE "{table.new}" RENAME COLUMN "{column.old}" TO "{column.new}"')
         for index in renames.INDEXES:
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?",
-                               (index.old,)).fetchone()[0]
+            sql = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index.old,)
+            ).fetchone()[0]
             conn.execute(f'DROP INDEX "{index.old}"')
             conn.execute(sql.replace(index.old, index.new, 1))
         return _objects(conn)
@@ -96,8 +100,7 @@ def create_v1(conn: sqlite3.Connection) -> None:
         for statement in v1_statements():
             conn.execute(statement)
         conn.execute(
-            "INSERT INTO schema_version (version, applied_at, description) "
-            "VALUES (?, datetime('now'), ?)",
+            "INSERT INTO schema_version (version, applied_at, description) VALUES (?, datetime('now'), ?)",
             (renames.SCHEMA_V1, renames.V1_DESCRIPTION),
         )
         conn.execute("COMMIT")

@@ -69,7 +69,8 @@ def check_integrity(conn: sqlite3.Connection) -> None:
     if rows != ["ok"]:
         raise DatabaseCorruptError(
             "The database fails SQLite's integrity check ("
-            + "; ".join(rows[:3]) + (" …" if len(rows) > 3 else "")
+            + "; ".join(rows[:3])
+            + (" …" if len(rows) > 3 else "")
             + "). Do not migrate a damaged database: restore it from a backup ('migration "
             "backups' lists them) or repair it first. Nothing was changed."
         )
@@ -98,21 +99,26 @@ def check_version(state: SchemaState) -> None:
 def check_duplicates(conn: sqlite3.Connection) -> None:
     problems = []
     dup_sessions = long_read(
-        conn, f"SELECT session_id, COUNT(*) FROM {q(SESSIONS.old)} GROUP BY session_id "
-        "HAVING COUNT(*) > 1 LIMIT 10")
+        conn,
+        f"SELECT session_id, COUNT(*) FROM {q(SESSIONS.old)} GROUP BY session_id "
+        "HAVING COUNT(*) > 1 LIMIT 10",
+    )
     if dup_sessions:
-        problems.append("duplicate session_id in sessions: "
-                        + ", ".join(f"{k} ({n}×)" for k, n in dup_sessions))
+        problems.append(
+            "duplicate session_id in sessions: " + ", ".join(f"{k} ({n}×)" for k, n in dup_sessions)
+        )
     dup_md5 = long_read(
-        conn, "SELECT md5sum, COUNT(*) FROM fits_files WHERE md5sum IS NOT NULL GROUP BY md5sum "
-        "HAVING COUNT(*) > 1 LIMIT 10")
+        conn,
+        "SELECT md5sum, COUNT(*) FROM fits_files WHERE md5sum IS NOT NULL GROUP BY md5sum "
+        "HAVING COUNT(*) > 1 LIMIT 10",
+    )
     if dup_md5:
-        problems.append("duplicate md5sum in fits_files: "
-                        + ", ".join(f"{k} ({n}×)" for k, n in dup_md5))
+        problems.append("duplicate md5sum in fits_files: " + ", ".join(f"{k} ({n}×)" for k, n in dup_md5))
     if problems:
         raise DuplicateDataError(
             "The catalog has duplicate rows that must be resolved before the migration ("
-            + "; ".join(problems) + "). Remove or merge the duplicates (the runbook shows the "
+            + "; ".join(problems)
+            + "). Remove or merge the duplicates (the runbook shows the "
             "queries), then run again. Nothing was changed."
         )
 
@@ -123,7 +129,8 @@ def check_foreign_keys(conn: sqlite3.Connection) -> None:
         sample = ", ".join(f"{t} rowid {r} -> {p}" for t, r, p, _ in rows[:5])
         raise OrphanedRowsError(
             f"{len(rows)} rows reference rows that do not exist ({sample}"
-            + (" …" if len(rows) > 5 else "") + "). Run 'PRAGMA foreign_key_check' to list "
+            + (" …" if len(rows) > 5 else "")
+            + "). Run 'PRAGMA foreign_key_check' to list "
             "them, fix or delete them, then run again. Nothing was changed."
         )
 
@@ -133,7 +140,8 @@ def check_views(conn: sqlite3.Connection) -> None:
     if broken:
         raise BrokenSchemaObjectError(
             "These views are already broken, and SQLite refuses to rename anything while a "
-            "view is broken: " + "; ".join(f"{n} ({e})" for n, e in broken)
+            "view is broken: "
+            + "; ".join(f"{n} ({e})" for n, e in broken)
             + ". Fix or drop them, then run again. Nothing was changed."
         )
 

@@ -54,35 +54,59 @@ def make_plan(db_path: Path) -> Plan:
     try:
         st = read_state(conn)
         if st.layout == V2:
-            return Plan(str(db_path), st.phase, [], conn.execute(
-                "SELECT count(*) FROM fits_files").fetchone()[0])
+            return Plan(
+                str(db_path), st.phase, [], conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
+            )
         checks.check_version(st) if st.phase != DURING else None
         rows = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
         stages: list[Stage] = []
         if not st.has_schema_version:
-            stages.append(Stage("baseline", "Record schema version 1 (the Phase 2 baseline)",
-                                [Action("create schema_version", sql=s) for s in _baseline_sql(conn)],
-                                PREPARE_MS, PREPARE_MS))
+            stages.append(
+                Stage(
+                    "baseline",
+                    "Record schema version 1 (the Phase 2 baseline)",
+                    [Action("create schema_version", sql=s) for s in _baseline_sql(conn)],
+                    PREPARE_MS,
+                    PREPARE_MS,
+                )
+            )
         prepare = phase3.prepare_actions(conn)
         if prepare:
-            stages.append(Stage("prepare", "Add shadow columns and capture triggers",
-                                prepare, PREPARE_MS, PREPARE_MS))
+            stages.append(
+                Stage("prepare", "Add shadow columns and capture triggers", prepare, PREPARE_MS, PREPARE_MS)
+            )
         done = state.get(conn, "backfill_done", 0)
         high = state.get(conn, "backfill_high", None)
         if high is None:
             high = conn.execute("SELECT coalesce(max(rowid), 0) FROM fits_files").fetchone()[0]
         todo = max(0, high - done)
         policy = ChunkPolicy()
-        stages.append(Stage(
-            "backfill", f"Copy x, y, session_id of {todo} rows into the shadow columns",
-            [Action("one chunk (rowid range sized to hold the lock ~"
-                    f"{policy.target_ms:.0f} ms)", sql=phase3.backfill_sql())],
-            policy.target_ms, todo * BACKFILL_US_PER_ROW / 1000.0 + policy.pause_ms * todo / 2000,
-            note=f"time-sized chunks of about {policy.target_ms:.0f} ms, "
-                 f"{policy.pause_ms:.0f} ms pause between them"))
-        stages.append(Stage("cutover", "Rename tables, columns and index; install the shims",
-                            phase3.cutover_actions(conn), CUTOVER_MS, CUTOVER_MS,
-                            note="one transaction; metadata only, independent of row count"))
+        stages.append(
+            Stage(
+                "backfill",
+                f"Copy x, y, session_id of {todo} rows into the shadow columns",
+                [
+                    Action(
+                        f"one chunk (rowid range sized to hold the lock ~{policy.target_ms:.0f} ms)",
+                        sql=phase3.backfill_sql(),
+                    )
+                ],
+                policy.target_ms,
+                todo * BACKFILL_US_PER_ROW / 1000.0 + policy.pause_ms * todo / 2000,
+                note=f"time-sized chunks of about {policy.target_ms:.0f} ms, "
+                f"{policy.pause_ms:.0f} ms pause between them",
+            )
+        )
+        stages.append(
+            Stage(
+                "cutover",
+                "Rename tables, columns and index; install the shims",
+                phase3.cutover_actions(conn),
+                CUTOVER_MS,
+                CUTOVER_MS,
+                note="one transaction; metadata only, independent of row count",
+            )
+        )
         return Plan(str(db_path), st.phase, stages, rows)
     finally:
         conn.close()
@@ -97,8 +121,10 @@ def _baseline_sql(conn: sqlite3.Connection) -> list[str]:
         name = words[2] if words[1].upper() in ("TABLE", "INDEX") else words[3]
         if name not in have:
             out.append(statement)
-    out.append(f"INSERT INTO schema_version (version, applied_at, description) VALUES "
-               f"({renames.SCHEMA_V1}, datetime('now'), '{renames.V1_DESCRIPTION}')")
+    out.append(
+        f"INSERT INTO schema_version (version, applied_at, description) VALUES "
+        f"({renames.SCHEMA_V1}, datetime('now'), '{renames.V1_DESCRIPTION}')"
+    )
     return out
 
 
@@ -129,8 +155,10 @@ def run(
         counts = checks.count_rows(conn, st)
         report.sessions, report.fits_files = counts.sessions, counts.fits_files
         _dry_run(conn)
-        say(f"✓ Prerequisites: schema version {st.version or 'none (Phase 2 baseline pending)'}, "
-            f"{counts.sessions} sessions, {counts.fits_files} FITS files")
+        say(
+            f"✓ Prerequisites: schema version {st.version or 'none (Phase 2 baseline pending)'}, "
+            f"{counts.sessions} sessions, {counts.fits_files} FITS files"
+        )
         report.stage_seconds["checks"] = time.perf_counter() - t0
 
         if backup:
@@ -155,8 +183,10 @@ def _schema_clone(conn: sqlite3.Connection) -> sqlite3.Connection:
     """An in-memory database with the same schema (no rows)."""
     clone = sqlite3.connect(":memory:", isolation_level=None)
     clone.execute("PRAGMA foreign_keys=OFF")
-    rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-                        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid").fetchall()
+    rows = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
+    ).fetchall()
     for _type, _name, sql in rows:
         clone.execute(sql)
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
@@ -236,16 +266,24 @@ def _prepare(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
                 if report.backup:
                     state.put(conn, "backup", report.backup)
                 state.log(conn, "prepare", backup=report.backup)
+
     guard("prepare (add the shadow columns)", apply)
     say(f"      ✓ Prepared (lock held {report.lock.holds_ms[-1]:.1f} ms)")
 
 
-def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
-              progress: Progress | None, policy: ChunkPolicy | None) -> None:
+def _backfill(
+    conn: sqlite3.Connection,
+    report: RunReport,
+    say: Say,
+    progress: Progress | None,
+    policy: ChunkPolicy | None,
+) -> None:
     done = state.get(conn, "backfill_done", 0)
     high = state.get(conn, "backfill_high", 0)
-    say(f"[2/5] Copying x, y, session_id into the shadow columns ({max(0, high - done)} rows "
-        f"to go, in time-sized chunks)…")
+    say(
+        f"[2/5] Copying x, y, session_id into the shadow columns ({max(0, high - done)} rows "
+        f"to go, in time-sized chunks)…"
+    )
     statement = phase3.backfill_sql()
 
     def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
@@ -254,9 +292,12 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
         return filled
 
     stats = LockStats()
-    guard("copy a chunk of rows", lambda: run_chunks(
-        conn, done, high, work, policy=policy, stats=stats, on_progress=progress,
-        event="backfill"))
+    guard(
+        "copy a chunk of rows",
+        lambda: run_chunks(
+            conn, done, high, work, policy=policy, stats=stats, on_progress=progress, event="backfill"
+        ),
+    )
     report.lock.merge(stats)
     unsynced = long_read(conn, phase3.unsynced_rows_sql())[0][0]
     if unsynced:
@@ -265,8 +306,7 @@ def _backfill(conn: sqlite3.Connection, report: RunReport, say: Say,
             f"the cut-over was not made and the database is still v1. Run 'migration run' again "
             f"(it resumes), and report this if it persists."
         )
-    say(f"      ✓ Copied in {len(stats.holds_ms)} chunks, longest lock "
-        f"{stats.longest_ms:.1f} ms")
+    say(f"      ✓ Copied in {len(stats.holds_ms)} chunks, longest lock {stats.longest_ms:.1f} ms")
     log.info("backfill.done", chunks=len(stats.holds_ms), longest_lock_ms=round(stats.longest_ms, 2))
 
 
@@ -278,12 +318,15 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
         with held_lock(conn, stats, "cutover"):
             apply_all(conn, planned(conn, phase3.cutover_actions, prebuilt))
             state.log(conn, "cutover")
+
     prebuilt = prebuild(conn, phase3.cutover_actions)
     guard("cut over", apply)
     report.cutover_lock_ms = stats.longest_ms
     report.lock.merge(stats)
-    say(f"      ✓ imaging_sessions, width_pixels, height_pixels, imaging_session_id in place "
-        f"(one transaction, lock held {stats.longest_ms:.1f} ms)")
+    say(
+        f"      ✓ imaging_sessions, width_pixels, height_pixels, imaging_session_id in place "
+        f"(one transaction, lock held {stats.longest_ms:.1f} ms)"
+    )
     say("[4/5] Old names kept: view 'sessions', columns fits_files.x/y/session_id")
     if _refresh_statistics(conn, report.lock):
         say("      ✓ Planner statistics were missing: refreshed (bounded ANALYZE)")

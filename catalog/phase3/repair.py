@@ -81,11 +81,14 @@ def plan_spec(conn: sqlite3.Connection) -> RebuildSpec:
     defined = _columns_of(conn, create)
     present = [c for c in table_columns(conn, TABLE) if not c.hidden]
     extra = [c for c in present if c.name not in defined]
-    after = tuple(f"ALTER TABLE {q(SHADOW + TABLE)} ADD COLUMN {q(c.name)} {c.type}".rstrip()
-                  for c in extra)
-    have_idx = {name: sql for name, sql in conn.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL",
-        (TABLE,))}
+    after = tuple(f"ALTER TABLE {q(SHADOW + TABLE)} ADD COLUMN {q(c.name)} {c.type}".rstrip() for c in extra)
+    have_idx = {
+        name: sql
+        for name, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=? AND sql IS NOT NULL",
+            (TABLE,),
+        )
+    }
     wanted = dict(indexes)
     for name, sql in have_idx.items():  # the user's own indexes are kept
         wanted.setdefault(name, sql)
@@ -112,13 +115,17 @@ def _give_ids(conn: sqlite3.Connection, stats: LockStats) -> int:
         if given:
             pause(conn, policy)
         with held_lock(conn, stats, "repair.give_ids"):
-            rows = [r for (r,) in conn.execute(
-                f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]
+            rows = [r for (r,) in conn.execute(f"SELECT rowid FROM {q(TABLE)} WHERE id IS NULL LIMIT 500")]
             if not rows:
                 return given
             top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {q(TABLE)}").fetchone()[0]
-            seq = conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?",
-                               (TABLE,)).fetchone()[0] if ddl_has(conn, "sqlite_sequence") else 0
+            seq = (
+                conn.execute(
+                    "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?", (TABLE,)
+                ).fetchone()[0]
+                if ddl_has(conn, "sqlite_sequence")
+                else 0
+            )
             start = max(top, seq)
             for k, rowid in enumerate(rows, 1):
                 conn.execute(f"UPDATE {q(TABLE)} SET id = ? WHERE rowid = ?", (start + k, rowid))
@@ -152,8 +159,13 @@ def ddl_has(conn: sqlite3.Connection, name: str) -> bool:
 
 
 @one_at_a_time("migration repair")
-def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = lambda _l: None,
-           progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def repair(
+    db_path: Path,
+    *,
+    backup: bool = True,
+    say: Callable[[str], None] = lambda _l: None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     from migration.connect import open_migration_connection
 
     conn = open_migration_connection(db_path)
@@ -168,32 +180,58 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
             say("Finishing: " + "; ".join(u.describe() for u in stopped))
             finish_leftovers(conn, TABLE, stats=stats)
             if ours:
-                rebuild(conn, plan_spec(conn), owner=REPAIR, stats=stats, progress=progress,
-                        extra_swap=_restore_sync_triggers)
+                rebuild(
+                    conn,
+                    plan_spec(conn),
+                    owner=REPAIR,
+                    stats=stats,
+                    progress=progress,
+                    extra_swap=_restore_sync_triggers,
+                )
             _analyze(conn, stats)  # the stopped repair had not reached it
             left = [u.describe() for u in unfinished(conn) if u.table == TABLE]
             say("✓ Finished" if not left else "Still unfinished: " + "; ".join(left))
-            return {"db": str(db_path), "repaired": False, "problems": [],
-                    "finished": [u.describe() for u in stopped], "remaining": left,
-                    "lock_ms": round(stats.longest_ms, 2), "transactions": len(stats.holds_ms)}
-        dups = conn.execute(f"SELECT id, count(*) FROM {q(TABLE)} WHERE id IS NOT NULL GROUP BY id "
-                            "HAVING count(*) > 1 LIMIT 10").fetchall()
+            return {
+                "db": str(db_path),
+                "repaired": False,
+                "problems": [],
+                "finished": [u.describe() for u in stopped],
+                "remaining": left,
+                "lock_ms": round(stats.longest_ms, 2),
+                "transactions": len(stats.holds_ms),
+            }
+        dups = conn.execute(
+            f"SELECT id, count(*) FROM {q(TABLE)} WHERE id IS NOT NULL GROUP BY id "
+            "HAVING count(*) > 1 LIMIT 10"
+        ).fetchall()
         if dups:
             raise RepairRefused(
-                "fits_files has duplicate ids (" + ", ".join(f"{i} ({n}×)" for i, n in dups)
+                "fits_files has duplicate ids ("
+                + ", ".join(f"{i} ({n}×)" for i, n in dups)
                 + "), so rows cannot be told apart for the rebuild. Decide which copy to keep, "
-                "delete the others, then run 'migration repair' again. Nothing was changed.")
-        md5 = conn.execute(f"SELECT md5sum, count(*) FROM {q(TABLE)} WHERE md5sum IS NOT NULL "
-                           "GROUP BY md5sum HAVING count(*) > 1 LIMIT 10").fetchall()
-        nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE file IS NULL OR folder IS NULL"
-                             ).fetchone()[0]
+                "delete the others, then run 'migration repair' again. Nothing was changed."
+            )
+        md5 = conn.execute(
+            f"SELECT md5sum, count(*) FROM {q(TABLE)} WHERE md5sum IS NOT NULL "
+            "GROUP BY md5sum HAVING count(*) > 1 LIMIT 10"
+        ).fetchall()
+        nulls = conn.execute(
+            f"SELECT count(*) FROM {q(TABLE)} WHERE file IS NULL OR folder IS NULL"
+        ).fetchone()[0]
         if md5 or nulls:
             raise RepairRefused(
                 "Some rows would break the rebuilt table's constraints ("
-                + "; ".join(filter(None, [
-                    ("duplicate md5sum: " + ", ".join(f"{m} ({n}×)" for m, n in md5)) if md5 else "",
-                    f"{nulls} rows without file or folder" if nulls else ""]))
-                + "). Fix or delete those rows, then run 'migration repair' again. Nothing was changed.")
+                + "; ".join(
+                    filter(
+                        None,
+                        [
+                            ("duplicate md5sum: " + ", ".join(f"{m} ({n}×)" for m, n in md5)) if md5 else "",
+                            f"{nulls} rows without file or folder" if nulls else "",
+                        ],
+                    )
+                )
+                + "). Fix or delete those rows, then run 'migration repair' again. Nothing was changed."
+            )
         say("Found: " + "; ".join(problems))
         result: dict[str, Any] = {"db": str(db_path), "problems": problems}
         if backup:
@@ -206,13 +244,23 @@ def repair(db_path: Path, *, backup: bool = True, say: Callable[[str], None] = l
         spec = plan_spec(conn)
         say("Rebuilding fits_files online (shadow copy, then one short swap)…")
         restored: list[str] = []
-        rebuild(conn, spec, owner=REPAIR, stats=stats, progress=progress,
-                extra_swap=lambda c: restored.extend(_restore_sync_triggers(c)))
+        rebuild(
+            conn,
+            spec,
+            owner=REPAIR,
+            stats=stats,
+            progress=progress,
+            extra_swap=lambda c: restored.extend(_restore_sync_triggers(c)),
+        )
         result["shims_restored"] = restored
         _analyze(conn, stats)
         remaining = diagnose(conn)
-        result.update(repaired=not remaining, remaining=remaining,
-                      lock_ms=round(stats.longest_ms, 2), transactions=len(stats.holds_ms))
+        result.update(
+            repaired=not remaining,
+            remaining=remaining,
+            lock_ms=round(stats.longest_ms, 2),
+            transactions=len(stats.holds_ms),
+        )
         say("✓ fits_files repaired" if not remaining else "✗ still wrong: " + "; ".join(remaining))
         return result
     finally:

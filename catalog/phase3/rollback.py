@@ -26,8 +26,7 @@ log = get_logger(__name__)
 
 
 @one_at_a_time("migration rollback")
-def rollback(db_path: Path, *, say: Say = lambda _l: None,
-             remove_columns: bool = False) -> LockStats:
+def rollback(db_path: Path, *, say: Say = lambda _l: None, remove_columns: bool = False) -> LockStats:
     """Back to v1 keeping every row.
 
     From the window: reverses the cut-over in one transaction; the database is
@@ -68,9 +67,12 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None,
                 state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))
                 state.put(conn, "rolled_back", True)
                 state.log(conn, "rollback")
+
         guard("roll back the cut-over", apply)
-        say(f"✓ Rolled back to schema version 1 in one transaction (lock held "
-            f"{stats.longest_ms:.1f} ms); every row written since the migration is kept.")
+        say(
+            f"✓ Rolled back to schema version 1 in one transaction (lock held "
+            f"{stats.longest_ms:.1f} ms); every row written since the migration is kept."
+        )
         log.info("rollback.committed", lock_ms=round(stats.longest_ms, 2))
         return stats
     finally:
@@ -82,7 +84,8 @@ def _removal_pending(conn: sqlite3.Connection) -> bool:
 
     have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
     return bool({state.shadow(c.old) for c in phase3.FITS.columns} & have) or any(
-        u.table == phase3.FITS.old for u in unfinished(conn))
+        u.table == phase3.FITS.old for u in unfinished(conn)
+    )
 
 
 def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_columns: bool) -> LockStats:
@@ -96,16 +99,21 @@ def _abandon(conn: sqlite3.Connection, stats: LockStats, say: Say, remove_column
                 conn.execute(statement)
             conn.execute(f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}")
             state.log(conn, "abandon")
+
     guard("abandon the migration in progress", apply)
-    say(f"✓ The migration in progress was abandoned (lock held {stats.longest_ms:.1f} ms); the "
-        f"database is schema version 1, phase before.")
+    say(
+        f"✓ The migration in progress was abandoned (lock held {stats.longest_ms:.1f} ms); the "
+        f"database is schema version 1, phase before."
+    )
     shadows = {state.shadow(c.old) for c in phase3.FITS.columns}
     have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
     if remove_columns and shadows & have:
         _remove_shadow_columns(conn, stats, say)
     elif shadows & have:
-        say("  The inert shadow columns " + ", ".join(sorted(shadows & have)) + " stay until a "
-            "later run reuses them; 'migration rollback --remove-columns' removes them online.")
+        say(
+            "  The inert shadow columns " + ", ".join(sorted(shadows & have)) + " stay until a "
+            "later run reuses them; 'migration rollback --remove-columns' removes them online."
+        )
     log.info("rollback.abandoned", lock_ms=round(stats.longest_ms, 2))
     return stats
 
@@ -118,10 +126,17 @@ def _remove_shadow_columns(conn: sqlite3.Connection, stats: LockStats, say: Say)
     have = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(phase3.FITS.old)})")}
     if shadows & have:
         say("Removing the shadow columns online (shadow copy of fits_files, one short swap)…")
-        guard("remove the shadow columns",
-               lambda: rebuild(conn, spec_without_columns(conn, phase3.FITS.old, shadows & have),
-                               owner=REMOVE_COLUMNS, stats=stats))
+        guard(
+            "remove the shadow columns",
+            lambda: rebuild(
+                conn,
+                spec_without_columns(conn, phase3.FITS.old, shadows & have),
+                owner=REMOVE_COLUMNS,
+                stats=stats,
+            ),
+        )
     else:
-        guard("finish removing the shadow columns",
-               lambda: finish_leftovers(conn, phase3.FITS.old, stats=stats))
+        guard(
+            "finish removing the shadow columns", lambda: finish_leftovers(conn, phase3.FITS.old, stats=stats)
+        )
     say(f"✓ Shadow columns removed; longest write lock {stats.longest_ms:.1f} ms")

@@ -19,26 +19,37 @@ def status(db_path: Path) -> dict[str, Any]:
     try:
         st = read_state(conn)
         out: dict[str, Any] = {
-            "db": str(db_path), "layout": st.layout, "schema_version": st.version,
+            "db": str(db_path),
+            "layout": st.layout,
+            "schema_version": st.version,
             "phase": st.phase,
         }
         if st.phase == DURING:
             done, high = state.get(conn, "backfill_done", 0), state.get(conn, "backfill_high", 0)
-            out["rebuild"] = {"backfill_done_rowid": done, "backfill_high_rowid": high,
-                              "percent": round(100.0 * done / high, 1) if high else 100.0,
-                              "started_at": state.get(conn, "started_at"),
-                              "backup": state.get(conn, "backup")}
+            out["rebuild"] = {
+                "backfill_done_rowid": done,
+                "backfill_high_rowid": high,
+                "percent": round(100.0 * done / high, 1) if high else 100.0,
+                "started_at": state.get(conn, "started_at"),
+                "backup": state.get(conn, "backup"),
+            }
 
         stopped = unfinished(conn)  # online rebuilds (retire, repair) in flight or stopped
         if stopped:
-
             out["running"] = holder(db_path)
             out["table_rebuild"] = [
-                {"table": u.table, "stage": u.stage, "owner": u.owner, "copied_rowid": u.copied,
-                 "source_max_rowid": u.of,
-                 "note": u.describe(running=True) if out["running"] else
-                 f"{u.describe()}: {rebuild_advice(u)}"}
-                for u in stopped]
+                {
+                    "table": u.table,
+                    "stage": u.stage,
+                    "owner": u.owner,
+                    "copied_rowid": u.copied,
+                    "source_max_rowid": u.of,
+                    "note": u.describe(running=True)
+                    if out["running"]
+                    else f"{u.describe()}: {rebuild_advice(u)}",
+                }
+                for u in stopped
+            ]
         out["pending"] = _pending(st)
         out["history"] = state.history(conn, 10)
         return out
@@ -49,6 +60,5 @@ def status(db_path: Path) -> dict[str, Any]:
 def _pending(st: Any) -> list[str]:
     if st.layout == V1:
         steps = [] if st.has_schema_version else ["baseline"]
-        return steps + (["prepare", "backfill", "cutover"] if st.phase != DURING
-                        else ["backfill", "cutover"])
+        return steps + (["prepare", "backfill", "cutover"] if st.phase != DURING else ["backfill", "cutover"])
     return []

@@ -40,11 +40,20 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "db": self.db, "phase": self.phase, "fits_files_rows": self.fits_rows,
-            "stages": [{"name": s.name, "title": s.title, "expected_lock_ms": round(s.lock_ms, 1),
-                        "expected_total_ms": round(s.total_ms, 1), "note": s.note,
-                        "statements": [st for a in s.actions for st in a.statements()]}
-                       for s in self.stages],
+            "db": self.db,
+            "phase": self.phase,
+            "fits_files_rows": self.fits_rows,
+            "stages": [
+                {
+                    "name": s.name,
+                    "title": s.title,
+                    "expected_lock_ms": round(s.lock_ms, 1),
+                    "expected_total_ms": round(s.total_ms, 1),
+                    "note": s.note,
+                    "statements": [st for a in s.actions for st in a.statements()],
+                }
+                for s in self.stages
+            ],
         }
 
 
@@ -61,16 +70,17 @@ class RunReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "db": self.db, "backup": self.backup, "sessions": self.sessions,
-            "fits_files": self.fits_files, "resumed": self.resumed,
+            "db": self.db,
+            "backup": self.backup,
+            "sessions": self.sessions,
+            "fits_files": self.fits_files,
+            "resumed": self.resumed,
             "longest_lock_ms": round(self.lock.longest_ms, 2),
             "write_transactions": len(self.lock.holds_ms),
             "lock_by_step": self.lock.by_label(),
             "cutover_lock_ms": round(self.cutover_lock_ms, 2),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
-
-
 
 
 def locked_error(step: str) -> DatabaseLockedError:
@@ -91,16 +101,20 @@ def guard(step: str, fn: Callable[[], Any]) -> Any:
         raise
 
 
-def prebuild(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]]
-              ) -> tuple[int, list[Action]]:
+def prebuild(
+    conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]]
+) -> tuple[int, list[Action]]:
     """Build a transaction's actions before taking the lock (generating the SQL
     costs more than running it), tagged with the schema cookie they are for."""
     cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
     return cookie, build(conn)
 
 
-def planned(conn: sqlite3.Connection, build: Callable[[sqlite3.Connection], list[Action]],
-             prebuilt: tuple[int, list[Action]]) -> list[Action]:
+def planned(
+    conn: sqlite3.Connection,
+    build: Callable[[sqlite3.Connection], list[Action]],
+    prebuilt: tuple[int, list[Action]],
+) -> list[Action]:
     """The prebuilt actions, or new ones if the schema changed since (inside the lock)."""
     cookie, actions = prebuilt
     if conn.execute("PRAGMA schema_version").fetchone()[0] != cookie:

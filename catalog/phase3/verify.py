@@ -41,8 +41,13 @@ class Check:
     warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "name": self.name, "ok": self.ok, "detail": self.detail,
-                "warning": self.warning}
+        return {
+            "group": self.group,
+            "name": self.name,
+            "ok": self.ok,
+            "detail": self.detail,
+            "warning": self.warning,
+        }
 
 
 @dataclass
@@ -64,8 +69,14 @@ class Verification:
         self.checks.append(Check(group, name, ok, detail, warning))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"db": self.db, "layout": self.layout, "phase": self.phase, "ok": self.ok,
-                "warnings": len(self.warnings), "checks": [c.as_dict() for c in self.checks]}
+        return {
+            "db": self.db,
+            "layout": self.layout,
+            "phase": self.phase,
+            "ok": self.ok,
+            "warnings": len(self.warnings),
+            "checks": [c.as_dict() for c in self.checks],
+        }
 
 
 def _model_indexes() -> dict[str, dict[str, list[str]]]:
@@ -78,9 +89,11 @@ def _model_indexes() -> dict[str, dict[str, list[str]]]:
 
 
 def _indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
-    return {name: [r[2] for r in conn.execute(f"PRAGMA index_info({q(name)})")]
-            for _, name, _u, origin, _p in conn.execute(f"PRAGMA index_list({q(table)})")
-            if origin == "c"}
+    return {
+        name: [r[2] for r in conn.execute(f"PRAGMA index_info({q(name)})")]
+        for _, name, _u, origin, _p in conn.execute(f"PRAGMA index_list({q(table)})")
+        if origin == "c"
+    }
 
 
 def verify(db_path: Path) -> Verification:
@@ -98,8 +111,9 @@ def verify(db_path: Path) -> Verification:
         elif st.layout == V1:
             result.add("schema", "v1 tables sessions and fits_files", True, "phase " + str(st.phase))
         else:
-            result.add("schema", "catalog tables present", False,
-                       "neither v1 nor v2 catalog tables were found")
+            result.add(
+                "schema", "catalog tables present", False, "neither v1 nor v2 catalog tables were found"
+            )
             return result
         if st.phase != DURING:  # a run in progress is judged when it is done
             _before_after(result, before, now)
@@ -117,12 +131,20 @@ def _before_after(r: Verification, before: dict[str, Any] | None, now: dict[str,
     """Everything the schema had before the migration is still there, renamed as declared."""
     g = "before vs after"
     if before is None:
-        r.add(g, "no record of the schema before a migration", True,
-              "created at this version, or migrated by an older release: judged by the checks below")
+        r.add(
+            g,
+            "no record of the schema before a migration",
+            True,
+            "created at this version, or migrated by an older release: judged by the checks below",
+        )
         return
     problems = snapshot.lost_or_changed(before, now)
-    r.add(g, "every table, column, index, view and trigger of before is kept", not problems,
-          "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""))
+    r.add(
+        g,
+        "every table, column, index, view and trigger of before is kept",
+        not problems,
+        "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""),
+    )
 
 
 def _drift(r: Verification, now: dict[str, Any], before: dict[str, Any] | None, layout: str) -> None:
@@ -133,25 +155,39 @@ def _drift(r: Verification, now: dict[str, Any], before: dict[str, Any] | None, 
     if not drift:
         r.add("schema vs models", "every model table and column is in the catalog", True)
     for d in drift:
-        was = None if before is None else (
-            d.table not in before["tables"] if d.column is None else
-            d.table not in before["tables"] or
-            d.column not in [c[0] for c in before["tables"][d.table]["columns"]])
-        note = ("it was so before the migration" if was else
-                "no record says whether it was so before the migration" if was is None else
-                "the migration lost it")
-        r.add("schema vs models", d.meaning, False, f"{note}; to add it: {d.ddl}",
-              warning=was is not False)
+        was = (
+            None
+            if before is None
+            else (
+                d.table not in before["tables"]
+                if d.column is None
+                else d.table not in before["tables"]
+                or d.column not in [c[0] for c in before["tables"][d.table]["columns"]]
+            )
+        )
+        note = (
+            "it was so before the migration"
+            if was
+            else "no record says whether it was so before the migration"
+            if was is None
+            else "the migration lost it"
+        )
+        r.add("schema vs models", d.meaning, False, f"{note}; to add it: {d.ddl}", warning=was is not False)
 
 
-def _schema_checks(conn: sqlite3.Connection, r: Verification, window: bool,
-                   before: dict[str, Any] | None) -> None:
+def _schema_checks(
+    conn: sqlite3.Connection, r: Verification, window: bool, before: dict[str, Any] | None
+) -> None:
     tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     views = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='view'")}
     g = "1/7 table names"
     r.add(g, f"{SESSIONS.new} table exists", SESSIONS.new in tables)
-    r.add(g, f"old {SESSIONS.old} table removed", SESSIONS.old not in tables,
-          "a compat view of that name serves old SQL" if SESSIONS.old in views else "")
+    r.add(
+        g,
+        f"old {SESSIONS.old} table removed",
+        SESSIONS.old not in tables,
+        "a compat view of that name serves old SQL" if SESSIONS.old in views else "",
+    )
     cols = {c.name for c in table_columns(conn, SESSIONS.new)} if SESSIONS.new in tables else set()
     for c in SESSIONS.columns:
         r.add("2/7 imaging_sessions columns", f"column '{c.new}' exists", c.new in cols)
@@ -159,26 +195,37 @@ def _schema_checks(conn: sqlite3.Connection, r: Verification, window: bool,
     for c in FITS.columns:
         r.add("3/7 fits_files columns", f"column '{c.new}' exists", c.new in fcols)
         if window:
-            r.add("3/7 fits_files columns", f"compat column '{c.old}' exists (window)",
-                  c.old in fcols)
+            r.add("3/7 fits_files columns", f"compat column '{c.old}' exists (window)", c.old in fcols)
         else:
             r.add("3/7 fits_files columns", f"old column '{c.old}' removed", c.old not in fcols)
     n_sessions = conn.execute(f"SELECT count(*) FROM {q(SESSIONS.new)}").fetchone()[0]
     n_files = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
     r.add("4/7 data integrity", f"found {n_sessions} imaging sessions, {n_files} FITS files", True)
-    row = conn.execute("SELECT version, description FROM schema_version ORDER BY version DESC "
-                       "LIMIT 1").fetchone()
-    r.add("5/7 schema version", f"schema version: {row[0] if row else None}",
-          bool(row) and row[0] == renames.SCHEMA_V2, row[1] if row else "no schema_version row")
+    row = conn.execute(
+        "SELECT version, description FROM schema_version ORDER BY version DESC LIMIT 1"
+    ).fetchone()
+    r.add(
+        "5/7 schema version",
+        f"schema version: {row[0] if row else None}",
+        bool(row) and row[0] == renames.SCHEMA_V2,
+        row[1] if row else "no schema_version row",
+    )
     expected = _model_indexes()
     for table in (SESSIONS.new, FITS.new):
         have = _indexes(conn, table)
         for name, columns in expected[table].items():
             ok = have.get(name) == columns
             was = before is not None and name not in before["indexes"]
-            r.add("6/7 indexes", f"index '{name}' exists", ok,
-                  "" if ok else f"expected on {columns}, found {have.get(name)}"
-                  + ("; it was so before the migration" if was else ""), warning=was)
+            r.add(
+                "6/7 indexes",
+                f"index '{name}' exists",
+                ok,
+                ""
+                if ok
+                else f"expected on {columns}, found {have.get(name)}"
+                + ("; it was so before the migration" if was else ""),
+                warning=was,
+            )
     fks = conn.execute(f"PRAGMA foreign_key_list({q(FITS.new)})").fetchall()
     ok = any(f[2] == SESSIONS.new and f[3] == "imaging_session_id" and f[4] == "id" for f in fks)
     r.add("7/7 foreign keys", "foreign key: fits_files.imaging_session_id -> imaging_sessions.id", ok)
@@ -201,13 +248,16 @@ def _application_checks(db_path: Path, r: Verification) -> None:
             r.add("queries", f"query FITS files ({len(files)} read)", True)
             if sessions:
                 n = s.query(FitsFile).filter(FitsFile.imaging_session_id == sessions[0].id).count()
-                r.add("queries", f"foreign key relationship: session {sessions[0].id} has {n} files",
-                      True)
+                r.add("queries", f"foreign key relationship: session {sessions[0].id} has {n} files", True)
         service = DatabaseService(db)
         stats = service.get_database_stats()
         service.get_imaging_sessions(recent=5)
-        r.add("service", f"DatabaseService: {stats['total_files']} files, "
-                         f"{stats['total_imaging_sessions']} imaging sessions", True)
+        r.add(
+            "service",
+            f"DatabaseService: {stats['total_files']} files, "
+            f"{stats['total_imaging_sessions']} imaging sessions",
+            True,
+        )
     except Exception as exc:  # any failure here is the finding
         r.add("queries", "application queries run", False, f"{type(exc).__name__}: {exc}")
     finally:
@@ -221,16 +271,30 @@ def _sqlite_checks(conn: sqlite3.Connection, r: Verification) -> None:
         fk = long_read(conn, "PRAGMA foreign_key_check")
         r.add("sqlite", "foreign_key_check", not fk, f"{len(fk)} orphaned rows" if fk else "")
     except sqlite3.DatabaseError as exc:  # "foreign key mismatch"
-        r.add("sqlite", "foreign_key_check", False,
-              f"{exc} — run 'migration repair' to rebuild the damaged table")
-    has_stats = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE name='sqlite_stat1'").fetchone() is not None
+        r.add(
+            "sqlite",
+            "foreign_key_check",
+            False,
+            f"{exc} — run 'migration repair' to rebuild the damaged table",
+        )
+    has_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_stat1'").fetchone() is not None
     n_files = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
-    covered = has_stats and conn.execute(
-        "SELECT 1 FROM sqlite_stat1 WHERE tbl='fits_files' LIMIT 1").fetchone() is not None
-    r.add("sqlite", "planner statistics present", covered or n_files < STATS_MIN_ROWS,
-          "" if covered else ("none needed yet" if n_files < STATS_MIN_ROWS else
-                              "no sqlite_stat1 rows for fits_files: run ANALYZE"))
+    covered = (
+        has_stats
+        and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl='fits_files' LIMIT 1").fetchone() is not None
+    )
+    r.add(
+        "sqlite",
+        "planner statistics present",
+        covered or n_files < STATS_MIN_ROWS,
+        ""
+        if covered
+        else (
+            "none needed yet"
+            if n_files < STATS_MIN_ROWS
+            else "no sqlite_stat1 rows for fits_files: run ANALYZE"
+        ),
+    )
 
 
 def _damage_checks(conn: sqlite3.Connection, r: Verification) -> None:
@@ -238,27 +302,37 @@ def _damage_checks(conn: sqlite3.Connection, r: Verification) -> None:
     KEY (ids not kept, so every foreign key to it mismatches). A table without
     AUTOINCREMENT is healthy: older upstream versions created it so."""
     info = {c.name: c for c in table_columns(conn, "fits_files")}
-    pk_ok = (info.get("id") is not None and info["id"].pk == 1
-             and (info["id"].type or "").upper() == "INTEGER")
+    pk_ok = info.get("id") is not None and info["id"].pk == 1 and (info["id"].type or "").upper() == "INTEGER"
     null_ids = conn.execute("SELECT count(*) FROM fits_files WHERE id IS NULL").fetchone()[0]
     damaged = not pk_ok or bool(null_ids)
-    detail = ", ".join(filter(None, [
-        "" if pk_ok else "id is not an INTEGER PRIMARY KEY",
-        f"{null_ids} rows with NULL id" if null_ids else "",
-    ]))
-    r.add("damage", "fits_files.id is its INTEGER PRIMARY KEY", not damaged,
-          (detail + " — run 'migration repair'") if damaged else "")
+    detail = ", ".join(
+        filter(
+            None,
+            [
+                "" if pk_ok else "id is not an INTEGER PRIMARY KEY",
+                f"{null_ids} rows with NULL id" if null_ids else "",
+            ],
+        )
+    )
+    r.add(
+        "damage",
+        "fits_files.id is its INTEGER PRIMARY KEY",
+        not damaged,
+        (detail + " — run 'migration repair'") if damaged else "",
+    )
 
 
 def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
     names = {o.name for o in ddl.schema_objects(conn)}
-    temp = sorted(n for n in names if n.startswith(("_mig_", "_rebuild_"))
-                  and n != state.RESTRICTED_TRIGGERS_TABLE)
+    temp = sorted(
+        n for n in names if n.startswith(("_mig_", "_rebuild_")) and n != state.RESTRICTED_TRIGGERS_TABLE
+    )
     if layout == V2:
         if MIGRATION_STATE_TABLE in names:
             temp.append(MIGRATION_STATE_TABLE)
-        shadows = [c.name for c in table_columns(conn, "fits_files")
-                   if c.name.startswith(state.SHADOW_PREFIX)]
+        shadows = [
+            c.name for c in table_columns(conn, "fits_files") if c.name.startswith(state.SHADOW_PREFIX)
+        ]
         temp += [f"fits_files.{s}" for s in shadows]
     hint = ""
     if any(n.startswith("_rebuild_") for n in temp):
@@ -270,5 +344,9 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
     if layout == V2 and db_shims.SESSIONS.old in names:
         wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]
         missing = [n for n in wanted if n not in names]
-        r.add("shims", "compat view and triggers in place (window)", not missing,
-              ("missing: " + ", ".join(missing) + " — run 'compat install'") if missing else "")
+        r.add(
+            "shims",
+            "compat view and triggers in place (window)",
+            not missing,
+            ("missing: " + ", ".join(missing) + " — run 'compat install'") if missing else "",
+        )

@@ -44,8 +44,12 @@ class SafeJSONProvider(DefaultJSONProvider):
         text = json.dumps(obj, default=_default, ensure_ascii=False)
         # These characters only occur inside JSON strings, so escaping them
         # in the serialised text keeps it valid and equal when parsed.
-        return (text.replace("&", "\\u0026").replace("<", "\\u003c")
-                .replace(">", "\\u003e").replace("'", "\\u0027"))
+        return (
+            text.replace("&", "\\u0026")
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("'", "\\u0027")
+        )
 
 
 def create_app(db: DatabaseManager | str | os.PathLike[str]) -> Flask:

@@ -36,8 +36,12 @@ SORTS: dict[str, tuple[Any, ...]] = {
     "id": (),  # rowid: the order files were cataloged in
 }
 SORT_LABELS = {
-    "date": "Night", "object": "Object", "frame_type": "Type and filter",
-    "camera": "Camera", "session": "Imaging session", "id": "Cataloged",
+    "date": "Night",
+    "object": "Object",
+    "frame_type": "Type and filter",
+    "camera": "Camera",
+    "session": "Imaging session",
+    "id": "Cataloged",
 }
 DEFAULT_SORT, DEFAULT_ORDER = "date", "desc"
 # Keys no index orders: a deep page first counts rows per value to find the
@@ -65,8 +69,7 @@ class FileQuery:
     per_page: int = DEFAULT_PER_PAGE
     filters: dict[str, str] = field(default_factory=dict)
 
-    FILTER_NAMES = ("object", "frame_type", "filter", "camera", "imaging_session",
-                    "date_from", "date_to")
+    FILTER_NAMES = ("object", "frame_type", "filter", "camera", "imaging_session", "date_from", "date_to")
 
     @classmethod
     def from_args(cls, args: Any) -> FileQuery:
@@ -91,9 +94,7 @@ class FileQuery:
             q.filters[name] = value
         q.sort = args.get("sort") or DEFAULT_SORT
         if q.sort not in SORTS:
-            raise BadRequest(
-                f"Cannot sort by {q.sort!r}; sort by one of: {', '.join(SORTS)}."
-            )
+            raise BadRequest(f"Cannot sort by {q.sort!r}; sort by one of: {', '.join(SORTS)}.")
         q.order = (args.get("order") or DEFAULT_ORDER).lower()
         if q.order not in ("asc", "desc"):
             raise BadRequest(f"order must be 'asc' or 'desc', not {q.order!r}.")
@@ -139,30 +140,40 @@ def list_files(s: Session, q: FileQuery) -> dict[str, Any]:
         if flip:
             ids.reverse()
         items = files_by_id(s, ids)
-    return {"items": items, **pages(total, q.page, q.per_page), "sort": q.sort,
-            "order": q.order, "filters": dict(q.filters)}
+    return {
+        "items": items,
+        **pages(total, q.page, q.per_page),
+        "sort": q.sort,
+        "order": q.order,
+        "filters": dict(q.filters),
+    }
 
 
-def _page_ids(s: Session, sort: str, where: list[Any], descending: bool, limit: int,
-              offset: int) -> list[int]:
+def _page_ids(
+    s: Session, sort: str, where: list[Any], descending: bool, limit: int, offset: int
+) -> list[int]:
     keys = [*SORTS[sort], FitsFile.id]
     if sort in SEEK_BY_COUNTS and offset >= DEEP_OFFSET:
         where, offset = _seek(s, keys[0], where, descending, limit, offset)
     order = [k.desc() if descending else k.asc() for k in keys]
-    return list(s.scalars(select(FitsFile.id).where(*where).order_by(*order)
-                          .limit(limit).offset(offset)))
+    return list(s.scalars(select(FitsFile.id).where(*where).order_by(*order).limit(limit).offset(offset)))
 
 
-def _seek(s: Session, key: Any, where: list[Any], descending: bool, limit: int,
-          offset: int) -> tuple[list[Any], int]:
+def _seek(
+    s: Session, key: Any, where: list[Any], descending: bool, limit: int, offset: int
+) -> tuple[list[Any], int]:
     """Narrow a deep page to the key values its rows have; the offset within them.
 
     Rows per value come from one grouped covering-index scan, in the order the
     page query sorts them (SQLite sorts NULL first ascending, last descending,
     in both).
     """
-    groups = s.execute(select(key, func.count()).where(*where).group_by(key)
-                       .order_by(key.desc() if descending else key.asc()))
+    groups = s.execute(
+        select(key, func.count())
+        .where(*where)
+        .group_by(key)
+        .order_by(key.desc() if descending else key.asc())
+    )
     before, taken, values = 0, 0, []
     for value, n in groups:
         if not values and before + n <= offset:
@@ -189,9 +200,9 @@ def distinct_values(s: Session, column: Any, *where: Any) -> list[Any]:
     before it in one.
     """
     seed = select(func.min(column).label("v")).where(*where).cte("loose", recursive=True)
-    step = select(
-        select(func.min(column)).where(*where, column > seed.c.v).scalar_subquery()
-    ).where(seed.c.v.is_not(None))
+    step = select(select(func.min(column)).where(*where, column > seed.c.v).scalar_subquery()).where(
+        seed.c.v.is_not(None)
+    )
     values = seed.union_all(step)
     return [v for (v,) in s.execute(select(values.c.v).where(values.c.v.is_not(None)))]
 

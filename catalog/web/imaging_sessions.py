@@ -39,15 +39,19 @@ def _session_select() -> Any:
 def _summaries(s: Session, session_ids: list[str]) -> dict[str, dict[str, Any]]:
     """File counts and exposure per session, in ONE grouped query."""
     out: dict[str, dict[str, Any]] = {
-        sid: {"files": 0, "frames": {}, "light_exposure_seconds": 0.0,
-              "exposure_by_filter": {}, "groups": []}
+        sid: {"files": 0, "frames": {}, "light_exposure_seconds": 0.0, "exposure_by_filter": {}, "groups": []}
         for sid in session_ids
     }
     if not session_ids:
         return out
     stmt = (
-        select(FitsFile.imaging_session_id, FitsFile.frame_type, FitsFile.filter,
-               func.count(), func.sum(FitsFile.exposure))
+        select(
+            FitsFile.imaging_session_id,
+            FitsFile.frame_type,
+            FitsFile.filter,
+            func.count(),
+            func.sum(FitsFile.exposure),
+        )
         .where(FitsFile.imaging_session_id.in_(session_ids))
         .group_by(FitsFile.imaging_session_id, FitsFile.frame_type, FitsFile.filter)
     )
@@ -57,8 +61,7 @@ def _summaries(s: Session, session_ids: list[str]) -> dict[str, dict[str, Any]]:
         frame = ft or "unknown"
         summary["files"] += n
         summary["frames"][frame] = summary["frames"].get(frame, 0) + n
-        summary["groups"].append({"frame_type": ft, "filter": flt, "files": n,
-                                  "exposure_seconds": seconds})
+        summary["groups"].append({"frame_type": ft, "filter": flt, "files": n, "exposure_seconds": seconds})
         if ft == "LIGHT":
             key = flt or "none"
             by_filter = summary["exposure_by_filter"]
@@ -73,8 +76,10 @@ def list_sessions(s: Session, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -
     """Imaging sessions, newest night first, each with its file summary."""
     total = s.scalar(select(func.count()).select_from(ImagingSession)) or 0
     rows = s.execute(
-        _session_select().order_by(ImagingSession.date.desc(), ImagingSession.id)
-        .limit(per_page).offset((page - 1) * per_page)
+        _session_select()
+        .order_by(ImagingSession.date.desc(), ImagingSession.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
     ).all()
     summaries = _summaries(s, [r.id for r in rows])
     items = []
@@ -91,14 +96,21 @@ def session_detail(s: Session, session_id: str) -> dict[str, Any] | None:
         return None
     summary = _summaries(s, [session_id])[session_id]
     files = [
-        file_row(r) for r in s.execute(
-            file_select().where(FitsFile.imaging_session_id == session_id)
+        file_row(r)
+        for r in s.execute(
+            file_select()
+            .where(FitsFile.imaging_session_id == session_id)
             .order_by(FitsFile.frame_type, FitsFile.filter, FitsFile.id)
             .limit(SESSION_FILES_LIMIT)
         )
     ]
-    return {"session": dict(row._mapping), "summary": summary, "files": files,
-            "files_shown": len(files), "files_total": summary["files"]}
+    return {
+        "session": dict(row._mapping),
+        "summary": summary,
+        "files": files,
+        "files_shown": len(files),
+        "files_total": summary["files"],
+    }
 
 
 def recent_sessions(s: Session, count: int = 8) -> list[dict[str, Any]]:

@@ -28,5 +28,4 @@ def positive_int(args: Any, name: str, default: int) -> int:
 
 def pages(total: int, page: int, per_page: int) -> dict[str, int]:
     """The paging fields of a list answer."""
-    return {"page": page, "per_page": per_page, "total": total,
-            "pages": max(1, math.ceil(total / per_page))}
+    return {"page": page, "per_page": per_page, "total": total, "pages": max(1, math.ceil(total / per_page))}

@@ -63,18 +63,36 @@ def _ps_files(s: Session, ps_ids: list[str], limit: int) -> dict[str, list[dict[
         return out
     psf = ProcessingSessionFile
     ranked = (
-        select(psf.processing_session_id, psf.id, psf.fits_file_id, psf.subfolder,
-               psf.original_filename, psf.original_path, psf.frame_type, psf.file_size,
-               func.row_number().over(partition_by=psf.processing_session_id,
-                                      order_by=(psf.subfolder, psf.id)).label("rank"))
+        select(
+            psf.processing_session_id,
+            psf.id,
+            psf.fits_file_id,
+            psf.subfolder,
+            psf.original_filename,
+            psf.original_path,
+            psf.frame_type,
+            psf.file_size,
+            func.row_number()
+            .over(partition_by=psf.processing_session_id, order_by=(psf.subfolder, psf.id))
+            .label("rank"),
+        )
         .where(psf.processing_session_id.in_(ps_ids))
         .subquery()
     )
     stmt = (
-        select(ranked.c.processing_session_id, ranked.c.id, ranked.c.fits_file_id,
-               ranked.c.subfolder, ranked.c.original_filename, ranked.c.original_path,
-               ranked.c.frame_type, ranked.c.file_size, FitsFile.object, FitsFile.filter,
-               FitsFile.exposure)
+        select(
+            ranked.c.processing_session_id,
+            ranked.c.id,
+            ranked.c.fits_file_id,
+            ranked.c.subfolder,
+            ranked.c.original_filename,
+            ranked.c.original_path,
+            ranked.c.frame_type,
+            ranked.c.file_size,
+            FitsFile.object,
+            FitsFile.filter,
+            FitsFile.exposure,
+        )
         .outerjoin(FitsFile, FitsFile.id == ranked.c.fits_file_id)
         .where(ranked.c.rank <= limit)
         .order_by(ranked.c.processing_session_id, ranked.c.subfolder, ranked.c.id)
@@ -92,9 +110,11 @@ def _ps_counts(s: Session, ps_ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ps_ids:
         return out
     psf = ProcessingSessionFile
-    stmt = (select(psf.processing_session_id, psf.subfolder, func.count(), func.sum(psf.file_size))
-            .where(psf.processing_session_id.in_(ps_ids))
-            .group_by(psf.processing_session_id, psf.subfolder))
+    stmt = (
+        select(psf.processing_session_id, psf.subfolder, func.count(), func.sum(psf.file_size))
+        .where(psf.processing_session_id.in_(ps_ids))
+        .group_by(psf.processing_session_id, psf.subfolder)
+    )
     for pid, sub, n, size in s.execute(stmt):
         out[pid]["file_count"] += n
         out[pid]["by_subfolder"][sub] = n
@@ -102,13 +122,16 @@ def _ps_counts(s: Session, ps_ids: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def list_processing(s: Session, page: int = 1, per_page: int = 20,
-                    files_per_session: int = PROCESSING_FILES_PREVIEW) -> dict[str, Any]:
+def list_processing(
+    s: Session, page: int = 1, per_page: int = 20, files_per_session: int = PROCESSING_FILES_PREVIEW
+) -> dict[str, Any]:
     """Processing sessions, newest first, each with its staged files (the first N)."""
     total = s.scalar(select(func.count()).select_from(ProcessingSession)) or 0
     rows = s.execute(
-        _ps_select().order_by(ProcessingSession.created_at.desc(), ProcessingSession.id)
-        .limit(per_page).offset((page - 1) * per_page)
+        _ps_select()
+        .order_by(ProcessingSession.created_at.desc(), ProcessingSession.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
     ).all()
     ids = [r.id for r in rows]
     counts = _ps_counts(s, ids)

@@ -24,8 +24,8 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from migration.logs import get_logger
 from catalog.manager import DatabaseManager
+from migration.logs import get_logger
 
 T = TypeVar("T")
 
@@ -63,8 +63,7 @@ def read_snapshot(db: DatabaseManager) -> Iterator[Session]:
             session.rollback()
 
 
-def read(db: DatabaseManager, fn: Callable[[Session], T], *,
-         delays: tuple[float, ...] = RETRY_DELAYS) -> T:
+def read(db: DatabaseManager, fn: Callable[[Session], T], *, delays: tuple[float, ...] = RETRY_DELAYS) -> T:
     """``fn(session)`` in a snapshot, retried on transient SQLite errors.
 
     Busy is retried with every delay in ``delays``; a schema that changed
@@ -81,7 +80,6 @@ def read(db: DatabaseManager, fn: Callable[[Session], T], *,
             if delay is None or not is_transient(exc) or (not busy and schema_retried):
                 raise
             schema_retried = schema_retried or not busy
-            log.warning("web.read_retry", attempt=attempt, delay=delay,
-                        error=str(getattr(exc, "orig", exc)))
+            log.warning("web.read_retry", attempt=attempt, delay=delay, error=str(getattr(exc, "orig", exc)))
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
-from migration.logs import get_logger
 from catalog.web import database
+from migration.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -26,20 +26,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(app: Flask, host: str = "127.0.0.1", port: int = 8080, threads: int = 8,
-          on_ready: Callable[[str], None] | None = None) -> None:
+def serve(
+    app: Flask,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 8,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve ``app`` until SIGTERM/SIGINT; in-flight requests finish first.
 
     ``port`` 0 picks a free port (logged in ``web.started``). Call from the
     main thread (signal handlers are installed there).
     """
-    server: Any = create_server(app, host=host, port=port, threads=threads,
-                                ident="astro-catalog", clear_untrusted_proxy_headers=True)
+    server: Any = create_server(
+        app, host=host, port=port, threads=threads, ident="astro-catalog", clear_untrusted_proxy_headers=True
+    )
     effective_port = int(getattr(server, "effective_port", port))
     url = f"http://{host}:{effective_port}"
     if not _is_loopback(host):
-        log.warning("web.public_bind", host=host,
-                    note="the catalog is readable by every machine that can reach this address")
+        log.warning(
+            "web.public_bind",
+            host=host,
+            note="the catalog is readable by every machine that can reach this address",
+        )
 
     def _stop(signum: int, _frame: Any) -> None:
         log.info("web.stopping", signal=signal.Signals(signum).name)

@@ -35,7 +35,6 @@ def monitor_status(s: Session, now: float) -> dict[str, Any] | None:
     age = now - heartbeat if isinstance(heartbeat, (int, float)) else None
     status["heartbeat_age_seconds"] = round(age, 1) if age is not None else None
     status["running"] = (
-        status.get("state") not in ("stopped", None) and age is not None
-        and age < MONITOR_STALE_SECONDS
+        status.get("state") not in ("stopped", None) and age is not None and age < MONITOR_STALE_SECONDS
     )
     return status

@@ -16,18 +16,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
-from migration.logs import get_logger
 from catalog.stats import catalog_stats
 from catalog.web import file_list, imaging_sessions, params, processing_sessions, reads, state
 from catalog.web.params import BadRequest
 from catalog.web.reads import database
+from migration.logs import get_logger
 
 log = get_logger(__name__)
 
 SLOW_REQUEST_SECONDS = 1.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
-                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -53,12 +53,15 @@ def _per_page(default: int, maximum: int = params.MAX_PER_PAGE) -> int:
 
 # -- pages -------------------------------------------------------------------
 
+
 def dashboard() -> str:
-    data = _page(lambda s: {
-        "stats": catalog_stats(s),
-        "recent": imaging_sessions.recent_sessions(s),
-        "monitor": state.monitor_status(s, time.time()),
-    })
+    data = _page(
+        lambda s: {
+            "stats": catalog_stats(s),
+            "recent": imaging_sessions.recent_sessions(s),
+            "monitor": state.monitor_status(s, time.time()),
+        }
+    )
     return render_template("dashboard.html", **data)
 
 
@@ -96,10 +99,19 @@ def processing_detail(ps_id: str) -> str:
 
 # -- JSON API ----------------------------------------------------------------
 
+
 def api_stats() -> Response:
-    return jsonify(_read(lambda s: catalog_stats(s) | {
-        "schema": state.schema_info(s), "monitor": state.monitor_status(s, time.time()),
-    }))
+    return jsonify(
+        _read(
+            lambda s: (
+                catalog_stats(s)
+                | {
+                    "schema": state.schema_info(s),
+                    "monitor": state.monitor_status(s, time.time()),
+                }
+            )
+        )
+    )
 
 
 def api_raw_files() -> Response:
@@ -160,6 +172,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
 
 # -- errors ------------------------------------------------------------------
 
+
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
@@ -167,8 +180,7 @@ def _wants_json() -> bool:
 def _error(status: int, title: str, message: str) -> tuple[Any, int]:
     if _wants_json():
         return jsonify(error=message, status=status), status
-    return render_template("error.html", status=status, title=title, message=message,
-                           schema=None), status
+    return render_template("error.html", status=status, title=title, message=message, schema=None), status
 
 
 def _bad_request(exc: BadRequest) -> tuple[Any, int]:
@@ -188,26 +200,33 @@ def _http_error(exc: HTTPException) -> tuple[Any, ...]:
 
 def _database_error(exc: SQLAlchemyError | sqlite3.Error) -> tuple[Any, int]:
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    log.error("web.request_failed", path=request.path, error=detail,
-              error_type=type(exc).__name__)
+    log.error("web.request_failed", path=request.path, error=detail, error_type=type(exc).__name__)
     if reads.is_busy(exc):
-        return _error(503, "Catalog busy",
-                      "The catalog database stayed locked by another program for longer than "
-                      "the busy timeout. Nothing is wrong with the catalog: reload the page.")
-    return _error(500, "Database error",
-                  f"The catalog database could not be read ({detail}). Check that the server "
-                  f"points at a FITS catalog (catalog web --db …) and see the server log.")
+        return _error(
+            503,
+            "Catalog busy",
+            "The catalog database stayed locked by another program for longer than "
+            "the busy timeout. Nothing is wrong with the catalog: reload the page.",
+        )
+    return _error(
+        500,
+        "Database error",
+        f"The catalog database could not be read ({detail}). Check that the server "
+        f"points at a FITS catalog (catalog web --db …) and see the server log.",
+    )
 
 
 def _unexpected(exc: Exception) -> tuple[Any, int]:
-    log.exception("web.request_failed", path=request.path, error=str(exc),
-                  error_type=type(exc).__name__)
-    return _error(500, "Server error",
-                  "The page failed because of a bug in the catalog web app; the server log "
-                  "has the details.")
+    log.exception("web.request_failed", path=request.path, error=str(exc), error_type=type(exc).__name__)
+    return _error(
+        500,
+        "Server error",
+        "The page failed because of a bug in the catalog web app; the server log has the details.",
+    )
 
 
 # -- template helpers ---------------------------------------------------------
+
 
 def url_with(**changes: Any) -> str:
     """The current URL with some query arguments changed (None removes one)."""
@@ -271,6 +290,10 @@ def register(app: Flask) -> None:
             response.headers.setdefault("Cache-Control", "no-store")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         if elapsed > SLOW_REQUEST_SECONDS:
-            log.warning("web.slow_request", path=request.full_path, status=response.status_code,
-                        seconds=round(elapsed, 3))
+            log.warning(
+                "web.slow_request",
+                path=request.full_path,
+                status=response.status_code,
+                seconds=round(elapsed, 3),
+            )
         return response

@@ -62,20 +62,58 @@ class _Scope:
 
 
 # Methods of a Query / Select / Update … that return the same statement.
-_CHAIN = frozenset({
-    "filter", "filter_by", "where", "order_by", "group_by", "having", "limit", "offset", "join",
-    "outerjoin", "options", "distinct", "execution_options", "values", "returning", "select_from",
-    "params", "with_for_update", "yield_per", "populate_existing", "correlate", "slice",
-})
-_ONE = frozenset({"first", "one", "one_or_none", "scalar", "scalar_one", "scalar_one_or_none",
-                  "get", "pop"})
+_CHAIN = frozenset(
+    {
+        "filter",
+        "filter_by",
+        "where",
+        "order_by",
+        "group_by",
+        "having",
+        "limit",
+        "offset",
+        "join",
+        "outerjoin",
+        "options",
+        "distinct",
+        "execution_options",
+        "values",
+        "returning",
+        "select_from",
+        "params",
+        "with_for_update",
+        "yield_per",
+        "populate_existing",
+        "correlate",
+        "slice",
+    }
+)
+_ONE = frozenset({"first", "one", "one_or_none", "scalar", "scalar_one", "scalar_one_or_none", "get", "pop"})
 _STATEMENT_FUNCS = frozenset({"query", "select", "update", "insert", "delete"})
 _SEQUENCE_FUNCS = frozenset({"list", "sorted", "tuple", "reversed", "set", "frozenset"})
-_CONTAINERS = frozenset({
-    "list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection", "set",
-    "Set", "frozenset", "FrozenSet", "AbstractSet", "tuple", "Tuple", "Generator",
-    "AsyncIterator", "AsyncIterable", "AsyncGenerator", "Reversible",
-})
+_CONTAINERS = frozenset(
+    {
+        "list",
+        "List",
+        "Sequence",
+        "MutableSequence",
+        "Iterable",
+        "Iterator",
+        "Collection",
+        "set",
+        "Set",
+        "frozenset",
+        "FrozenSet",
+        "AbstractSet",
+        "tuple",
+        "Tuple",
+        "Generator",
+        "AsyncIterator",
+        "AsyncIterable",
+        "AsyncGenerator",
+        "Reversible",
+    }
+)
 
 
 class _Inference:
@@ -102,19 +140,24 @@ class _Inference:
             except SyntaxError:
                 return None
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            return self._optional(self._annotation_type(node.left), self._annotation_type(node.right),
-                                  node.left, node.right)
+            return self._optional(
+                self._annotation_type(node.left), self._annotation_type(node.right), node.left, node.right
+            )
         if isinstance(node, ast.Subscript):
-            outer = node.value.id if isinstance(node.value, ast.Name) else (
-                node.value.attr if isinstance(node.value, ast.Attribute) else "")
+            outer = (
+                node.value.id
+                if isinstance(node.value, ast.Name)
+                else (node.value.attr if isinstance(node.value, ast.Attribute) else "")
+            )
             args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
             if not args:  # Tuple[()]
                 return None
             if outer in ("Optional", "Annotated"):
                 return self._annotation_type(args[0])
             if outer == "Union" and len(args) == 2:
-                return self._optional(self._annotation_type(args[0]), self._annotation_type(args[1]),
-                                      args[0], args[1])
+                return self._optional(
+                    self._annotation_type(args[0]), self._annotation_type(args[1]), args[0], args[1]
+                )
             inner = self._annotation_type(args[0])
             if outer in ("type", "Type") and inner is not None and inner.kind == "instance":
                 return _Ty("class", inner.name)

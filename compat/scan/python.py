@@ -99,8 +99,11 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
             self._bind(target.value, None)
 
     def _bind_unpacked(self, target: ast.AST, value: ast.AST) -> None:
-        if (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
-                and len(target.elts) == len(value.elts)):
+        if (
+            isinstance(target, (ast.Tuple, ast.List))
+            and isinstance(value, (ast.Tuple, ast.List))
+            and len(target.elts) == len(value.elts)
+        ):
             for t, v in zip(target.elts, value.elts):
                 self._bind_unpacked(t, v)
         else:
@@ -108,9 +111,14 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
 
     def _bind_loop_target(self, target: ast.AST, iterable: ast.AST) -> None:
         # for i, f in enumerate(files)
-        if (isinstance(target, ast.Tuple) and len(target.elts) == 2
-                and isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name)
-                and iterable.func.id == "enumerate" and iterable.args):
+        if (
+            isinstance(target, ast.Tuple)
+            and len(target.elts) == 2
+            and isinstance(iterable, ast.Call)
+            and isinstance(iterable.func, ast.Name)
+            and iterable.func.id == "enumerate"
+            and iterable.args
+        ):
             self._bind(target.elts[0], None)
             self._bind(target.elts[1], self._element(self._infer(iterable.args[0])))
         else:
@@ -315,8 +323,13 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
                 if keyword.arg is not None:
                     offset = self.text.offset(keyword.lineno, keyword.col_offset)
                     self._model_attr(_Ty("class", target.name), keyword.arg, offset)
-        if (isinstance(func, ast.Name) and func.id in _ATTR_FUNCS and len(node.args) >= 2
-                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+        if (
+            isinstance(func, ast.Name)
+            and func.id in _ATTR_FUNCS
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+        ):
             literal = self._literal(node.args[1])
             offset = literal[1][0] if literal and literal[1] else self._node_offset(node.args[1])
             self._model_attr(self._infer(node.args[0]), node.args[1].value, offset)

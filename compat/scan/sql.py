@@ -88,7 +88,7 @@ def _statements(tokens: list[Token]) -> Iterator[list[Token]]:
         yield current
 
 
-def _parse(tokens: list[Token], text: str) -> exp.Expression | None:
+def _parse(tokens: list[Token], text: str) -> exp.Expr | None:
     """One statement's tree, or None if sqlglot cannot parse it properly."""
     if not tokens:
         return None
@@ -145,9 +145,9 @@ def _trigger_hits(tokens: list[Token], text: str) -> list[_Hit]:
         hits.extend(_token_hits(tokens[when + 1 : begin], context, unqualified=False))
     end = len(tokens) - 1 if words[-1] == "END" else len(tokens)
     statement: list[Token] = []
-    for token in [*tokens[begin + 1 : end], None]:
-        if token is not None and token.token_type != TokenType.SEMICOLON:
-            statement.append(token)
+    for item in [*tokens[begin + 1 : end], None]:
+        if item is not None and item.token_type != TokenType.SEMICOLON:
+            statement.append(item)
             continue
         if statement:
             tree = _parse(statement, text)

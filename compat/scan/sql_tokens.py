@@ -19,8 +19,9 @@ def _word(token: Token) -> str:
 
 
 _TABLE_WORDS = frozenset({"FROM", "JOIN", "INTO", "UPDATE", "TABLE", "REFERENCES"})
-_MODIFIER_WORDS = frozenset({"IF", "NOT", "EXISTS", "OR", "REPLACE", "ROLLBACK", "ABORT", "FAIL",
-                             "IGNORE", "ONLY"})
+_MODIFIER_WORDS = frozenset(
+    {"IF", "NOT", "EXISTS", "OR", "REPLACE", "ROLLBACK", "ABORT", "FAIL", "IGNORE", "ONLY"}
+)
 _NAMING_WORDS = frozenset({"AS", "CONSTRAINT", "INDEX", "VIEW", "TRIGGER", "COLLATE"})
 
 
@@ -43,9 +44,14 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
     words = [_word(t) for t in tokens]
     hits: list[_Hit] = []
     # WITH name AS (…), name AS (…)
-    ctes = {tokens[i].text.lower() for i in range(1, n - 2)
-            if ident(i) and words[i + 1] == "AS" and kind(i + 2) == TokenType.L_PAREN
-            and (words[i - 1] in ("WITH", "RECURSIVE") or kind(i - 1) == TokenType.COMMA)}
+    ctes = {
+        tokens[i].text.lower()
+        for i in range(1, n - 2)
+        if ident(i)
+        and words[i + 1] == "AS"
+        and kind(i + 2) == TokenType.L_PAREN
+        and (words[i - 1] in ("WITH", "RECURSIVE") or kind(i - 1) == TokenType.COMMA)
+    }
     derived = bool(ctes)  # a CTE or a subquery in FROM: unqualified names are uncertain
     refs: dict[str, str | None] = dict(context)
     tables: set[str] = set()
@@ -89,7 +95,7 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
                 if name in _RENAMED_TABLES:
                     hits.append(_table_hit(tokens[j].start, name))
             k = j + 1
-            if words[k:k + 1] == ["AS"] and ident(k + 1):
+            if words[k : k + 1] == ["AS"] and ident(k + 1):
                 k += 1
             if ident(k) and kind(k + 1) != TokenType.DOT:
                 refs[tokens[k].text.lower()] = None if name in ctes else name
@@ -124,9 +130,13 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
     if unqualified and not derived and len(tables) == 1:
         (table,) = tables
         for i in range(n):
-            if (not ident(i) or i in used or kind(i - 1) == TokenType.DOT
-                    or kind(i + 1) in (TokenType.DOT, TokenType.L_PAREN)
-                    or (i and words[i - 1] in _NAMING_WORDS)):
+            if (
+                not ident(i)
+                or i in used
+                or kind(i - 1) == TokenType.DOT
+                or kind(i + 1) in (TokenType.DOT, TokenType.L_PAREN)
+                or (i and words[i - 1] in _NAMING_WORDS)
+            ):
                 continue
             hits.extend(_column_hit(table, tokens[i].text, tokens[i].start))
     return hits

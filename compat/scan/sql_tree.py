@@ -13,11 +13,11 @@ from compat.scan.sql_hits import _column_hit, _Hit, _table_hit
 _OWNERS = (exp.Select, exp.Update, exp.Delete, exp.Insert, exp.Create, exp.Alter)
 
 
-def _start(node: exp.Expression) -> int:
+def _start(node: exp.Expr) -> int:
     return node.meta.get("start", 0) if isinstance(node, exp.Identifier) else 0
 
 
-def _tree_hits(tree: exp.Expression, context: dict[str, str]) -> list[_Hit]:
+def _tree_hits(tree: exp.Expr, context: dict[str, str]) -> list[_Hit]:
     """Old names in one parsed statement; ``context`` maps extra qualifiers
     (a trigger's NEW and OLD) to their table."""
     hits: list[_Hit] = []
@@ -37,10 +37,10 @@ def _tree_hits(tree: exp.Expression, context: dict[str, str]) -> list[_Hit]:
     for schema in tree.find_all(exp.Schema):
         hits.extend(_schema_hits(schema))
     if isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
-        table = tree.this.name.lower()  # ALTER TABLE t ADD COLUMN c …
+        altered = tree.this.name.lower()  # ALTER TABLE t ADD COLUMN c …
         for action in tree.args.get("actions") or []:
             if isinstance(action, exp.ColumnDef) and isinstance(action.this, exp.Identifier):
-                hits.extend(_column_hit(table, action.name, _start(action.this)))
+                hits.extend(_column_hit(altered, action.name, _start(action.this)))
     return hits
 
 
@@ -63,17 +63,17 @@ def _is_cte(table: exp.Table) -> bool:
     return False
 
 
-def _owner(node: exp.Expression) -> exp.Expression | None:
+def _owner(node: exp.Expr) -> exp.Expr | None:
     parent = node.parent
     while parent is not None and not isinstance(parent, _OWNERS):
         parent = parent.parent
     return parent
 
 
-def _sources(owner: exp.Expression) -> dict[str, str | None]:
+def _sources(owner: exp.Expr) -> dict[str, str | None]:
     """Names a statement scope can qualify columns with -> the physical table
     (lower case), or None for a CTE or a derived table."""
-    items: list[exp.Expression | None] = []
+    items: list[exp.Expr | None] = []
     from_ = owner.args.get("from_")
     joins = [j.this for j in owner.args.get("joins") or []]
     if isinstance(owner, exp.Select):
@@ -181,7 +181,7 @@ def _schema_hits(schema: exp.Schema) -> list[_Hit]:
     return hits
 
 
-def _defined_columns(item: exp.Expression) -> Iterator[exp.Identifier]:
+def _defined_columns(item: exp.Expr) -> Iterator[exp.Identifier]:
     if isinstance(item, exp.Identifier):
         yield item
     elif isinstance(item, exp.ColumnDef) and isinstance(item.this, exp.Identifier):

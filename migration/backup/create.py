@@ -53,8 +53,7 @@ def timestamp(now: datetime) -> str:
 def _check_label(label: str) -> None:
     if not _LABEL_RE.match(label) or re.fullmatch(r"\d{8}_\d{6}.*", label):
         raise UsageError(
-            f"The backup label {label!r} cannot be used: use letters, digits, '_' or '-', "
-            f"like 'pre_phase3'."
+            f"The backup label {label!r} cannot be used: use letters, digits, '_' or '-', like 'pre_phase3'."
         )
 
 
@@ -95,12 +94,23 @@ def create_backup(
         tmp, pages, seconds = snapshot(src, db_path, dest, label, now, ms)
     finally:
         src.close()
-    return finish(tmp, db_path, dest, label, now, profile=profile, pages=pages,
-                  seconds=seconds, quick=quick, require_ok=require_ok)
+    return finish(
+        tmp,
+        db_path,
+        dest,
+        label,
+        now,
+        profile=profile,
+        pages=pages,
+        seconds=seconds,
+        quick=quick,
+        require_ok=require_ok,
+    )
 
 
-def snapshot(src: sqlite3.Connection, db_path: Path, dest: Path, label: str, now: datetime,
-             timeout_ms: int) -> tuple[Path, int, float]:
+def snapshot(
+    src: sqlite3.Connection, db_path: Path, dest: Path, label: str, now: datetime, timeout_ms: int
+) -> tuple[Path, int, float]:
     """Copy ``src`` (its current snapshot) into a new ``.partial`` file in ``dest``.
 
     The file is fsynced and switched to ``journal_mode=DELETE``: a backup is one
@@ -114,8 +124,7 @@ def snapshot(src: sqlite3.Connection, db_path: Path, dest: Path, label: str, now
     except sqlite3.Error as exc:
         raise read_only_error(dest, OSError(errno.EACCES, str(exc))) from exc
     try:
-        pages = copy_pages(src, out, pages=-1, doing=f"backing up {db_path}",
-                           timeout_ms=timeout_ms)
+        pages = copy_pages(src, out, pages=-1, doing=f"backing up {db_path}", timeout_ms=timeout_ms)
         seconds = time.monotonic() - started
         # one self-contained file: no -wal/-shm needed to open it read-only later
         out.execute("PRAGMA journal_mode=DELETE")
@@ -144,9 +153,20 @@ def snapshot(src: sqlite3.Connection, db_path: Path, dest: Path, label: str, now
     return tmp, pages, seconds
 
 
-def finish(tmp: Path, db_path: Path, dest: Path, label: str, now: datetime, *,
-           profile: SchemaProfile, pages: int, seconds: float, quick: bool, require_ok: bool,
-           keep_on_error: bool = False) -> BackupInfo:
+def finish(
+    tmp: Path,
+    db_path: Path,
+    dest: Path,
+    label: str,
+    now: datetime,
+    *,
+    profile: SchemaProfile,
+    pages: int,
+    seconds: float,
+    quick: bool,
+    require_ok: bool,
+    keep_on_error: bool = False,
+) -> BackupInfo:
     """Verify, hash and publish a ``.partial`` copy under its final name.
 
     On failure the copy is deleted, unless ``keep_on_error`` (the caller rescues it).
@@ -163,7 +183,7 @@ def finish(tmp: Path, db_path: Path, dest: Path, label: str, now: datetime, *,
         st = tmp.stat()
         digest = sha256(tmp)
         created = now.astimezone()
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "source": os.path.abspath(db_path),
             "label": label,
@@ -185,15 +205,33 @@ def finish(tmp: Path, db_path: Path, dest: Path, label: str, now: datetime, *,
             unlink_quietly(tmp)
         raise
     info = BackupInfo(
-        path=final, created_at=created, size=st.st_size, label=label,
-        source=manifest["source"], layout=check.layout, version=check.version,
-        counts=check.counts, state=VERIFIED if check.ok else FAILED, sha256=digest,
-        problems=check.problems, pages=pages, seconds=round(seconds, 3), check=check.check,
+        path=final,
+        created_at=created,
+        size=st.st_size,
+        label=label,
+        source=manifest["source"],
+        layout=check.layout,
+        version=check.version,
+        counts=check.counts,
+        state=VERIFIED if check.ok else FAILED,
+        sha256=digest,
+        problems=check.problems,
+        pages=pages,
+        seconds=round(seconds, 3),
+        check=check.check,
         summarize=profile.summary,
     )
-    log.info("backup.created", path=str(final), source=str(db_path), bytes=st.st_size,
-             seconds=round(seconds, 3), pages=pages, state=info.state,
-             verify_seconds=check.seconds, rows=profile.summary(check.counts))
+    log.info(
+        "backup.created",
+        path=str(final),
+        source=str(db_path),
+        bytes=st.st_size,
+        seconds=round(seconds, 3),
+        pages=pages,
+        state=info.state,
+        verify_seconds=check.seconds,
+        rows=profile.summary(check.counts),
+    )
     return info
 
 

@@ -145,7 +145,8 @@ def ensure_writable_dir(folder: Path) -> None:
     if not folder.is_dir():
         raise ReadOnlyError(
             f"{folder} exists and is not a folder; backups cannot be written there. "
-            f"Choose another backup folder.")
+            f"Choose another backup folder."
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ReadOnlyError(
             f"The backup folder {folder} is not writable. Nothing was written. Fix its "

@@ -26,9 +26,7 @@ log = get_logger(__package__)
 
 ORPHAN_AGE_SECONDS = 60  # a manifest without its backup for this long is a crash leftover
 
-_NAME_RE = re.compile(
-    r"^(?P<prefix>.+)_(?P<date>\d{8})_(?P<time>\d{6})(?:_(?P<seq>\d+))?\.db$"
-)
+_NAME_RE = re.compile(r"^(?P<prefix>.+)_(?P<date>\d{8})_(?P<time>\d{6})(?:_(?P<seq>\d+))?\.db$")
 
 
 def _name_time(m: re.Match[str]) -> datetime | None:
@@ -56,9 +54,18 @@ def _info_from_file(path: Path, m: re.Match[str], profile: SchemaProfile) -> Bac
                 conn.close()
         except sqlite3.Error:
             pass
-        return BackupInfo(path=path, created_at=_name_time(m), size=st.st_size, label=None,
-                          source=None, layout=layout, version=version, counts={},
-                          state=UNVERIFIED, summarize=profile.summary)
+        return BackupInfo(
+            path=path,
+            created_at=_name_time(m),
+            size=st.st_size,
+            label=None,
+            source=None,
+            layout=layout,
+            version=version,
+            counts={},
+            state=UNVERIFIED,
+            summarize=profile.summary,
+        )
     verification = manifest.get("verification") or {}
     if not verification.get("ok"):
         state = FAILED
@@ -66,22 +73,31 @@ def _info_from_file(path: Path, m: re.Match[str], profile: SchemaProfile) -> Bac
         state = CHANGED
     else:
         state = VERIFIED
+    created: datetime | None
     try:
         created = datetime.fromisoformat(manifest["created_at"])
     except (KeyError, TypeError, ValueError):
         created = _name_time(m)
     return BackupInfo(
-        path=path, created_at=created, size=st.st_size, label=manifest.get("label"),
-        source=manifest.get("source"), layout=manifest.get("layout"),
-        version=manifest.get("version"), counts=manifest.get("counts") or {}, state=state,
-        sha256=manifest.get("sha256"), problems=list(verification.get("problems") or []),
-        pages=manifest.get("pages"), seconds=manifest.get("copy_seconds"),
-        check=verification.get("check"), summarize=profile.summary,
+        path=path,
+        created_at=created,
+        size=st.st_size,
+        label=manifest.get("label"),
+        source=manifest.get("source"),
+        layout=manifest.get("layout"),
+        version=manifest.get("version"),
+        counts=manifest.get("counts") or {},
+        state=state,
+        sha256=manifest.get("sha256"),
+        problems=list(verification.get("problems") or []),
+        pages=manifest.get("pages"),
+        seconds=manifest.get("copy_seconds"),
+        check=verification.get("check"),
+        summarize=profile.summary,
     )
 
 
-def list_backups(folder: Path, *, source: Path | None = None,
-                 profile: SchemaProfile) -> list[BackupInfo]:
+def list_backups(folder: Path, *, source: Path | None = None, profile: SchemaProfile) -> list[BackupInfo]:
     """The backups in ``folder`` (only those of the database ``source``, if given),
     newest first.
 
@@ -112,8 +128,9 @@ def list_backups(folder: Path, *, source: Path | None = None,
     return [info for info, _ in sorted(found, key=key, reverse=True)]
 
 
-def prune_backups(folder: Path, keep: int, *, source: Path | None = None,
-                  dry_run: bool = False) -> list[Path]:
+def prune_backups(
+    folder: Path, keep: int, *, source: Path | None = None, dry_run: bool = False
+) -> list[Path]:
     """Delete the oldest of our backups in ``folder`` beyond ``keep`` (per source
     database; only those of ``source``, if given).
 

@@ -68,8 +68,7 @@ class BackupInfo:
     seconds: float | None = None  # time to copy (creation only)
     check: str | None = None  # integrity_check or quick_check (what "verified" means)
     # the profile's summary of the counts; not data of the backup (not compared, not in to_dict)
-    summarize: Callable[[Mapping[str, int]], str] = field(
-        default=row_summary, repr=False, compare=False)
+    summarize: Callable[[Mapping[str, int]], str] = field(default=row_summary, repr=False, compare=False)
 
     @property
     def manifest_path(self) -> Path:
@@ -126,7 +125,10 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 def verification_dict(check: BackupCheck) -> dict[str, Any]:
     """The manifest's ``verification`` entry."""
     return {
-        "ok": check.ok, "check": check.check, "problems": check.problems,
-        "warnings": check.warnings, "seconds": check.seconds,
+        "ok": check.ok,
+        "check": check.check,
+        "problems": check.problems,
+        "warnings": check.warnings,
+        "seconds": check.seconds,
         "at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }

@@ -29,11 +29,9 @@ def open_source(db: Path, timeout_ms: int | None) -> sqlite3.Connection:
     """A connection that only reads: no journal-mode change, never creates the file
     (read-write open so it can use the WAL index; read-only if the file is read-only)."""
     try:
-        conn = sqlite3.connect(uri(db, "rw"), uri=True, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(uri(db, "rw"), uri=True, isolation_level=None, check_same_thread=False)
     except sqlite3.OperationalError:
-        conn = sqlite3.connect(uri(db, "ro"), uri=True, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(uri(db, "ro"), uri=True, isolation_level=None, check_same_thread=False)
     ms = busy_timeout_ms() if timeout_ms is None else timeout_ms
     conn.execute(f"PRAGMA busy_timeout={int(ms)}")
     return conn
@@ -63,8 +61,15 @@ def locked_error(doing: str, seconds: float) -> DatabaseLockedError:
     )
 
 
-def copy_pages(src: sqlite3.Connection, dest: sqlite3.Connection, *, pages: int, doing: str,
-               timeout_ms: int, on_step: OnStep | None = None) -> int:
+def copy_pages(
+    src: sqlite3.Connection,
+    dest: sqlite3.Connection,
+    *,
+    pages: int,
+    doing: str,
+    timeout_ms: int,
+    on_step: OnStep | None = None,
+) -> int:
     """``src.backup(dest)``; BUSY past the timeout raises DatabaseLockedError.
 
     ``on_step(status, remaining, total)`` runs after each step (errors abort the copy,

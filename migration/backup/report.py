@@ -58,8 +58,10 @@ class RestoreReport:
 
     @property
     def nothing_lost(self) -> bool:
-        return self.rows_lost == 0 and not self.objects_only_in_live and not any(
-            t.columns_only_in_live for t in self.tables
+        return (
+            self.rows_lost == 0
+            and not self.objects_only_in_live
+            and not any(t.columns_only_in_live for t in self.tables)
         )
 
     def lines(self) -> list[str]:
@@ -78,8 +80,7 @@ class RestoreReport:
             parts = []
             if t.only_in_live:
                 sample = ", ".join(map(str, t.sample_only_in_live))
-                parts.append(
-                    f"{t.only_in_live} rows not in the backup (e.g. {'/'.join(t.key)} {sample})")
+                parts.append(f"{t.only_in_live} rows not in the backup (e.g. {'/'.join(t.key)} {sample})")
             if t.changed:
                 sample = ", ".join(map(str, t.sample_changed))
                 parts.append(f"{t.changed} rows changed since (e.g. {sample})")
@@ -100,8 +101,7 @@ class RestoreReport:
         return d
 
 
-def restore_report(backup: Path, live: Path, *, profile: SchemaProfile,
-                   sample: int = 5) -> RestoreReport:
+def restore_report(backup: Path, live: Path, *, profile: SchemaProfile, sample: int = 5) -> RestoreReport:
     """What restoring ``backup`` into ``live`` would lose (and bring back), per table.
 
     Reads both in one consistent snapshot; changes nothing. When their layouts are
@@ -129,8 +129,18 @@ def restore_report(backup: Path, live: Path, *, profile: SchemaProfile,
                 matched_backup.add(other)
         for table in sorted(set(backup_tables) - matched_backup):
             n = conn.execute(f"SELECT count(*) FROM bk.{_q(table)}").fetchone()[0]
-            diffs.append(TableDiff(table=table, backup_table=table, key=(), live_rows=0,
-                                   backup_rows=n, only_in_live=0, changed=0, only_in_backup=n))
+            diffs.append(
+                TableDiff(
+                    table=table,
+                    backup_table=table,
+                    key=(),
+                    live_rows=0,
+                    backup_rows=n,
+                    only_in_live=0,
+                    changed=0,
+                    only_in_backup=n,
+                )
+            )
         backup_objects = _objects(conn, "bk")
         backup_names = {n for _, n in backup_objects}
         lost_objects = []
@@ -150,12 +160,22 @@ def restore_report(backup: Path, live: Path, *, profile: SchemaProfile,
     finally:
         conn.close()
     report = RestoreReport(
-        backup=backup, live=live, backup_layout=b_layout, backup_version=b_version,
-        live_layout=l_layout, live_version=l_version, tables=diffs,
+        backup=backup,
+        live=live,
+        backup_layout=b_layout,
+        backup_version=b_version,
+        live_layout=l_layout,
+        live_version=l_version,
+        tables=diffs,
         objects_only_in_live=lost_objects,
     )
-    log.info("restore.report", path=str(live), backup=str(backup), rows_lost=report.rows_lost,
-             tables_losing=[t.table for t in diffs if t.lost])
+    log.info(
+        "restore.report",
+        path=str(live),
+        backup=str(backup),
+        rows_lost=report.rows_lost,
+        tables_losing=[t.table for t in diffs if t.lost],
+    )
     return report
 
 
@@ -170,16 +190,13 @@ def _file_state(path: Path, profile: SchemaProfile) -> tuple[str | None, int | N
 
 def _tables(conn: sqlite3.Connection, schema: str) -> dict[str, str]:
     rows = conn.execute(
-        f"SELECT name, sql FROM {schema}.sqlite_master "
-        f"WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        f"SELECT name, sql FROM {schema}.sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
     )
     return {name: sql or "" for name, sql in rows}
 
 
 def _objects(conn: sqlite3.Connection, schema: str) -> set[tuple[str, str]]:
-    rows = conn.execute(
-        f"SELECT type, name FROM {schema}.sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-    )
+    rows = conn.execute(f"SELECT type, name FROM {schema}.sqlite_master WHERE name NOT LIKE 'sqlite_%'")
     return {(t, n) for t, n in rows}
 
 
@@ -212,9 +229,13 @@ def _new_table(r: Renames, old: str) -> str | None:
     return None
 
 
-def _counterpart(name: str, live_layout: str | None, backup_layout: str | None,
-                 backup_tables: Iterable[str],
-                 profile: SchemaProfile) -> tuple[str | None, dict[str, str] | None]:
+def _counterpart(
+    name: str,
+    live_layout: str | None,
+    backup_layout: str | None,
+    backup_tables: Iterable[str],
+    profile: SchemaProfile,
+) -> tuple[str | None, dict[str, str] | None]:
     """The backup's name for a live table, and its columns' names in the backup
     (live name -> backup name; None: the same names)."""
     tables = set(backup_tables)
@@ -235,8 +256,9 @@ def _counterpart(name: str, live_layout: str | None, backup_layout: str | None,
     return (name if name in tables else None), None
 
 
-def _map_object(kind: str, name: str, live_layout: str | None, backup_layout: str | None,
-                profile: SchemaProfile) -> str:
+def _map_object(
+    kind: str, name: str, live_layout: str | None, backup_layout: str | None, profile: SchemaProfile
+) -> str:
     """The backup's name for a live view or index (tables: :func:`_counterpart`)."""
     if live_layout == backup_layout or profile.layouts is None:
         return name
@@ -255,16 +277,25 @@ def _map_object(kind: str, name: str, live_layout: str | None, backup_layout: st
     return name
 
 
-def _diff_table(conn: sqlite3.Connection, table: str, other: str | None,
-                columns: dict[str, str] | None, sample: int) -> TableDiff:
+def _diff_table(
+    conn: sqlite3.Connection, table: str, other: str | None, columns: dict[str, str] | None, sample: int
+) -> TableDiff:
     """Compare ``main.table`` with ``bk.other`` by primary key (rowid for a table
     without one: the backup API keeps rowids); ``columns`` maps live column names
     to the backup's (None: the same names)."""
     lt = f"main.{_q(table)}"
     live_rows = conn.execute(f"SELECT count(*) FROM {lt}").fetchone()[0]
     if other is None:
-        return TableDiff(table=table, backup_table=None, key=(), live_rows=live_rows,
-                         backup_rows=0, only_in_live=live_rows, changed=0, only_in_backup=0)
+        return TableDiff(
+            table=table,
+            backup_table=None,
+            key=(),
+            live_rows=live_rows,
+            backup_rows=0,
+            only_in_live=live_rows,
+            changed=0,
+            only_in_backup=0,
+        )
     bt = f"bk.{_q(other)}"
     backup_rows = conn.execute(f"SELECT count(*) FROM {bt}").fetchone()[0]
     info = _table_info(conn, "main", table)
@@ -290,8 +321,10 @@ def _diff_table(conn: sqlite3.Connection, table: str, other: str | None,
     lkey = ", ".join(f"l.{_q(lc)}" for lc, _ in key_pairs)
     missing_sql = f"FROM {lt} AS l WHERE NOT EXISTS (SELECT 1 FROM {bt} AS b WHERE {on})"
     only_in_live = conn.execute(f"SELECT count(*) {missing_sql}").fetchone()[0]
-    sample_missing = [_key_value(r) for r in conn.execute(
-        f"SELECT {lkey} {missing_sql} ORDER BY {lkey} LIMIT {int(sample)}")]
+    sample_missing = [
+        _key_value(r)
+        for r in conn.execute(f"SELECT {lkey} {missing_sql} ORDER BY {lkey} LIMIT {int(sample)}")
+    ]
     back_sql = f"FROM {bt} AS b WHERE NOT EXISTS (SELECT 1 FROM {lt} AS l WHERE {on_rev})"
     only_in_backup = conn.execute(f"SELECT count(*) {back_sql}").fetchone()[0]
     value_pairs = [(lc, bc) for lc, bc in pairs if lc not in key]
@@ -300,12 +333,21 @@ def _diff_table(conn: sqlite3.Connection, table: str, other: str | None,
         same = " AND ".join(f"l.{_q(lc)} IS b.{_q(bc)}" for lc, bc in value_pairs)
         changed_sql = f"FROM {lt} AS l JOIN {bt} AS b ON {on} WHERE NOT ({same})"
         changed = conn.execute(f"SELECT count(*) {changed_sql}").fetchone()[0]
-        sample_changed = [_key_value(r) for r in conn.execute(
-            f"SELECT {lkey} {changed_sql} ORDER BY {lkey} LIMIT {int(sample)}")]
+        sample_changed = [
+            _key_value(r)
+            for r in conn.execute(f"SELECT {lkey} {changed_sql} ORDER BY {lkey} LIMIT {int(sample)}")
+        ]
     return TableDiff(
-        table=table, backup_table=other, key=key, live_rows=live_rows, backup_rows=backup_rows,
-        only_in_live=only_in_live, changed=changed, only_in_backup=only_in_backup,
-        sample_only_in_live=sample_missing, sample_changed=sample_changed,
+        table=table,
+        backup_table=other,
+        key=key,
+        live_rows=live_rows,
+        backup_rows=backup_rows,
+        only_in_live=only_in_live,
+        changed=changed,
+        only_in_backup=only_in_backup,
+        sample_only_in_live=sample_missing,
+        sample_changed=sample_changed,
         columns_only_in_live=only_live,
     )
 

@@ -100,15 +100,19 @@ def restore_backup(
                 f"The backup's page size ({src_page}) differs from the live database's "
                 f"({live_page}); SQLite cannot copy it into a WAL database online. Nothing was "
                 f"changed. Stop the services, run: sqlite3 {live} "
-                f"\"PRAGMA journal_mode=DELETE\", then retry the restore."
+                f'"PRAGMA journal_mode=DELETE", then retry the restore.'
             )
         backup_bytes = backup.stat().st_size
         dest = Path(dest_dir)
         ensure_writable_dir(dest)
         doing = f"restoring {backup.name} (the copy passes through {live.name}-wal)"
         if os.stat(dest).st_dev == os.stat(live.parent).st_dev:
-            check_space(live.parent, backup_bytes + db_bytes(live), reserve_bytes,
-                         doing + " and a safety backup of the live database")
+            check_space(
+                live.parent,
+                backup_bytes + db_bytes(live),
+                reserve_bytes,
+                doing + " and a safety backup of the live database",
+            )
         else:
             check_space(live.parent, backup_bytes, reserve_bytes, doing)
         src = sqlite3.connect(uri(backup, "ro"), uri=True, isolation_level=None)
@@ -117,16 +121,25 @@ def restore_backup(
             if page_count < 2:
                 raise UsageError(
                     f"The backup {backup} holds an empty database; nothing was changed. "
-                    f"Choose another backup ('migration backups' lists them).")
+                    f"Choose another backup ('migration backups' lists them)."
+                )
             # the watcher snapshots live for the safety backup and later tells whether
             # anything was committed since
-            safety, watcher, version0 = _safety_backup(live, dest, now, ms, reserve_bytes,
-                                                       quick_safety, profile)
-            log.info("restore.safety_backup", path=str(safety.path), bytes=safety.size,
-                     seconds=safety.seconds, pages=safety.pages, state=safety.state)
+            safety, watcher, version0 = _safety_backup(
+                live, dest, now, ms, reserve_bytes, quick_safety, profile
+            )
+            log.info(
+                "restore.safety_backup",
+                path=str(safety.path),
+                bytes=safety.size,
+                seconds=safety.seconds,
+                pages=safety.pages,
+                state=safety.state,
+            )
             try:
                 target = open_source(live, ms)
                 try:
+
                     def under_lock(status: int, remaining: int, total: int) -> None:
                         # runs after the first step: live's write lock is held, the copy is
                         # not committed; nobody else can commit now
@@ -134,16 +147,26 @@ def restore_backup(
                             return
                         changed = watcher.execute("PRAGMA data_version").fetchone()[0] != version0
                         if changed:
-                            check_space(dest, db_bytes(live), reserve_bytes,
-                                         "a catch-up backup of the writes made during the restore")
-                            catchup.append(snapshot(watcher, live, dest, LABEL_PRE_RESTORE,
-                                                    datetime.now(), ms))
+                            check_space(
+                                dest,
+                                db_bytes(live),
+                                reserve_bytes,
+                                "a catch-up backup of the writes made during the restore",
+                            )
+                            catchup.append(
+                                snapshot(watcher, live, dest, LABEL_PRE_RESTORE, datetime.now(), ms)
+                            )
                         else:
                             catchup.append((Path(), 0, 0.0))
 
-                    pages = copy_pages(src, target, pages=page_count - 1,
-                                       doing=f"restoring {backup.name} into {live}",
-                                       timeout_ms=ms, on_step=under_lock)
+                    pages = copy_pages(
+                        src,
+                        target,
+                        pages=page_count - 1,
+                        doing=f"restoring {backup.name} into {live}",
+                        timeout_ms=ms,
+                        on_step=under_lock,
+                    )
                     target.execute("PRAGMA wal_checkpoint(PASSIVE)")
                     quick = target.execute("PRAGMA quick_check").fetchone()[0]
                 finally:
@@ -153,8 +176,13 @@ def restore_backup(
         finally:
             src.close()
     except BaseException as exc:
-        log.error("restore.failed", path=str(live), backup=str(backup), error=str(exc),
-                  seconds=round(time.monotonic() - started, 3))
+        log.error(
+            "restore.failed",
+            path=str(live),
+            backup=str(backup),
+            error=str(exc),
+            seconds=round(time.monotonic() - started, 3),
+        )
         for tmp, _, _ in catchup:
             if tmp.name:
                 unlink_quietly(tmp)
@@ -163,9 +191,19 @@ def restore_backup(
     if catchup and catchup[0][0].name:
         tmp, cpages, cseconds = catchup[0]
         try:
-            catchup_info = finish(tmp, live, dest, LABEL_PRE_RESTORE, datetime.now(),
-                                  profile=profile, pages=cpages, seconds=cseconds,
-                                  quick=quick_safety, require_ok=False, keep_on_error=True)
+            catchup_info = finish(
+                tmp,
+                live,
+                dest,
+                LABEL_PRE_RESTORE,
+                datetime.now(),
+                profile=profile,
+                pages=cpages,
+                seconds=cseconds,
+                quick=quick_safety,
+                require_ok=False,
+                keep_on_error=True,
+            )
         except Exception as exc:
             # live is already restored: this copy is the only place the writes made
             # during the restore are kept; give it a name prune will never touch
@@ -180,17 +218,37 @@ def restore_backup(
                 f"kept as {kept}; the earlier safety backup is {safety.path}. Check it with "
                 f"'sqlite3 {kept} \"PRAGMA integrity_check\"' before relying on it."
             ) from exc
-        log.info("restore.safety_backup", path=str(catchup_info.path), bytes=catchup_info.size,
-                 seconds=catchup_info.seconds, pages=cpages, state=catchup_info.state,
-                 catchup=True)
+        log.info(
+            "restore.safety_backup",
+            path=str(catchup_info.path),
+            bytes=catchup_info.size,
+            seconds=catchup_info.seconds,
+            pages=cpages,
+            state=catchup_info.state,
+            catchup=True,
+        )
     seconds = round(time.monotonic() - started, 3)
     result = RestoreResult(
-        backup=backup, live=live, safety_backup=safety, catchup_backup=catchup_info,
-        pages=pages, bytes=backup_bytes, seconds=seconds, quick_check=quick,
+        backup=backup,
+        live=live,
+        safety_backup=safety,
+        catchup_backup=catchup_info,
+        pages=pages,
+        bytes=backup_bytes,
+        seconds=seconds,
+        quick_check=quick,
     )
-    log.info("restore.completed", path=str(live), backup=str(backup), bytes=backup_bytes,
-             pages=pages, seconds=seconds, safety_backup=str(safety.path),
-             catchup_backup=str(catchup_info.path) if catchup_info else None, quick_check=quick)
+    log.info(
+        "restore.completed",
+        path=str(live),
+        backup=str(backup),
+        bytes=backup_bytes,
+        pages=pages,
+        seconds=seconds,
+        safety_backup=str(safety.path),
+        catchup_backup=str(catchup_info.path) if catchup_info else None,
+        quick_check=quick,
+    )
     if quick != "ok":
         raise DatabaseCorruptError(
             f"The restore of {backup} into {live} completed but quick_check now reports: {quick}. "
@@ -199,9 +257,15 @@ def restore_backup(
     return result
 
 
-def _safety_backup(live: Path, dest: Path, now: datetime | None, timeout_ms: int,
-                   reserve_bytes: int | None, quick: bool,
-                   profile: SchemaProfile) -> tuple[BackupInfo, sqlite3.Connection, int]:
+def _safety_backup(
+    live: Path,
+    dest: Path,
+    now: datetime | None,
+    timeout_ms: int,
+    reserve_bytes: int | None,
+    quick: bool,
+    profile: SchemaProfile,
+) -> tuple[BackupInfo, sqlite3.Connection, int]:
     """A pre_restore backup of live, plus the open connection that took its snapshot
     and that snapshot's ``data_version`` (to detect later commits).
 
@@ -218,8 +282,18 @@ def _safety_backup(live: Path, dest: Path, now: datetime | None, timeout_ms: int
         version0 = watcher.execute("PRAGMA data_version").fetchone()[0]
         tmp, pages, seconds = snapshot(watcher, live, dest, LABEL_PRE_RESTORE, now, timeout_ms)
         watcher.execute("COMMIT")
-        info = finish(tmp, live, dest, LABEL_PRE_RESTORE, now, profile=profile, pages=pages,
-                      seconds=seconds, quick=quick, require_ok=False)
+        info = finish(
+            tmp,
+            live,
+            dest,
+            LABEL_PRE_RESTORE,
+            now,
+            profile=profile,
+            pages=pages,
+            seconds=seconds,
+            quick=quick,
+            require_ok=False,
+        )
     except BaseException:
         watcher.close()
         raise

@@ -22,8 +22,9 @@ from migration.logs import get_logger
 log = get_logger(__package__)
 
 
-def verify_backup(path: Path, *, profile: SchemaProfile, quick: bool = False,
-                  update_manifest: bool = False) -> BackupCheck:
+def verify_backup(
+    path: Path, *, profile: SchemaProfile, quick: bool = False, update_manifest: bool = False
+) -> BackupCheck:
     """Check a backup file, read-only (``file:…?mode=ro``).
 
     ``PRAGMA integrity_check`` (``quick_check`` with ``quick=True``) must say ``ok``;
@@ -52,11 +53,11 @@ def verify_backup(path: Path, *, profile: SchemaProfile, quick: bool = False,
         try:
             conn = sqlite3.connect(uri(path, "ro"), uri=True, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
-            result = [r[0] for r in conn.execute(f"PRAGMA {check}")]
-            if result != ["ok"]:
-                problems.extend(f"{check}: {r}" for r in result[:20])
-                if len(result) > 20:
-                    problems.append(f"{check}: … {len(result) - 20} more")
+            lines = [r[0] for r in conn.execute(f"PRAGMA {check}")]
+            if lines != ["ok"]:
+                problems.extend(f"{check}: {r}" for r in lines[:20])
+                if len(lines) > 20:
+                    problems.append(f"{check}: … {len(lines) - 20} more")
             try:
                 for row in conn.execute("PRAGMA foreign_key_check"):
                     fk[row[0]] = fk.get(row[0], 0) + 1
@@ -67,8 +68,7 @@ def verify_backup(path: Path, *, profile: SchemaProfile, quick: bool = False,
             layout, version = profile.describe(conn)
             if (warning := profile.layout_warning(layout)) is not None:
                 warnings.append(warning)
-            tables = [r[0] for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")]
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             for table in sorted(tables):
                 try:
                     counts[table] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
@@ -80,23 +80,43 @@ def verify_backup(path: Path, *, profile: SchemaProfile, quick: bool = False,
             if conn is not None:
                 conn.close()
     result = BackupCheck(
-        path=path, ok=not problems, problems=problems, warnings=warnings, counts=counts,
-        layout=layout, version=version, check=check,
-        seconds=round(time.monotonic() - started, 3), foreign_key_violations=fk,
+        path=path,
+        ok=not problems,
+        problems=problems,
+        warnings=warnings,
+        counts=counts,
+        layout=layout,
+        version=version,
+        check=check,
+        seconds=round(time.monotonic() - started, 3),
+        foreign_key_violations=fk,
     )
     if result.ok:
-        log.info("backup.verified", path=str(path), check=check, seconds=result.seconds,
-                 layout=layout, version=version, rows=profile.summary(counts),
-                 warnings=len(warnings))
+        log.info(
+            "backup.verified",
+            path=str(path),
+            check=check,
+            seconds=result.seconds,
+            layout=layout,
+            version=version,
+            rows=profile.summary(counts),
+            warnings=len(warnings),
+        )
     else:
         log.warning("backup.verify_failed", path=str(path), check=check, problems=problems[:5])
     if update_manifest:
         m = read_manifest(manifest_path(path))
         if m is not None and path.is_file():
             st = path.stat()
-            m.update(bytes=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256(path),
-                     layout=layout, version=version, counts=counts,
-                     verification=verification_dict(result))
+            m.update(
+                bytes=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                sha256=sha256(path),
+                layout=layout,
+                version=version,
+                counts=counts,
+                verification=verification_dict(result),
+            )
             write_json_atomic(manifest_path(path), m)
     return result
 
@@ -116,12 +136,22 @@ def trusted_check(backup: Path) -> BackupCheck | None:
         return None
     if sha256(backup) != manifest.get("sha256"):
         return None
-    log.info("backup.trusted", path=str(backup), bytes=st.st_size,
-             check=verification.get("check"), verified_at=verification.get("at"))
+    log.info(
+        "backup.trusted",
+        path=str(backup),
+        bytes=st.st_size,
+        check=verification.get("check"),
+        verified_at=verification.get("at"),
+    )
     return BackupCheck(
-        path=backup, ok=True, problems=[], warnings=list(verification.get("warnings") or []),
-        counts=manifest.get("counts") or {}, layout=manifest.get("layout"),
-        version=manifest.get("version"), check=str(verification.get("check")),
+        path=backup,
+        ok=True,
+        problems=[],
+        warnings=list(verification.get("warnings") or []),
+        counts=manifest.get("counts") or {},
+        layout=manifest.get("layout"),
+        version=manifest.get("version"),
+        check=str(verification.get("check")),
     )
 
 

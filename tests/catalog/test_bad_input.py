@@ -42,14 +42,19 @@ class Run:
     stderr: str
 
     def __str__(self) -> str:
-        return (f"$ {' '.join(self.args)}\nexit {self.returncode}\n"
-                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
 
 
 def env_for(home: Path, **extra: str | os.PathLike[str] | None) -> dict[str, str]:
     """A user with an empty home, no catalog settings, and ``extra``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CATALOG_") and k not in ("XDG_CONFIG_HOME", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CATALOG_") and k not in ("XDG_CONFIG_HOME", "PYTEST_CURRENT_TEST")
+    }
     env.update(HOME=str(home), COLUMNS="250")
     for key, value in extra.items():
         if value is None:
@@ -61,8 +66,9 @@ def env_for(home: Path, **extra: str | os.PathLike[str] | None) -> dict[str, str
 
 def catalog(*args: str | os.PathLike[str], env: Mapping[str, str]) -> Run:
     argv = [os.fspath(CATALOG), *map(os.fspath, args)]
-    proc = subprocess.run(argv, env=dict(env), capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        argv, env=dict(env), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
     return Run(tuple(argv[1:]), proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -100,8 +106,10 @@ def state(path: Path) -> Any:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         schema = sorted(conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall())
-        rows = {name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        rows = {
+            name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
     finally:
         conn.close()
     return ("sqlite", schema, rows)
@@ -133,8 +141,8 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory) -> Catalogs:
     v1 database from the migration baseline and a v2 one as ``catalog init`` makes it."""
     from catalog import cataloger
     from catalog.manager import DatabaseManager
-    from catalog.service import DatabaseService
     from catalog.phase3.baseline import create_v1_file
+    from catalog.service import DatabaseService
 
     base = tmp_path_factory.mktemp("bad-input")
     raw_dir = base / "raw"
@@ -166,13 +174,13 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-def check_fatal(cases: dict[str, tuple[tuple, dict[str, str], Path]],
-                *mentions: str) -> dict[str, Run]:
+def check_fatal(cases: dict[str, tuple[tuple, dict[str, str], Path]], *mentions: str) -> dict[str, Run]:
     """Run every case (args, env, the path it must leave alone) in parallel and check
     it; every problem of every case is reported, not just the first."""
     before = {name: state(watched) for name, (_, _, watched) in cases.items()}
-    runs = run_all({name: (lambda a=args, e=env: catalog(*a, env=e))
-                    for name, (args, env, _) in cases.items()})
+    runs = run_all(
+        {name: (lambda a=args, e=env: catalog(*a, env=e)) for name, (args, env, _) in cases.items()}
+    )
     failures = []
     for name, run in runs.items():
         try:
@@ -180,8 +188,10 @@ def check_fatal(cases: dict[str, tuple[tuple, dict[str, str], Path]],
         except AssertionError as exc:
             failures.append(f"[{name}] {exc}")
         if state(cases[name][2]) != before[name]:
-            failures.append(f"[{name}] changed {cases[name][2]}: was {before[name]!r:.300}, "
-                            f"now {state(cases[name][2])!r:.300}")
+            failures.append(
+                f"[{name}] changed {cases[name][2]}: was {before[name]!r:.300}, "
+                f"now {state(cases[name][2])!r:.300}"
+            )
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
     return runs
@@ -195,11 +205,13 @@ def test_missing_database(catalogs: Catalogs, home: Path, tmp_path: Path) -> Non
     default = home / "Astro" / "fits_catalog.db"
     missing = tmp_path / "nowhere" / "fits_catalog.db"
     env = env_for(home)
-    runs = check_fatal({
-        "stats (default path)": (("stats", "raw"), env, default),
-        "catalog raw": (("catalog", "raw", "--db", missing, "--raw-dir", catalogs.raw_dir),
-                        env, missing),
-    }, "does not exist")
+    runs = check_fatal(
+        {
+            "stats (default path)": (("stats", "raw"), env, default),
+            "catalog raw": (("catalog", "raw", "--db", missing, "--raw-dir", catalogs.raw_dir), env, missing),
+        },
+        "does not exist",
+    )
     assert str(default) in re.sub(r"\s+", "", runs["stats (default path)"].stderr)
     assert not (home / "Astro").exists()
     assert not missing.parent.exists()
@@ -213,32 +225,39 @@ def test_error_message_keeps_a_long_path_whole(home: Path, tmp_path: Path) -> No
     run = catalog("stats", "raw", "--db", missing, env=env_for(home))
     assert_one_error_paragraph(run, str(missing))
     assert any(str(missing) in line for line in run.stderr.splitlines()), (
-        f"the path {missing} is split across lines:\n{run.stderr}")
+        f"the path {missing} is split across lines:\n{run.stderr}"
+    )
 
 
 def test_file_that_is_not_sqlite(home: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.db"
     text.write_text("These are my observing notes, not a database.\n" * 20)
     env = env_for(home)
-    check_fatal({
-        "stats": (("stats", "raw", "--db", text), env, text),
-        "init": (("init", "--db", text), env, text),
-    }, str(text), "not a SQLite database")
+    check_fatal(
+        {
+            "stats": (("stats", "raw", "--db", text), env, text),
+            "init": (("init", "--db", text), env, text),
+        },
+        str(text),
+        "not a SQLite database",
+    )
 
 
 def test_directory_as_database(home: Path, tmp_path: Path) -> None:
     folder = tmp_path / "a-folder.db"
     folder.mkdir()
     env = env_for(home)
-    check_fatal({
-        "stats --db": (("stats", "raw", "--db", folder), env, folder),
-        "init --db": (("init", "--db", folder), env, folder),
-        "stats CATALOG_DB": (("stats", "raw"), env_for(home, CATALOG_DB=folder), folder),
-    }, str(folder))
+    check_fatal(
+        {
+            "stats --db": (("stats", "raw", "--db", folder), env, folder),
+            "init --db": (("init", "--db", folder), env, folder),
+            "stats CATALOG_DB": (("stats", "raw"), env_for(home, CATALOG_DB=folder), folder),
+        },
+        str(folder),
+    )
 
 
-def test_sqlite_database_that_is_not_a_catalog(catalogs: Catalogs, home: Path,
-                                               tmp_path: Path) -> None:
+def test_sqlite_database_that_is_not_a_catalog(catalogs: Catalogs, home: Path, tmp_path: Path) -> None:
     cases = {}
     for command in ("stats", "catalog", "init"):
         path = tmp_path / f"{command}-other.db"
@@ -247,26 +266,31 @@ def test_sqlite_database_that_is_not_a_catalog(catalogs: Catalogs, home: Path,
         conn.execute("INSERT INTO guests VALUES ('Vera', 3)")
         conn.commit()
         conn.close()
-        args = {"stats": ("stats", "raw"),
-                "catalog": ("catalog", "raw", "--raw-dir", catalogs.raw_dir),
-                "init": ("init",)}[command]
+        args = {
+            "stats": ("stats", "raw"),
+            "catalog": ("catalog", "raw", "--raw-dir", catalogs.raw_dir),
+            "init": ("init",),
+        }[command]
         cases[command] = ((*args, "--db", path), env_for(home), path)
     check_fatal(cases, "not a FITS catalog")
 
 
-def test_catalog_with_a_newer_schema_version(catalogs: Catalogs, home: Path,
-                                             tmp_path: Path) -> None:
+def test_catalog_with_a_newer_schema_version(catalogs: Catalogs, home: Path, tmp_path: Path) -> None:
     cases = {}
     for command in ("stats", "catalog", "init"):
         path = copy_db(catalogs.dbs["v2"], tmp_path / f"{command}-v3.db")
         conn = sqlite3.connect(path)
-        conn.execute("INSERT INTO schema_version (version, applied_at, description) "
-                     "VALUES (3, '2030-01-01 00:00:00', 'Phase 4: from the future')")
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at, description) "
+            "VALUES (3, '2030-01-01 00:00:00', 'Phase 4: from the future')"
+        )
         conn.commit()
         conn.close()
-        args = {"stats": ("stats", "raw"),
-                "catalog": ("catalog", "raw", "--raw-dir", catalogs.raw_dir),
-                "init": ("init",)}[command]
+        args = {
+            "stats": ("stats", "raw"),
+            "catalog": ("catalog", "raw", "--raw-dir", catalogs.raw_dir),
+            "init": ("init",),
+        }[command]
         cases[command] = ((*args, "--db", path), env_for(home), path)
     check_fatal(cases, "version 3")
 
@@ -279,11 +303,13 @@ def test_unknown_imaging_session(catalogs: Catalogs, home: Path, tmp_path: Path)
     dbs = {s: copy_db(catalogs.dbs[s], tmp_path / f"{s}.db") for s in ("v1", "v2")}
     wrong = catalogs.session_id + "X"
     env = env_for(home)
-    check_fatal({
-        "info (v1)": (("imaging-session", "info", wrong, "--db", dbs["v1"]), env, dbs["v1"]),
-        "list raw (v2)": (("list", "raw", "--imaging-session", wrong, "--db", dbs["v2"]),
-                          env, dbs["v2"]),
-    }, wrong)
+    check_fatal(
+        {
+            "info (v1)": (("imaging-session", "info", wrong, "--db", dbs["v1"]), env, dbs["v1"]),
+            "list raw (v2)": (("list", "raw", "--imaging-session", wrong, "--db", dbs["v2"]), env, dbs["v2"]),
+        },
+        wrong,
+    )
 
 
 def test_missing_raw_folder(catalogs: Catalogs, home: Path, tmp_path: Path) -> None:
@@ -302,8 +328,7 @@ def test_missing_raw_folder(catalogs: Catalogs, home: Path, tmp_path: Path) -> N
 def test_corrupt_config_file(catalogs: Catalogs, home: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('database = "/data/fits_catalog.db\nraw_dir = [unclosed\n')
-    check_fatal({"stats": (("stats", "raw"), env_for(home, CATALOG_CONFIG=config), config)},
-                str(config))
+    check_fatal({"stats": (("stats", "raw"), env_for(home, CATALOG_CONFIG=config), config)}, str(config))
 
 
 # --- unreadable FITS files: reported, skipped, and the run goes on -------------------------------------

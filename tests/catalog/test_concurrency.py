@@ -31,8 +31,6 @@ SHARED_SESSION = "20240312_SHARED_CONC"
 RMW_SESSION = "20240312_RMW_CONC"
 
 
-
-
 @pytest.fixture(params=SCHEMAS)
 def schema(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -55,8 +53,10 @@ def _emit(**record: Any) -> None:
 
 def _pragmas(db: Any) -> dict[str, Any]:
     with db.engine.connect() as conn:
-        return {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
-                for name in ("journal_mode", "foreign_keys", "busy_timeout")}
+        return {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        }
 
 
 def _writer(service: Any, tag: str, deadline: float) -> None:
@@ -69,14 +69,21 @@ def _writer(service: Any, tag: str, deadline: float) -> None:
             if i % 5 == 1:
                 session_id = f"2024031{i % 10}_{tag}_{i}"
                 created = service.ensure_imaging_session(
-                    {"id": session_id, "date": "2024-03-12", "camera": tag, "telescope": "RC8"})
+                    {"id": session_id, "date": "2024-03-12", "camera": tag, "telescope": "RC8"}
+                )
                 _emit(kind="session", id=session_id, created=created)
             created = service.ensure_imaging_session({"id": SHARED_SESSION, "date": "2024-03-12"})
             _emit(kind="session", id=SHARED_SESSION, created=created)
             rows = [
-                {"file": f"{tag}_{i}_{k}.fits", "folder": "/concurrency", "frame_type": "LIGHT",
-                 "md5sum": hashlib.md5(f"{tag}/{i}/{k}".encode()).hexdigest(),
-                 "imaging_session_id": session_id, "width_pixels": 64, "height_pixels": 48}
+                {
+                    "file": f"{tag}_{i}_{k}.fits",
+                    "folder": "/concurrency",
+                    "frame_type": "LIGHT",
+                    "md5sum": hashlib.md5(f"{tag}/{i}/{k}".encode()).hexdigest(),
+                    "imaging_session_id": session_id,
+                    "width_pixels": 64,
+                    "height_pixels": 48,
+                }
                 for k in range(2)
             ]
             ids = service.add_fits_files(rows)
@@ -142,15 +149,18 @@ def worker(role: str, db_path: str, tag: str, sync_dir: str, seconds: float) -> 
 # --- running them -----------------------------------------------------------------------
 
 
-def run_workers(db: Path, roles: dict[str, str], tmp_path: Path,
-                seconds: float = WRITE_SECONDS) -> dict[str, dict[str, Any]]:
+def run_workers(
+    db: Path, roles: dict[str, str], tmp_path: Path, seconds: float = WRITE_SECONDS
+) -> dict[str, dict[str, Any]]:
     """Start one process per role, release them together, collect what each reported."""
     sync = tmp_path / "sync"
     sync.mkdir()
     procs = {
         tag: subprocess.Popen(
             [sys.executable, __file__, role, str(db), tag, str(sync), str(seconds)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for tag, role in roles.items()
     }
@@ -175,8 +185,7 @@ def run_workers(db: Path, roles: dict[str, str], tmp_path: Path,
                 proc.wait()
 
 
-def test_concurrent_writers_never_see_database_locked(catalog_db: Path, schema: str,
-                                                      tmp_path: Path) -> None:
+def test_concurrent_writers_never_see_database_locked(catalog_db: Path, schema: str, tmp_path: Path) -> None:
     roles = {"w1": "writer", "w2": "writer", "rmw": "rmw"}
     results = run_workers(catalog_db, roles, tmp_path)
 
@@ -210,13 +219,15 @@ def test_concurrent_writers_never_see_database_locked(catalog_db: Path, schema: 
                 if r["kind"] == "files":
                     assert len(r["ids"]) == 2, r  # unique md5s: nothing skipped
                     acked_files.update(zip(r["ids"], r["md5s"]))
-        stored = dict(conn.execute(
-            "SELECT id, md5sum FROM fits_files WHERE folder = '/concurrency'").fetchall())
+        stored = dict(
+            conn.execute("SELECT id, md5sum FROM fits_files WHERE folder = '/concurrency'").fetchall()
+        )
         assert stored == acked_files
 
         sessions = {sid for (sid,) in conn.execute(f"SELECT {key} FROM {table}")}
-        acked_sessions = [r for tag in ("w1", "w2") for r in results[tag]["records"]
-                          if r["kind"] == "session"]
+        acked_sessions = [
+            r for tag in ("w1", "w2") for r in results[tag]["records"] if r["kind"] == "session"
+        ]
         assert {r["id"] for r in acked_sessions} <= sessions
         # the session both writers ensure was created by exactly one call
         assert [r["created"] for r in acked_sessions if r["id"] == SHARED_SESSION].count(True) == 1
@@ -229,8 +240,7 @@ def test_concurrent_writers_never_see_database_locked(catalog_db: Path, schema: 
 
         rmw = [r["what"] for r in results["rmw"]["records"] if r["kind"] == "rmw"]
         assert settings["rmw.rmw"] == str(rmw.count("setting"))
-        (notes,) = conn.execute(f"SELECT notes FROM {table} WHERE {key} = ?",
-                                (RMW_SESSION,)).fetchone()
+        (notes,) = conn.execute(f"SELECT notes FROM {table} WHERE {key} = ?", (RMW_SESSION,)).fetchone()
         assert notes == str(rmw.count("session_notes"))
     finally:
         conn.close()
@@ -270,8 +280,8 @@ def test_the_wal_trap_is_real(catalog_db: Path) -> None:
 
 
 def test_project_connections_have_wal_foreign_keys_and_busy_timeout(catalog_db: Path) -> None:
-    from migration.connect import connect
     from catalog.manager import DatabaseManager
+    from migration.connect import connect
 
     conn = connect(catalog_db)
     try:
@@ -357,8 +367,9 @@ def test_orm_read_then_write_after_another_commit(catalog_db: Path, schema: str)
             session.notes = "mine"
             s.commit()  # the naive equivalent fails here with SQLITE_BUSY_SNAPSHOT
         assert service.get_setting("k") == "mine"
-        assert other.execute(f"SELECT notes FROM {table} WHERE {key} = ?",
-                             (RMW_SESSION,)).fetchone() == ("mine",)
+        assert other.execute(f"SELECT notes FROM {table} WHERE {key} = ?", (RMW_SESSION,)).fetchone() == (
+            "mine",
+        )
     finally:
         other.close()
         db.close()

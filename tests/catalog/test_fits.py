@@ -14,7 +14,6 @@ import pytest
 from astropy.io import fits as afits
 
 from catalog.errors import FitsReadError
-from migration.errors import CatalogError
 from catalog.fits import (
     IncompleteFileError,
     _primary_header,
@@ -25,13 +24,12 @@ from catalog.fits import (
     read_header,
 )
 from catalog.sample import write_sample
+from migration.errors import CatalogError
 
 BLOCK = 2880
 
 
-def write_fits(
-    path: Path, cards: dict[str, object], shape: tuple[int, int] | None = (4, 6)
-) -> Path:
+def write_fits(path: Path, cards: dict[str, object], shape: tuple[int, int] | None = (4, 6)) -> Path:
     """A real FITS file with these header cards and a small uint16 image."""
     data = None if shape is None else np.arange(shape[0] * shape[1], dtype=np.uint16).reshape(shape)
     afits.PrimaryHDU(data=data, header=afits.Header(list(cards.items()))).writeto(path)
@@ -90,8 +88,16 @@ DIRECT = {
 }
 # Keywords handled by hand below; together with DIRECT, all the sample writes.
 SPECIAL = {
-    "IMAGETYP", "DATE-OBS", "SITELAT", "SITELONG", "RA", "DEC", "OBJCTRA", "OBJCTDEC",
-    "XPIXSZ", "YPIXSZ",
+    "IMAGETYP",
+    "DATE-OBS",
+    "SITELAT",
+    "SITELONG",
+    "RA",
+    "DEC",
+    "OBJCTRA",
+    "OBJCTDEC",
+    "XPIXSZ",
+    "YPIXSZ",
 }
 IGNORED = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "BZERO", "BSCALE", "SET-TEMP", "EXPOSURE"}
 

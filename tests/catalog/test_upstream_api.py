@@ -28,10 +28,8 @@ from tests.support import migrate
 from tests.upstream_catalogs import SESSION_ROWS, build_upstream_catalog
 
 FILES = 60
-SESSION_TABLE = {"v1": ("sessions", "session_id", "session_date"),
-                 "v2": ("imaging_sessions", "id", "date")}
-FITS_COLUMNS = {"v1": ("x", "y", "session_id"),
-                "v2": ("width_pixels", "height_pixels", "imaging_session_id")}
+SESSION_TABLE = {"v1": ("sessions", "session_id", "session_date"), "v2": ("imaging_sessions", "id", "date")}
+FITS_COLUMNS = {"v1": ("x", "y", "session_id"), "v2": ("width_pixels", "height_pixels", "imaging_session_id")}
 
 
 @pytest.fixture(params=["v1", "v2"])
@@ -70,8 +68,7 @@ def _count(path: Path, table: str, where: str = "1", params: tuple = ()) -> int:
 
 def _fits_row(path: Path, layout: str, md5: str) -> tuple | None:
     w, h, sid = FITS_COLUMNS[layout]
-    rows = _query(path, f"SELECT file, {w}, {h}, {sid}, object FROM fits_files WHERE md5sum = ?",
-                  (md5,))
+    rows = _query(path, f"SELECT file, {w}, {h}, {sid}, object FROM fits_files WHERE md5sum = ?", (md5,))
     return rows[0] if rows else None
 
 
@@ -94,8 +91,8 @@ def test_upstream_imports() -> None:
             SchemaVersion,
             Session,
             SystemSettings,
+            Telescope,  # noqa: F401
         )
-        from catalog.models import Telescope  # noqa: F401
     assert DatabaseService is service_module.DatabaseService
     assert DatabaseManager is manager_module.DatabaseManager
     assert Session is ImagingSession
@@ -103,11 +100,20 @@ def test_upstream_imports() -> None:
 
 
 # -- add_fits_file ----------------------------------------------------------
-def test_add_fits_file_with_old_keys_then_duplicate(service: DatabaseService, catalog: Path,
-                                                    layout: str) -> None:
+def test_add_fits_file_with_old_keys_then_duplicate(
+    service: DatabaseService, catalog: Path, layout: str
+) -> None:
     before = _count(catalog, "fits_files")
-    data = {"file": "new.fits", "folder": "/raw/new", "object": "M42", "md5sum": "a" * 32,
-            "x": 6248, "y": 4176, "session_id": SESSION_ROWS[0][0], "frame_type": "LIGHT"}
+    data = {
+        "file": "new.fits",
+        "folder": "/raw/new",
+        "object": "M42",
+        "md5sum": "a" * 32,
+        "x": 6248,
+        "y": 4176,
+        "session_id": SESSION_ROWS[0][0],
+        "frame_type": "LIGHT",
+    }
     assert service.add_fits_file(dict(data)) == (True, False)
     assert _fits_row(catalog, layout, "a" * 32) == ("new.fits", 6248, 4176, SESSION_ROWS[0][0], "M42")
     assert _count(catalog, "fits_files") == before + 1
@@ -122,8 +128,15 @@ def test_add_fits_file_with_old_keys_then_duplicate(service: DatabaseService, ca
 
 
 def test_add_fits_file_with_new_keys(service: DatabaseService, catalog: Path, layout: str) -> None:
-    data = {"file": "n.fits", "folder": "/raw", "md5sum": "b" * 32, "width_pixels": 100,
-            "height_pixels": 50, "imaging_session_id": SESSION_ROWS[1][0], "object": "M31"}
+    data = {
+        "file": "n.fits",
+        "folder": "/raw",
+        "md5sum": "b" * 32,
+        "width_pixels": 100,
+        "height_pixels": 50,
+        "imaging_session_id": SESSION_ROWS[1][0],
+        "object": "M31",
+    }
     assert service.add_fits_file(data) == (True, False)
     assert _fits_row(catalog, layout, "b" * 32) == ("n.fits", 100, 50, SESSION_ROWS[1][0], "M31")
     f = service.get_files(imaging_session_id=SESSION_ROWS[1][0])
@@ -135,8 +148,9 @@ def test_add_fits_file_rejects_unknown_keys(service: DatabaseService, catalog: P
     with pytest.raises(TypeError, match="width"):
         service.add_fits_file({"file": "u.fits", "folder": "/", "md5sum": "c" * 32, "width": 3})
     with pytest.raises(TypeError, match="'x' and 'width_pixels'"):
-        service.add_fits_file({"file": "u.fits", "folder": "/", "md5sum": "c" * 32,
-                               "x": 1, "width_pixels": 2})
+        service.add_fits_file(
+            {"file": "u.fits", "folder": "/", "md5sum": "c" * 32, "x": 1, "width_pixels": 2}
+        )
     assert _count(catalog, "fits_files") == before
 
 
@@ -149,16 +163,27 @@ def test_add_fits_file_errors_roll_back_and_raise(service: DatabaseService, cata
     with pytest.raises(IntegrityError):  # an id that is taken is no duplicate
         service.add_fits_file({"id": 1, "file": "e.fits", "folder": "/", "md5sum": "e" * 32})
     with pytest.raises(IntegrityError):  # no such imaging session (foreign keys are on)
-        service.add_fits_file({"file": "e.fits", "folder": "/", "md5sum": "f" * 32,
-                               "session_id": "no-such-night"})
+        service.add_fits_file(
+            {"file": "e.fits", "folder": "/", "md5sum": "f" * 32, "session_id": "no-such-night"}
+        )
     assert _count(catalog, "fits_files") == before
     # the service is still usable
     assert service.add_fits_file({"file": "e.fits", "folder": "/", "md5sum": "d" * 32}) == (True, False)
 
 
 def test_batch_methods_take_old_keys_too(service: DatabaseService, catalog: Path, layout: str) -> None:
-    ids = service.add_fits_files([{"file": "o.fits", "folder": "/", "md5sum": "9" * 32,
-                                   "x": 7, "y": 8, "session_id": SESSION_ROWS[2][0]}])
+    ids = service.add_fits_files(
+        [
+            {
+                "file": "o.fits",
+                "folder": "/",
+                "md5sum": "9" * 32,
+                "x": 7,
+                "y": 8,
+                "session_id": SESSION_ROWS[2][0],
+            }
+        ]
+    )
     assert len(ids) == 1
     assert _fits_row(catalog, layout, "9" * 32)[1:4] == (7, 8, SESSION_ROWS[2][0])
     assert service.ensure_imaging_session({"session_id": "N1", "session_date": "2025-05-05"}) is True
@@ -170,18 +195,31 @@ def test_equipment(service: DatabaseService, catalog: Path) -> None:
     cameras = service.get_cameras()
     assert all(isinstance(c, Camera) for c in cameras)
     assert {c.name: (c.x_pixels, c.y_pixels, c.binning_support) for c in cameras} == {
-        "ASI2600MM": (6248, 4176, "1x1,2x2,3x3,4x4"), "ASI294MC": (4144, 2822, "1x1,2x2")}
+        "ASI2600MM": (6248, 4176, "1x1,2x2,3x3,4x4"),
+        "ASI294MC": (4144, 2822, "1x1,2x2"),
+    }
     telescopes = service.get_telescopes()
     assert all(isinstance(t, Telescope) for t in telescopes)
     assert {t.name: (t.focal_length, t.telescope_type) for t in telescopes} == {
-        "RC8": (1624.0, "reflector"), "Esprit100": (550.0, "refractor")}
+        "RC8": (1624.0, "reflector"),
+        "Esprit100": (550.0, "refractor"),
+    }
     assert service.get_filter_mappings() == {"Lum": "L", "H-alpha": "Ha"}
 
-    new_cameras = [{"name": "ASI533MC", "x_pixels": 3008, "y_pixels": 3008, "pixel_size": 3.76,
-                    "binning_support": "1x1,2x2", "notes": "square"},
-                   {"name": "ASI2600MM", "x_pixels": 1, "y_pixels": 1}]  # exists: left alone
-    new_telescopes = [{"name": "RedCat51", "focal_length": 250.0, "aperture": 51.0,
-                      "telescope_type": "refractor"}]
+    new_cameras = [
+        {
+            "name": "ASI533MC",
+            "x_pixels": 3008,
+            "y_pixels": 3008,
+            "pixel_size": 3.76,
+            "binning_support": "1x1,2x2",
+            "notes": "square",
+        },
+        {"name": "ASI2600MM", "x_pixels": 1, "y_pixels": 1},
+    ]  # exists: left alone
+    new_telescopes = [
+        {"name": "RedCat51", "focal_length": 250.0, "aperture": 51.0, "telescope_type": "refractor"}
+    ]
     mappings = {"Red": "R", "Lum": "CHANGED"}
     for _ in range(2):
         assert service.initialize_equipment(new_cameras, new_telescopes, mappings) is None
@@ -204,27 +242,41 @@ def test_database_stats(service: DatabaseService) -> None:
 
 
 # -- imaging sessions ------------------------------------------------------------
-def test_add_imaging_session_inserts_then_updates(service: DatabaseService, catalog: Path,
-                                                  layout: str) -> None:
+def test_add_imaging_session_inserts_then_updates(
+    service: DatabaseService, catalog: Path, layout: str
+) -> None:
     table, key, date = SESSION_TABLE[layout]
-    assert service.add_imaging_session({"session_id": "20250101_X", "session_date": "2025-01-01",
-                                        "camera": "ASI533MC", "notes": "first"}) is True
+    assert (
+        service.add_imaging_session(
+            {"session_id": "20250101_X", "session_date": "2025-01-01", "camera": "ASI533MC", "notes": "first"}
+        )
+        is True
+    )
     first = service.get_imaging_session("20250101_X")
     assert isinstance(first, ImagingSession)
     assert (first.date, first.camera, first.notes) == ("2025-01-01", "ASI533MC", "first")
     # an existing id: the values that are not None are written, and updated_at
-    assert service.add_imaging_session({"id": "20250101_X", "date": None, "camera": None,
-                                        "notes": "second", "telescope": "RedCat51"}) is True
+    assert (
+        service.add_imaging_session(
+            {"id": "20250101_X", "date": None, "camera": None, "notes": "second", "telescope": "RedCat51"}
+        )
+        is True
+    )
     second = service.get_imaging_session("20250101_X")
     assert (second.date, second.camera, second.telescope, second.notes) == (
-        "2025-01-01", "ASI533MC", "RedCat51", "second")
+        "2025-01-01",
+        "ASI533MC",
+        "RedCat51",
+        "second",
+    )
     assert second.updated_at >= first.updated_at
     assert second.created_at == first.created_at
     assert _count(catalog, table, f"{key} = ?", ("20250101_X",)) == 1
     # an upstream session is updated in place
     assert service.add_imaging_session({"session_id": SESSION_ROWS[0][0], "notes": "cloudy"}) is True
-    assert _query(catalog, f"SELECT notes, {date} FROM {table} WHERE {key} = ?",
-                  (SESSION_ROWS[0][0],)) == [("cloudy", SESSION_ROWS[0][1])]
+    assert _query(catalog, f"SELECT notes, {date} FROM {table} WHERE {key} = ?", (SESSION_ROWS[0][0],)) == [
+        ("cloudy", SESSION_ROWS[0][1])
+    ]
     with pytest.raises(TypeError, match="bogus"):
         service.add_imaging_session({"id": "Y", "date": "2025-01-02", "bogus": 1})
     assert service.get_imaging_session("Y") is None
@@ -262,10 +314,15 @@ def test_log_object_processing_failure(service: DatabaseService, catalog: Path) 
     assert service.log_object_processing_failure("a.fits", "m 42", "M42", "not in catalog") is None
     service.log_object_processing_failure("b.fits", "???")
     assert _count(catalog, "object_processing_log") == before + 2
-    rows = _query(catalog, "SELECT filename, raw_object_name, proposed_object_name, error_message, "
-                           "created_at FROM object_processing_log ORDER BY id DESC LIMIT 2")
-    assert [r[:4] for r in rows] == [("b.fits", "???", None, None),
-                                     ("a.fits", "m 42", "M42", "not in catalog")]
+    rows = _query(
+        catalog,
+        "SELECT filename, raw_object_name, proposed_object_name, error_message, "
+        "created_at FROM object_processing_log ORDER BY id DESC LIMIT 2",
+    )
+    assert [r[:4] for r in rows] == [
+        ("b.fits", "???", None, None),
+        ("a.fits", "m 42", "M42", "not in catalog"),
+    ]
     assert all(r[4] is not None for r in rows)
     with service.db.get_session() as s:
         assert s.query(ObjectProcessingLog).count() == before + 2
@@ -294,13 +351,20 @@ def test_settings(service: DatabaseService, catalog: Path) -> None:
     assert service.get_setting("status") == '{"state": "running", "files": 3}'  # JSON stays text
 
     assert service.get_all_settings() == {
-        "catalog.auto_group": "true", "catalog.max_files": "5000", "ratio": "2.5", "name": "abc",
-        "flag": "false", "upper": "TRUE", "count": "7",
-        "status": '{"state": "running", "files": 3}'}
+        "catalog.auto_group": "true",
+        "catalog.max_files": "5000",
+        "ratio": "2.5",
+        "name": "abc",
+        "flag": "false",
+        "upper": "TRUE",
+        "count": "7",
+        "status": '{"state": "running", "files": 3}',
+    }
     # an update replaces the value and sets updated_at
     service.set_setting("catalog.max_files", 10)
-    rows = _query(catalog, "SELECT value, updated_at FROM system_settings WHERE key = ?",
-                  ("catalog.max_files",))
+    rows = _query(
+        catalog, "SELECT value, updated_at FROM system_settings WHERE key = ?", ("catalog.max_files",)
+    )
     assert rows[0][0] == "10" and rows[0][1] > "2024-03-13 08:00:00.000000"
     assert _count(catalog, "system_settings") == 8
     with service.db.get_session() as s:
@@ -322,7 +386,9 @@ def _make_orphans(catalog: Path, service: DatabaseService) -> int:
         conn.execute(
             "INSERT INTO processing_session_files (processing_session_id, fits_file_id, "
             "original_path, original_filename, staged_path, staged_filename, subfolder) "
-            "VALUES ('PS-one', ?, '/a', 'a', '/b', 'b', 'lights')", (fid,))
+            "VALUES ('PS-one', ?, '/a', 'a', '/b', 'b', 'lights')",
+            (fid,),
+        )
         conn.commit()
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("DELETE FROM fits_files WHERE id = ?", (fid,))
@@ -334,11 +400,19 @@ def _make_orphans(catalog: Path, service: DatabaseService) -> int:
 
 def test_orphans_counted_and_cleaned(service: DatabaseService, catalog: Path, layout: str) -> None:
     assert service.get_orphaned_records() == {
-        "imaging_sessions": 0, "processing_sessions": 0, "processing_session_files": 0, "total": 0}
+        "imaging_sessions": 0,
+        "processing_sessions": 0,
+        "processing_session_files": 0,
+        "total": 0,
+    }
     fid = _make_orphans(catalog, service)
     assert _count(catalog, "processing_session_files", "fits_file_id = ?", (fid,)) == 1
     assert service.get_orphaned_records() == {
-        "imaging_sessions": 1, "processing_sessions": 1, "processing_session_files": 1, "total": 3}
+        "imaging_sessions": 1,
+        "processing_sessions": 1,
+        "processing_session_files": 1,
+        "total": 3,
+    }
 
     ps_files = _count(catalog, "processing_session_files")
     assert service.cleanup_orphaned_ps_files() == 1
@@ -361,11 +435,21 @@ def test_orphans_counted_and_cleaned(service: DatabaseService, catalog: Path, la
 def test_cleanup_all_orphans(service: DatabaseService, catalog: Path) -> None:
     _make_orphans(catalog, service)
     assert service.cleanup_all_orphans() == {
-        "imaging_sessions": 1, "processing_sessions": 2, "processing_session_files": 1}
+        "imaging_sessions": 1,
+        "processing_sessions": 2,
+        "processing_session_files": 1,
+    }
     assert service.get_orphaned_records() == {
-        "imaging_sessions": 0, "processing_sessions": 0, "processing_session_files": 0, "total": 0}
+        "imaging_sessions": 0,
+        "processing_sessions": 0,
+        "processing_session_files": 0,
+        "total": 0,
+    }
     assert service.cleanup_all_orphans() == {
-        "imaging_sessions": 0, "processing_sessions": 0, "processing_session_files": 0}
+        "imaging_sessions": 0,
+        "processing_sessions": 0,
+        "processing_session_files": 0,
+    }
     # the upstream's own rows are all still there
     assert _count(catalog, "processing_session_files") == 50
     assert len(service.get_imaging_sessions()) == len(SESSION_ROWS)

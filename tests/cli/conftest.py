@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from astropy.io import fits as afits
+
 from tests.support import make_v1 as make_v1_db
 from tests.support import make_v2 as make_v2_db
 
@@ -56,8 +57,10 @@ class Run:
         return json.loads(self.stdout)
 
     def __str__(self) -> str:  # what an assertion message shows
-        return (f"$ {' '.join(self.args)}\nexit {self.returncode}\n"
-                f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}")
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
 
 
 def base_env(home: Path, **extra: str | os.PathLike[str] | None) -> dict[str, str]:
@@ -65,8 +68,11 @@ def base_env(home: Path, **extra: str | os.PathLike[str] | None) -> dict[str, st
 
     ``extra`` adds variables (``None`` leaves one out).
     """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CATALOG_") and k not in ("XDG_CONFIG_HOME", "PYTEST_CURRENT_TEST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CATALOG_") and k not in ("XDG_CONFIG_HOME", "PYTEST_CURRENT_TEST")
+    }
     env["HOME"] = str(home)
     env["COLUMNS"] = "250"  # rich tables: no truncated ids
     env["CATALOG_CONFIG"] = str(home / "no-config.toml")  # unless a test sets one
@@ -78,17 +84,26 @@ def base_env(home: Path, **extra: str | os.PathLike[str] | None) -> dict[str, st
     return env
 
 
-def run_command(argv: list[str] | tuple[str, ...], *, env: Mapping[str, str],
-                cwd: Path | None = None, timeout: float = 120) -> Run:
+def run_command(
+    argv: list[str] | tuple[str, ...],
+    *,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> Run:
     proc = subprocess.run(
-        [os.fspath(a) for a in argv], env=dict(env), cwd=cwd, capture_output=True,
-        text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        [os.fspath(a) for a in argv],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
     return Run(tuple(os.fspath(a) for a in argv), proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_catalog(*args: str | os.PathLike[str], env: Mapping[str, str],
-                cwd: Path | None = None) -> Run:
+def run_catalog(*args: str | os.PathLike[str], env: Mapping[str, str], cwd: Path | None = None) -> Run:
     """``catalog ARGS`` through the installed console script."""
     return run_command([os.fspath(CATALOG), *map(os.fspath, args)], env=env, cwd=cwd)
 
@@ -112,8 +127,9 @@ def snapshot(db: Path) -> dict[str, Any]:
     """Everything a catalog holds: its schema and every row of every table."""
     conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True)  # never creates the file
     try:
-        schema = sorted(conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall())
+        schema = sorted(
+            conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+        )
         rows = {}
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             rows[name] = sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
@@ -153,8 +169,7 @@ def relocate(db: Path, old_root: Path, new_root: Path) -> None:
         conn.execute(
             "UPDATE fits_files SET folder = ? || substr(folder, ?) "
             "WHERE folder = ? OR substr(folder, 1, ?) = ?",
-            (str(new_root), len(str(old_root)) + 1, str(old_root),
-             len(str(old_root)) + 1, f"{old_root}/"),
+            (str(new_root), len(str(old_root)) + 1, str(old_root), len(str(old_root)) + 1, f"{old_root}/"),
         )
         conn.commit()
     finally:
@@ -186,20 +201,22 @@ def read_expected(raw_dir: Path) -> list[FitsFacts]:
     facts = []
     for path in sorted(raw_dir.rglob("*.fits")):
         header = afits.getheader(path)
-        facts.append(FitsFacts(
-            path=path,
-            night=path.relative_to(raw_dir).parts[0],
-            # "LIGHT", "Light", "Light Frame", "Flat Field", "Bias Frame" ...
-            frame_type=str(header["IMAGETYP"]).split()[0].upper(),
-            filter=header.get("FILTER"),
-            object=header.get("OBJECT"),
-            camera=header["INSTRUME"],
-            telescope=header["TELESCOP"],
-            exposure=float(header["EXPTIME"]),
-            width=int(header["NAXIS1"]),
-            height=int(header["NAXIS2"]),
-            md5=hashlib.md5(path.read_bytes()).hexdigest(),
-        ))
+        facts.append(
+            FitsFacts(
+                path=path,
+                night=path.relative_to(raw_dir).parts[0],
+                # "LIGHT", "Light", "Light Frame", "Flat Field", "Bias Frame" ...
+                frame_type=str(header["IMAGETYP"]).split()[0].upper(),
+                filter=header.get("FILTER"),
+                object=header.get("OBJECT"),
+                camera=header["INSTRUME"],
+                telescope=header["TELESCOP"],
+                exposure=float(header["EXPTIME"]),
+                width=int(header["NAXIS1"]),
+                height=int(header["NAXIS2"]),
+                md5=hashlib.md5(path.read_bytes()).hexdigest(),
+            )
+        )
     return facts
 
 
@@ -263,8 +280,7 @@ def catalogs(tmp_path_factory: pytest.TempPathFactory, sample: Sample) -> dict[s
         path = make(base / f"{schema}.db")
         db = DatabaseManager(path)
         try:
-            result = cataloger.catalog_files(DatabaseService(db),
-                                             cataloger.iter_fits(sample.raw_dir))
+            result = cataloger.catalog_files(DatabaseService(db), cataloger.iter_fits(sample.raw_dir))
         finally:
             db.close()
         assert result.added == SAMPLE_FILES and not result.failed, result

@@ -110,11 +110,13 @@ def _check_cataloged(db: Path, schema: str, sample: Sample) -> None:
         rows = query(db, "SELECT folder, file, md5sum, x, y, session_id FROM fits_files")
         sessions = query(db, "SELECT session_id, session_date FROM sessions")
     else:
-        rows = query(db, "SELECT folder, file, md5sum, width_pixels, height_pixels, "
-                         "imaging_session_id FROM fits_files")
+        rows = query(
+            db, "SELECT folder, file, md5sum, width_pixels, height_pixels, imaging_session_id FROM fits_files"
+        )
         sessions = query(db, "SELECT id, date FROM imaging_sessions")
-    assert set(rows) == {(str(f.path.parent), f.path.name, f.md5, f.width, f.height, f.session_id)
-                         for f in sample.facts}
+    assert set(rows) == {
+        (str(f.path.parent), f.path.name, f.md5, f.width, f.height, f.session_id) for f in sample.facts
+    }
     assert set(sessions) == {(sid, night) for night, sid in sample.session_ids().items()}
 
 
@@ -131,16 +133,18 @@ def _again(db: Path, raw_dir: Path, env: dict[str, str], where: Path) -> tuple[R
     """``init --json`` and ``catalog raw --json`` once more, each on its own copy."""
     init_db = copy_db(db, where / "again-init.db")
     catalog_db = copy_db(db, where / "again-catalog.db")
-    runs = run_all({
-        "init": lambda: run_catalog("init", "--db", init_db, "--json", env=env),
-        "catalog": lambda: run_catalog("catalog", "raw", "--db", catalog_db, "--raw-dir", raw_dir,
-                                       "--json", env=env),
-    })
+    runs = run_all(
+        {
+            "init": lambda: run_catalog("init", "--db", init_db, "--json", env=env),
+            "catalog": lambda: run_catalog(
+                "catalog", "raw", "--db", catalog_db, "--raw-dir", raw_dir, "--json", env=env
+            ),
+        }
+    )
     return runs["init"], runs["catalog"], init_db, catalog_db
 
 
-def _check_again(init: Run, catalog: Run, init_db: Path, catalog_db: Path, before: Any,
-                 schema: str) -> None:
+def _check_again(init: Run, catalog: Run, init_db: Path, catalog_db: Path, before: Any, schema: str) -> None:
     assert_clean(init)
     data = init.json()
     assert (data["layout"], data["schema_version"]) == (schema, 1 if schema == "v1" else 2)
@@ -167,8 +171,7 @@ def test_init_then_catalog_raw_v2(sample: Sample, cli_env: dict[str, str], tmp_p
     assert "Phase 3" in versions[1][1]
     assert query(db, "PRAGMA journal_mode") == [("wal",)]
 
-    run = run_catalog("catalog", "raw", "--db", db, "--raw-dir", sample.raw_dir, "--json",
-                      env=cli_env)
+    run = run_catalog("catalog", "raw", "--db", db, "--raw-dir", sample.raw_dir, "--json", env=cli_env)
     _check_catalog_result(run, sample)
     _check_cataloged(db, "v2", sample)
     _check_again(*_again(db, sample.raw_dir, cli_env, tmp_path), snapshot(db), "v2")
@@ -178,8 +181,7 @@ def test_catalog_raw_v1(sample: Sample, cli_env: dict[str, str], tmp_path: Path)
     """``catalog raw`` on a v1 database writes the v1 tables and columns; ``init`` on it
     keeps it v1 (no ``imaging_sessions`` beside ``sessions``); both again change nothing."""
     db = make_v1_db(tmp_path / "fits_catalog.db")
-    run = run_catalog("catalog", "raw", "--db", db, "--raw-dir", sample.raw_dir, "--json",
-                      env=cli_env)
+    run = run_catalog("catalog", "raw", "--db", db, "--raw-dir", sample.raw_dir, "--json", env=cli_env)
     _check_catalog_result(run, sample)
     _check_cataloged(db, "v1", sample)
     assert "imaging_sessions" not in _tables(db)
@@ -189,8 +191,9 @@ def test_catalog_raw_v1(sample: Sample, cli_env: dict[str, str], tmp_path: Path)
 # --- scan ------------------------------------------------------------------------------------
 
 
-def test_scan_of_a_cataloged_folder(catalogs: dict[str, Path], sample: Sample,
-                                    cli_env: dict[str, str], schema: str) -> None:
+def test_scan_of_a_cataloged_folder(
+    catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str], schema: str
+) -> None:
     """Nothing new, missing or changed; writes nothing. (v2 as text here; the
     precedence test below runs it as JSON on v2.)"""
     db = catalogs[schema]
@@ -210,8 +213,7 @@ def test_scan_of_a_cataloged_folder(catalogs: dict[str, Path], sample: Sample,
 
 
 @pytest.fixture
-def workspace(catalogs: dict[str, Path], sample: Sample, schema: str,
-              tmp_path: Path) -> Workspace:
+def workspace(catalogs: dict[str, Path], sample: Sample, schema: str, tmp_path: Path) -> Workspace:
     return make_workspace(schema, catalogs[schema], sample, tmp_path)
 
 
@@ -227,8 +229,12 @@ def test_scan_finds_new_missing_and_changed(workspace: Workspace, cli_env: dict[
 
     snap, digest = snapshot(workspace.db), file_digest(workspace.db)
     base = ("scan", "raw", "--db", workspace.db, "--raw-dir", workspace.raw_dir, "--json")
-    runs = run_all({"plain": lambda: run_catalog(*base, env=cli_env),
-                    "verify": lambda: run_catalog(*base, "--verify", env=cli_env)})
+    runs = run_all(
+        {
+            "plain": lambda: run_catalog(*base, env=cli_env),
+            "verify": lambda: run_catalog(*base, "--verify", env=cli_env),
+        }
+    )
     for run in runs.values():
         assert_clean(run)
     plain, verify = runs["plain"].json(), runs["verify"].json()
@@ -247,8 +253,7 @@ def test_scan_finds_new_missing_and_changed(workspace: Workspace, cli_env: dict[
 # --- catalog raw: duplicates and unreadable files ----------------------------------------------
 
 
-def test_catalog_skips_duplicates_and_unreadable_files(workspace: Workspace,
-                                                       cli_env: dict[str, str]) -> None:
+def test_catalog_skips_duplicates_and_unreadable_files(workspace: Workspace, cli_env: dict[str, str]) -> None:
     files = sorted(workspace.raw_dir.rglob("*.fits"))
     duplicate = files[0].parent / "zz_copy_of_first.fits"  # same bytes, new name
     shutil.copyfile(files[0], duplicate)
@@ -282,10 +287,12 @@ def test_catalog_skips_duplicates_and_unreadable_files(workspace: Workspace,
 # --- list imaging-sessions -------------------------------------------------------------------
 
 
-def test_list_recent_imaging_sessions(catalogs: dict[str, Path], sample: Sample,
-                                      cli_env: dict[str, str], schema: str) -> None:
-    runs = read_only(catalogs[schema], cli_env, ("list", "imaging-sessions", "--recent", "2"),
-                     text=schema == "v2")
+def test_list_recent_imaging_sessions(
+    catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str], schema: str
+) -> None:
+    runs = read_only(
+        catalogs[schema], cli_env, ("list", "imaging-sessions", "--recent", "2"), text=schema == "v2"
+    )
     rows = runs["json"].json()
     ids = sample.session_ids()
     newest = sorted(sample.nights, reverse=True)
@@ -313,19 +320,21 @@ def _groups(files: list[Any]) -> dict[tuple[str, str | None], tuple[int, float]]
     return {k: (len(v), round(sum(v), 3)) for k, v in groups.items()}
 
 
-def test_imaging_session_info(catalogs: dict[str, Path], sample: Sample,
-                              cli_env: dict[str, str], schema: str) -> None:
+def test_imaging_session_info(
+    catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str], schema: str
+) -> None:
     sid = _session_to_ask_about(sample, schema)
-    runs = read_only(catalogs[schema], cli_env, ("imaging-session", "info", sid),
-                     text=schema == "v2")
+    runs = read_only(catalogs[schema], cli_env, ("imaging-session", "info", sid), text=schema == "v2")
     data = runs["json"].json()
     files = sample.of_session(sid)
     assert data["id"] == sid
     assert data["date"] == files[0].night
     assert (data["camera"], data["telescope"]) == (files[0].camera, files[0].telescope)
     assert data["summary"]["files"] == len(files)
-    got = {(g["frame_type"], g["filter"]): (g["files"], round(g["exposure_seconds"], 3))
-           for g in data["summary"]["groups"]}
+    got = {
+        (g["frame_type"], g["filter"]): (g["files"], round(g["exposure_seconds"], 3))
+        for g in data["summary"]["groups"]
+    }
     assert got == _groups(files)
     if "text" in runs:
         text = runs["text"].stdout
@@ -336,11 +345,13 @@ def test_imaging_session_info(catalogs: dict[str, Path], sample: Sample,
 # --- list raw ------------------------------------------------------------------------------------
 
 
-def test_list_raw_of_one_imaging_session(catalogs: dict[str, Path], sample: Sample,
-                                         cli_env: dict[str, str], schema: str) -> None:
+def test_list_raw_of_one_imaging_session(
+    catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str], schema: str
+) -> None:
     sid = _session_to_ask_about(sample, schema)
-    runs = read_only(catalogs[schema], cli_env, ("list", "raw", "--imaging-session", sid),
-                     text=schema == "v2")
+    runs = read_only(
+        catalogs[schema], cli_env, ("list", "raw", "--imaging-session", sid), text=schema == "v2"
+    )
     rows = runs["json"].json()
     expected = {str(f.path): f for f in sample.of_session(sid)}
     got = {str(Path(r["folder"]) / r["file"]): r for r in rows}
@@ -363,8 +374,7 @@ def test_list_raw_of_one_imaging_session(catalogs: dict[str, Path], sample: Samp
 # --- stats ---------------------------------------------------------------------------------------------
 
 
-def test_stats(catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str],
-               schema: str) -> None:
+def test_stats(catalogs: dict[str, Path], sample: Sample, cli_env: dict[str, str], schema: str) -> None:
     runs = read_only(catalogs[schema], cli_env, ("stats", "raw"), text=schema == "v2")
     data = runs["json"].json()
     facts = sample.facts
@@ -425,8 +435,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, [*path, "--help"], prog_name="catalog")
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
-    assert "Example" in result.output, (
-        f"'catalog {' '.join(path)} --help' shows no example:\n{result.output}")
+    assert "Example" in result.output, f"'catalog {' '.join(path)} --help' shows no example:\n{result.output}"
 
 
 # --- configuration precedence ------------------------------------------------------------------------------
@@ -437,8 +446,9 @@ def _write_config(path: Path, database: Path, raw_dir: Path) -> Path:
     return path
 
 
-def test_db_and_raw_dir_precedence(catalogs: dict[str, Path], sample: Sample,
-                                   tmp_path: Path, cli_home: Path) -> None:
+def test_db_and_raw_dir_precedence(
+    catalogs: dict[str, Path], sample: Sample, tmp_path: Path, cli_home: Path
+) -> None:
     """--db beats CATALOG_DB beats the config file (CATALOG_CONFIG); --raw-dir beats
     CATALOG_RAW_DIR beats the config file. (The default ~/Astro/fits_catalog.db is
     in tests/catalog/test_bad_input.py.)
@@ -452,11 +462,19 @@ def test_db_and_raw_dir_precedence(catalogs: dict[str, Path], sample: Sample,
     good_config = _write_config(tmp_path / "good.toml", good_db, good_raw)
     scan = ("scan", "raw", "--json")
     cases = {
-        "option": (scan + ("--db", str(good_db), "--raw-dir", str(good_raw)),
-                   base_env(cli_home, CATALOG_DB=nowhere / "env.db",
-                            CATALOG_RAW_DIR=nowhere / "env_raw", CATALOG_CONFIG=bad_config)),
-        "env": (scan, base_env(cli_home, CATALOG_DB=good_db, CATALOG_RAW_DIR=good_raw,
-                               CATALOG_CONFIG=bad_config)),
+        "option": (
+            scan + ("--db", str(good_db), "--raw-dir", str(good_raw)),
+            base_env(
+                cli_home,
+                CATALOG_DB=nowhere / "env.db",
+                CATALOG_RAW_DIR=nowhere / "env_raw",
+                CATALOG_CONFIG=bad_config,
+            ),
+        ),
+        "env": (
+            scan,
+            base_env(cli_home, CATALOG_DB=good_db, CATALOG_RAW_DIR=good_raw, CATALOG_CONFIG=bad_config),
+        ),
         "config": (scan, base_env(cli_home, CATALOG_CONFIG=good_config)),
     }
     runs = run_all({k: (lambda a=a, e=e: run_catalog(*a, env=e)) for k, (a, e) in cases.items()})

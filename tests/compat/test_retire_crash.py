@@ -58,8 +58,14 @@ def window_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def compat(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(BIN / "compat"), *args, "--db", str(db)], capture_output=True,
-                          text=True, timeout=180, env=cli_env(), stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [str(BIN / "compat"), *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     return proc
 
@@ -71,9 +77,13 @@ def tables(conn: sqlite3.Connection) -> set[str]:
 def kill_retire_during(db: Path, stage: str, log: Path) -> None:
     """Start ``compat retire --yes`` and SIGKILL it once ``stage`` is under way."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(BIN / "compat"), "retire", "--yes", "--db", str(db)],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=cli_env())
+        proc = subprocess.Popen(
+            [str(BIN / "compat"), "retire", "--yes", "--db", str(db)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=cli_env(),
+        )
     reader = connect_reader(db)
     deadline = time.monotonic() + 120
     try:
@@ -99,10 +109,10 @@ def kill_retire_during(db: Path, stage: str, log: Path) -> None:
             proc.kill()
 
 
-@pytest.mark.parametrize("stage,then", [("copy", "resume"), ("copy", "abandon"),
-                                        ("drain", "resume")])
-def test_a_killed_retire_is_finished_or_undone(window_base: Path, tmp_path: Path,
-                                               stage: str, then: str) -> None:
+@pytest.mark.parametrize("stage,then", [("copy", "resume"), ("copy", "abandon"), ("drain", "resume")])
+def test_a_killed_retire_is_finished_or_undone(
+    window_base: Path, tmp_path: Path, stage: str, then: str
+) -> None:
     db = copy_catalog(window_base, tmp_path / "r.db")
     reader = connect_reader(db)
     base = base_facts(reader, "v2-window")
@@ -119,8 +129,9 @@ def test_a_killed_retire_is_finished_or_undone(window_base: Path, tmp_path: Path
         status = json.loads(compat("status", "--json", db=db).stdout)
         assert status["phase"] == ("window" if stage == "copy" else "retired")
         assert len(status["unfinished"]) == 1
-        assert ("'compat retire' resumes it" if stage == "copy" else "'compat retire' finishes it") \
-            in status["unfinished"][0]
+        assert ("'compat retire' resumes it" if stage == "copy" else "'compat retire' finishes it") in status[
+            "unfinished"
+        ][0]
         verify = run_migration("verify", "--db", str(db))
         assert verify.returncode != 0 and "compat retire" in verify.stdout, verify.stdout
 
@@ -140,8 +151,13 @@ def test_a_killed_retire_is_finished_or_undone(window_base: Path, tmp_path: Path
     conn = connect_reader(db)
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert not {n for n in tables(conn) if n.startswith(("_rebuild_", "_mig_rebuild"))}
-    assert not [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger' "
-                                           "AND name LIKE '\\_mig\\_rebuild%' ESCAPE '\\'")]
+    assert not [
+        n
+        for (n,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='trigger' "
+            "AND name LIKE '\\_mig\\_rebuild%' ESCAPE '\\'"
+        )
+    ]
     assert base_facts(conn, phase) == base, "the pre-existing rows changed"
     assert_writes_present(conn, expected_from(records), phase, strict=True)
     conn.close()

@@ -23,8 +23,9 @@ BIN = Path(sys.executable).parent
 
 def compat(*args: str, db: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, CATALOG_LOG_JSON="1")
-    proc = subprocess.run([str(BIN / "compat"), *args, "--db", str(db)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [str(BIN / "compat"), *args, "--db", str(db)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     return proc
 
@@ -34,9 +35,11 @@ def age(db: Path, days: int, *, usage: bool = True) -> None:
     conn = sqlite3.connect(db)
     conn.execute("UPDATE _compat_shims SET cutover_at = datetime(cutover_at, ?)", (f"-{days} days",))
     if usage:
-        conn.execute("UPDATE _compat_usage SET last_seen = datetime(last_seen, ?), "
-                     "first_seen = datetime(first_seen, ?), day = date(day, ?)",
-                     (f"-{days} days",) * 3)
+        conn.execute(
+            "UPDATE _compat_usage SET last_seen = datetime(last_seen, ?), "
+            "first_seen = datetime(first_seen, ?), day = date(day, ?)",
+            (f"-{days} days",) * 3,
+        )
     conn.commit()
     conn.close()
 
@@ -106,8 +109,9 @@ def test_force_retires_then_install_brings_the_old_names_back(window: Path) -> N
         conn.execute("SELECT * FROM sessions")
     # the user's view was rewritten to the new names and keeps its output names
     assert conn.execute("SELECT session_id, x FROM v_old ORDER BY 1, 2").fetchall() == expected
-    assert "imaging_session_id" in conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name='v_old'").fetchone()[0]
+    assert (
+        "imaging_session_id" in conn.execute("SELECT sql FROM sqlite_master WHERE name='v_old'").fetchone()[0]
+    )
     assert json.loads(compat("status", "--json", db=window).stdout)["phase"] == "retired"
     db = DatabaseManager(window)
     with pytest.raises(AttributeError, match="use FitsFile.width_pixels"):
@@ -117,8 +121,9 @@ def test_force_retires_then_install_brings_the_old_names_back(window: Path) -> N
     proc = compat("install", db=window)
     assert proc.returncode == 0, proc.stderr
     assert conn.execute("SELECT count(*) FROM fits_files WHERE x IS NOT width_pixels").fetchone() == (0,)
-    assert conn.execute("SELECT session_date FROM sessions WHERE session_id = "
-                        "'20240312_ASI2600MM_RC8'").fetchone() == ("2024-03-12",)
+    assert conn.execute(
+        "SELECT session_date FROM sessions WHERE session_id = '20240312_ASI2600MM_RC8'"
+    ).fetchone() == ("2024-03-12",)
     conn.execute("UPDATE fits_files SET y = 7 WHERE id = 3")
     conn.commit()
     assert conn.execute("SELECT height_pixels FROM fits_files WHERE id = 3").fetchone() == (7,)
@@ -133,8 +138,7 @@ def test_force_retires_then_install_brings_the_old_names_back(window: Path) -> N
 def test_a_user_trigger_using_old_names_blocks_retirement(window: Path) -> None:
     conn = sqlite3.connect(window)
     conn.execute("CREATE TABLE log (v INTEGER)")
-    conn.execute("CREATE TRIGGER t_old AFTER INSERT ON fits_files BEGIN "
-                 "INSERT INTO log VALUES (NEW.x); END")
+    conn.execute("CREATE TRIGGER t_old AFTER INSERT ON fits_files BEGIN INSERT INTO log VALUES (NEW.x); END")
     conn.commit()
     age(window, 31)
     proc = compat("retire", "--yes", "--force", db=window)
@@ -143,16 +147,19 @@ def test_a_user_trigger_using_old_names_blocks_retirement(window: Path) -> None:
 
 
 def test_scan_cli_exits_1_on_old_names(tmp_path: Path) -> None:
-    (tmp_path / "old.py").write_text("from catalog.models import Session\n"
-                                     "q = 'SELECT session_date FROM sessions'\n")
+    (tmp_path / "old.py").write_text(
+        "from catalog.models import Session\nq = 'SELECT session_date FROM sessions'\n"
+    )
     (tmp_path / "new.py").write_text("from catalog.models import ImagingSession\n")
     env = dict(os.environ)
-    proc = subprocess.run([str(BIN / "compat"), "scan", str(tmp_path)], capture_output=True,
-                          text=True, env=env)
+    proc = subprocess.run(
+        [str(BIN / "compat"), "scan", str(tmp_path)], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 1
     assert "old.py:1:" in proc.stdout and "Session → ImagingSession" in proc.stdout
     assert "sessions.session_date → imaging_sessions.date" in proc.stdout
     assert "new.py" not in proc.stdout
-    clean = subprocess.run([str(BIN / "compat"), "scan", str(tmp_path / "new.py")],
-                           capture_output=True, text=True, env=env)
+    clean = subprocess.run(
+        [str(BIN / "compat"), "scan", str(tmp_path / "new.py")], capture_output=True, text=True, env=env
+    )
     assert clean.returncode == 0

@@ -37,7 +37,12 @@ EXPECTED = {
     ("app/old_models.py", 6, "Session", "ImagingSession"),
     ("app/old_models.py", 12, "FitsFile.x", "FitsFile.width_pixels"),  # select(...).where(FitsFile.x > 100)
     ("app/old_models.py", 13, "FitsFile.x", "FitsFile.width_pixels"),  # f in scalars(select(FitsFile)).all()
-    ("app/old_models.py", 17, "FitsFile.session_id", "FitsFile.imaging_session_id"),  # param annotated FitsFile
+    (
+        "app/old_models.py",
+        17,
+        "FitsFile.session_id",
+        "FitsFile.imaging_session_id",
+    ),  # param annotated FitsFile
     ("app/old_models.py", 21, "Session", "ImagingSession"),  # s.get(Session, …)
     ("app/old_models.py", 22, "ImagingSession.session_date", "ImagingSession.date"),  # bound from s.get
     ("app/old_models.py", 26, "FitsFile.x", "FitsFile.width_pixels"),  # constructor keywords
@@ -106,9 +111,11 @@ def test_fixture_tree_findings_are_exactly_the_known_old_uses(fixture_findings: 
     counts = {k: found.count(k) for k in found}
     repeated = {k for k, n in counts.items() if n > 1}
     # the only repeats are two uses of one name on one line
-    assert repeated == {("app/queries.py", 7, "sessions.session_date", "imaging_sessions.date"),
-                        ("app/queries.py", 17, "sessions.session_date", "imaging_sessions.date"),
-                        ("sql/v1_reports.sql", 12, "sessions.session_date", "imaging_sessions.date")}
+    assert repeated == {
+        ("app/queries.py", 7, "sessions.session_date", "imaging_sessions.date"),
+        ("app/queries.py", 17, "sessions.session_date", "imaging_sessions.date"),
+        ("sql/v1_reports.sql", 12, "sessions.session_date", "imaging_sessions.date"),
+    }
 
 
 def test_every_finding_points_at_the_old_name(fixture_findings: list[Finding]) -> None:
@@ -134,8 +141,11 @@ def test_every_finding_points_at_the_old_name(fixture_findings: list[Finding]) -
 def test_look_alikes_are_not_reported(
     fixture_findings: list[Finding], file: str, line: int | None, what: str
 ) -> None:
-    hits = [f.format() for f in fixture_findings
-            if f.path.relative_to(FIXTURE).as_posix() == file and line in (None, f.line)]
+    hits = [
+        f.format()
+        for f in fixture_findings
+        if f.path.relative_to(FIXTURE).as_posix() == file and line in (None, f.line)
+    ]
     assert hits == [], what
 
 
@@ -164,7 +174,8 @@ def test_every_renamed_column_is_found_in_sql_and_python(table: renames.TableRen
         assert olds == [(f"{table.old}.{column.old}", f"{table.new}.{column.new}")] * 2
         py = scan_python(f"from catalog.models import {table.model}\n{table.model}.{column.old}\n")
         assert [(f.old, f.new) for f in py] == [
-            (f"{table.model}.{column.old}", f"{table.model}.{column.new}")]
+            (f"{table.model}.{column.old}", f"{table.model}.{column.new}")
+        ]
     if table.old != table.new:
         assert [f.old for f in scan_sql(f"DELETE FROM {table.old}")] == [table.old]
     if table.model_alias:
@@ -177,10 +188,18 @@ def test_every_renamed_column_is_found_in_sql_and_python(table: renames.TableRen
     ("sql", "olds"),
     [
         # fits_files.id is not confused with sessions.session_id
-        ("SELECT fits_files.id, sessions.session_id FROM fits_files "
-         "JOIN sessions ON sessions.session_id = fits_files.session_id",
-         ["sessions", "sessions.session_id", "sessions", "sessions", "sessions.session_id",
-          "fits_files.session_id"]),
+        (
+            "SELECT fits_files.id, sessions.session_id FROM fits_files "
+            "JOIN sessions ON sessions.session_id = fits_files.session_id",
+            [
+                "sessions",
+                "sessions.session_id",
+                "sessions",
+                "sessions",
+                "sessions.session_id",
+                "fits_files.session_id",
+            ],
+        ),
         ("SELECT x FROM fits_files", ["fits_files.x"]),
         ("SELECT x FROM cameras", []),
         ("SELECT x FROM fits_files JOIN cameras ON 1", []),  # x may be cameras'
@@ -192,10 +211,15 @@ def test_every_renamed_column_is_found_in_sql_and_python(table: renames.TableRen
         ("SELECT 1 FROM main.sessions", ["sessions"]),
         ("SELECT 1 FROM aux.sessions", []),  # another attached database
         ('SELECT "Session_Date" FROM Sessions', ["sessions.session_date", "sessions"]),
-        ("SELECT s.id FROM imaging_sessions AS s WHERE EXISTS "
-         "(SELECT 1 FROM fits_files AS f WHERE f.session_id = s.id)", ["fits_files.session_id"]),
-        ("SELECT * FROM (SELECT session_id FROM sessions) AS t WHERE t.session_id = 1",
-         ["sessions.session_id", "sessions"]),  # t.session_id: a derived table's column
+        (
+            "SELECT s.id FROM imaging_sessions AS s WHERE EXISTS "
+            "(SELECT 1 FROM fits_files AS f WHERE f.session_id = s.id)",
+            ["fits_files.session_id"],
+        ),
+        (
+            "SELECT * FROM (SELECT session_id FROM sessions) AS t WHERE t.session_id = 1",
+            ["sessions.session_id", "sessions"],
+        ),  # t.session_id: a derived table's column
         ("UPDATE fits_files SET x = 1 FROM imaging_sessions AS s WHERE s.id = y", ["fits_files.x"]),
         ("UPDATE fits_files AS f SET x = s.date FROM cameras AS s", ["fits_files.x"]),  # SET target
         ("UPDATE fits_files SET x = 1", ["fits_files.x"]),
@@ -237,18 +261,21 @@ HEADER = "from catalog.models import FitsFile, ImagingSession, Session\n"
         ("def g(f: 'list[FitsFile]'):\n    f[0].y", ["FitsFile.y"]),
         ("def g(s):\n    return [f.x for f in s.query(FitsFile).all()]", ["FitsFile.x"]),
         ("def g(s):\n    return s.execute(select(FitsFile)).scalars().first().y", ["FitsFile.y"]),
-        ("def g(s):\n    for i, n in enumerate(s.query(ImagingSession)):\n        n.session_date",
-         ["ImagingSession.session_date"]),
+        (
+            "def g(s):\n    for i, n in enumerate(s.query(ImagingSession)):\n        n.session_date",
+            ["ImagingSession.session_date"],
+        ),
         ("def g(FitsFile):\n    FitsFile.x", []),  # a parameter shadows the import
         ("f = FitsFile()\ndef g():\n    return f.x", ["FitsFile.x"]),  # module global, read later
         ("class C:\n    f = FitsFile()\n    def m(self):\n        return f.x", []),  # class scope
-        ("ImagingSession(session_id='a', session_date='b', telescope='c')",
-         ["ImagingSession.session_id", "ImagingSession.session_date"]),
+        (
+            "ImagingSession(session_id='a', session_date='b', telescope='c')",
+            ["ImagingSession.session_id", "ImagingSession.session_date"],
+        ),
         ("update(FitsFile).values(x=1)", ["FitsFile.x"]),
         ("x: Session", ["Session"]),
         ("def g(s: 'Session'): pass", ["Session"]),
-        ("from catalog.models import Session as S\nS.session_id",
-         ["Session", "ImagingSession.session_id"]),
+        ("from catalog.models import Session as S\nS.session_id", ["Session", "ImagingSession.session_id"]),
     ],
 )
 def test_python_inference(body: str, olds: list[str]) -> None:
@@ -257,10 +284,12 @@ def test_python_inference(body: str, olds: list[str]) -> None:
 
 
 def test_session_from_elsewhere_is_not_reported() -> None:
-    src = ("from sqlalchemy.orm import Session\n"
-           "def g(engine):\n"
-           "    with Session(engine) as s:\n"
-           "        return Session, s.session_id\n")
+    src = (
+        "from sqlalchemy.orm import Session\n"
+        "def g(engine):\n"
+        "    with Session(engine) as s:\n"
+        "        return Session, s.session_id\n"
+    )
     assert scan_python(src) == []
 
 
@@ -274,7 +303,9 @@ def test_relative_import_inside_the_models_package() -> None:
 def test_python_string_positions_survive_escapes_and_non_ascii() -> None:
     src = 'é = 1; q = ("SELECT\\tx "  # note\n     f"FROM fits_files WHERE {é} = session_id")\n'
     assert [(f.line, f.col, f.old) for f in scan_python(src)] == [
-        (1, 22, "fits_files.x"), (2, 36, "fits_files.session_id")]
+        (1, 22, "fits_files.x"),
+        (2, 36, "fits_files.session_id"),
+    ]
 
 
 # -- walking, output and exit code -----------------------------------------------
@@ -296,8 +327,9 @@ def test_unreadable_files_are_reported_to_on_skip_and_missing_paths_raise(tmp_pa
     (tmp_path / "unrelated.py").write_text("def (:\n")
     (tmp_path / "notes.md").write_text("FitsFile.x\n")
     skipped: list[tuple[Path, str]] = []
-    assert scan_paths([tmp_path, tmp_path / "notes.md"],
-                      on_skip=lambda p, why: skipped.append((p, why))) == []
+    assert (
+        scan_paths([tmp_path, tmp_path / "notes.md"], on_skip=lambda p, why: skipped.append((p, why))) == []
+    )
     assert [p.name for p, _ in skipped] == ["broken.py", "notes.md"]
     with pytest.raises(FileNotFoundError):
         scan_paths([tmp_path / "no-such-dir"])

@@ -13,15 +13,24 @@ from compat.translate import CachedTranslator, translate
 @pytest.mark.parametrize(
     ("v2", "v1"),
     [
-        ("UPDATE imaging_sessions SET date=?, updated_at=? WHERE imaging_sessions.id = ?",
-         "UPDATE sessions SET session_date = ?, updated_at = ? WHERE sessions.session_id = ?"),
-        ("INSERT INTO fits_files (file, folder, width_pixels, imaging_session_id) VALUES (?, ?, ?, ?) RETURNING id",
-         "INSERT INTO fits_files (file, folder, x, session_id) VALUES (?, ?, ?, ?) RETURNING id"),
-        ("SELECT imaging_sessions.id, imaging_sessions.date FROM imaging_sessions",
-         "SELECT sessions.session_id AS id, sessions.session_date AS date FROM sessions"),
+        (
+            "UPDATE imaging_sessions SET date=?, updated_at=? WHERE imaging_sessions.id = ?",
+            "UPDATE sessions SET session_date = ?, updated_at = ? WHERE sessions.session_id = ?",
+        ),
+        (
+            "INSERT INTO fits_files (file, folder, width_pixels, imaging_session_id) "
+            "VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO fits_files (file, folder, x, session_id) VALUES (?, ?, ?, ?) RETURNING id",
+        ),
+        (
+            "SELECT imaging_sessions.id, imaging_sessions.date FROM imaging_sessions",
+            "SELECT sessions.session_id AS id, sessions.session_date AS date FROM sessions",
+        ),
         ("SELECT s.id FROM imaging_sessions AS s", "SELECT s.session_id AS id FROM sessions AS s"),
-        ("DELETE FROM imaging_sessions WHERE imaging_sessions.id = ?",
-         "DELETE FROM sessions WHERE sessions.session_id = ?"),
+        (
+            "DELETE FROM imaging_sessions WHERE imaging_sessions.id = ?",
+            "DELETE FROM sessions WHERE sessions.session_id = ?",
+        ),
     ],
 )
 def test_translates_to_v1(v2: str, v1: str) -> None:
@@ -29,8 +38,10 @@ def test_translates_to_v1(v2: str, v1: str) -> None:
 
 
 def test_fits_files_id_is_not_confused_with_session_id() -> None:
-    sql = ("SELECT fits_files.id, imaging_sessions.id FROM fits_files JOIN imaging_sessions "
-           "ON imaging_sessions.id = fits_files.imaging_session_id")
+    sql = (
+        "SELECT fits_files.id, imaging_sessions.id FROM fits_files JOIN imaging_sessions "
+        "ON imaging_sessions.id = fits_files.imaging_session_id"
+    )
     out = translate(sql)
     assert out.startswith("SELECT fits_files.id, sessions.session_id AS id FROM fits_files JOIN sessions")
     assert "ON sessions.session_id = fits_files.session_id" in out
@@ -56,11 +67,17 @@ def test_translated_select_gives_same_rows_as_v2(v1_db: Path, tmp_path: Path) ->
     v1.commit()
     v2 = sqlite3.connect(v2_db)
     v2.executemany("INSERT INTO imaging_sessions (id, date, telescope) VALUES (?,?,?)", rows)
-    v2.executemany("INSERT INTO fits_files (id, file, folder, width_pixels, height_pixels, imaging_session_id) VALUES (?,?,?,?,?,?)", files)
+    v2.executemany(
+        "INSERT INTO fits_files (id, file, folder, width_pixels, height_pixels, imaging_session_id) "
+        "VALUES (?,?,?,?,?,?)",
+        files,
+    )
     v2.commit()
-    sql = ("SELECT fits_files.id, fits_files.width_pixels, imaging_sessions.date FROM fits_files "
-           "JOIN imaging_sessions ON imaging_sessions.id = fits_files.imaging_session_id "
-           "WHERE fits_files.height_pixels > ? ORDER BY fits_files.width_pixels DESC")
+    sql = (
+        "SELECT fits_files.id, fits_files.width_pixels, imaging_sessions.date FROM fits_files "
+        "JOIN imaging_sessions ON imaging_sessions.id = fits_files.imaging_session_id "
+        "WHERE fits_files.height_pixels > ? ORDER BY fits_files.width_pixels DESC"
+    )
     cur1 = v1.execute(translate(sql), (10,))
     cur2 = v2.execute(sql, (10,))
     assert cur1.fetchall() == cur2.fetchall()

@@ -28,8 +28,17 @@ import warnings
 from pathlib import Path
 
 STOP = False
-PAGES = ["/", "/raw-files", "/raw-files?page=2&sort=object", "/sessions", "/processing",
-         "/api/stats", "/api/sessions", "/api/raw-files", "/healthz"]
+PAGES = [
+    "/",
+    "/raw-files",
+    "/raw-files?page=2&sort=object",
+    "/sessions",
+    "/processing",
+    "/api/stats",
+    "/api/sessions",
+    "/api/raw-files",
+    "/healthz",
+]
 
 
 def _stop(*_a: object) -> None:
@@ -53,14 +62,27 @@ def legacy_models(db_path: str) -> None:
         try:
             with db.get_session() as s:
                 sess = s.query(Session).order_by(Session.session_date).first()
-                f = FitsFile(file=f"legacy-{i}.fits", folder="/legacy", x=1000 + i, y=500 + i,
-                             session_id=sess.session_id, md5sum=f"legacy-models-{os.getpid()}-{i}")
+                f = FitsFile(
+                    file=f"legacy-{i}.fits",
+                    folder="/legacy",
+                    x=1000 + i,
+                    y=500 + i,
+                    session_id=sess.session_id,
+                    md5sum=f"legacy-models-{os.getpid()}-{i}",
+                )
                 s.add(f)
                 s.commit()
                 f.x = 2000 + i  # ORM UPDATE through an old name
                 s.commit()
-                emit(ack={"md5sum": f.md5sum, "width_pixels": 2000 + i, "height_pixels": 500 + i,
-                          "imaging_session_id": sess.session_id, "id": f.id})
+                emit(
+                    ack={
+                        "md5sum": f.md5sum,
+                        "width_pixels": 2000 + i,
+                        "height_pixels": 500 + i,
+                        "imaging_session_id": sess.session_id,
+                        "id": f.id,
+                    }
+                )
                 assert s.query(FitsFile).filter(FitsFile.x == 2000 + i).count() == 1
         except Exception as exc:  # every failure is the finding
             emit(error=f"{type(exc).__name__}: {exc}")
@@ -76,18 +98,28 @@ def legacy_sql(db_path: str) -> None:
         i += 1
         md5 = f"legacy-sql-{os.getpid()}-{i}"
         try:
-            sid = conn.execute("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1"
-                               ).fetchone()[0]
+            sid = conn.execute("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1").fetchone()[0]
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
-                         "VALUES (?, '/legacy-sql', ?, ?, ?, ?)", (f"sql-{i}.fits", 3000 + i, 40 + i, sid, md5))
+            conn.execute(
+                "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
+                "VALUES (?, '/legacy-sql', ?, ?, ?, ?)",
+                (f"sql-{i}.fits", 3000 + i, 40 + i, sid, md5),
+            )
             conn.execute("UPDATE fits_files SET y = ? WHERE md5sum = ?", (41 + i, md5))
             conn.execute("COMMIT")
-            emit(ack={"md5sum": md5, "width_pixels": 3000 + i, "height_pixels": 41 + i,
-                      "imaging_session_id": sid})
-            n = conn.execute("SELECT count(*) FROM fits_files JOIN sessions ON "
-                             "fits_files.session_id = sessions.session_id WHERE sessions.session_id = ?",
-                             (sid,)).fetchone()[0]
+            emit(
+                ack={
+                    "md5sum": md5,
+                    "width_pixels": 3000 + i,
+                    "height_pixels": 41 + i,
+                    "imaging_session_id": sid,
+                }
+            )
+            n = conn.execute(
+                "SELECT count(*) FROM fits_files JOIN sessions ON "
+                "fits_files.session_id = sessions.session_id WHERE sessions.session_id = ?",
+                (sid,),
+            ).fetchone()[0]
             assert n > 0
         except Exception as exc:
             if conn.in_transaction:
@@ -137,8 +169,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     role, arg = sys.argv[1], sys.argv[2]
-    {"legacy-models": legacy_models, "legacy-sql": legacy_sql, "producer": producer,
-     "poller": poller}[role](arg)
+    {"legacy-models": legacy_models, "legacy-sql": legacy_sql, "producer": producer, "poller": poller}[role](
+        arg
+    )
     return 0
 
 

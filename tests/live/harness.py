@@ -22,8 +22,9 @@ CLIENTS = Path(__file__).with_name("clients.py")
 
 
 def run_cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -71,9 +72,14 @@ class LiveSystem:
     def __post_init__(self) -> None:
         self.db = self.root / "fits_catalog.db"
         self.raw = self.root / "raw"
-        self.env = dict(os.environ, CATALOG_DB=str(self.db), CATALOG_RAW_DIR=str(self.raw),
-                        CATALOG_LOG_JSON="1", CATALOG_USAGE_FLUSH_SECONDS="1",
-                        PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+        self.env = dict(
+            os.environ,
+            CATALOG_DB=str(self.db),
+            CATALOG_RAW_DIR=str(self.raw),
+            CATALOG_LOG_JSON="1",
+            CATALOG_USAGE_FLUSH_SECONDS="1",
+            PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+        )
 
     # -- building ------------------------------------------------------------
     def build_v1_catalog(self) -> None:
@@ -86,8 +92,9 @@ class LiveSystem:
     def _spawn(self, name: str, argv: list[str]) -> Proc:
         out = self.root / f"{name}.out"
         err = self.root / f"{name}.err"
-        popen = subprocess.Popen(argv, env=self.env, stdout=out.open("w"), stderr=err.open("w"),
-                                 stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            argv, env=self.env, stdout=out.open("w"), stderr=err.open("w"), stdin=subprocess.DEVNULL
+        )
         proc = Proc(name, popen, out, err)
         self.procs[name] = proc
         return proc
@@ -142,15 +149,25 @@ def table_checksums(db: Path, keys: dict[str, set] | None = None) -> dict[str, s
     out — equal before and after a migration if nothing changed but the names.
     With ``keys``, only the rows whose primary key (rowid for fits_files) is listed."""
     conn = sqlite3.connect(db)
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-        "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'schema_version'")]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+            "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'schema_version'"
+        )
+    ]
     out = {}
     for table in tables:
         rename = renames.table_by_old(table) or renames.table_by_new(table)
-        v1 = rename is not None and table == rename.old and (
-            rename.old != rename.new or "x" in {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
-            and "width_pixels" not in {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')})
+        v1 = (
+            rename is not None
+            and table == rename.old
+            and (
+                rename.old != rename.new
+                or "x" in {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+                and "width_pixels" not in {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+            )
+        )
         cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
         if rename is not None and not v1:
             cols = [c for c in cols if c not in {x.old for x in rename.columns}]
@@ -159,8 +176,10 @@ def table_checksums(db: Path, keys: dict[str, set] | None = None) -> dict[str, s
         key_col = "rowid"
         digest = hashlib.sha256()
         wanted = (keys or {}).get(rename.new if rename else table)
-        for row in conn.execute(f'SELECT {key_col}, {", ".join(chr(34) + c + chr(34) for c in ordered)} '
-                                f'FROM "{table}" ORDER BY rowid'):
+        for row in conn.execute(
+            f"SELECT {key_col}, {', '.join(chr(34) + c + chr(34) for c in ordered)} "
+            f'FROM "{table}" ORDER BY rowid'
+        ):
             if wanted is not None and row[0] not in wanted:
                 continue
             digest.update(repr(row[1:]).encode())
@@ -172,9 +191,13 @@ def table_checksums(db: Path, keys: dict[str, set] | None = None) -> dict[str, s
 def rowids(db: Path) -> dict[str, set]:
     conn = sqlite3.connect(db)
     out = {}
-    for table in [r[0] for r in conn.execute(
+    for table in [
+        r[0]
+        for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-            "AND name NOT LIKE '\\_%' ESCAPE '\\'")]:
+            "AND name NOT LIKE '\\_%' ESCAPE '\\'"
+        )
+    ]:
         rename = renames.table_by_old(table) or renames.table_by_new(table)
         out[rename.new if rename else table] = {r for (r,) in conn.execute(f'SELECT rowid FROM "{table}"')}
     conn.close()

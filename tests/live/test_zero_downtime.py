@@ -52,14 +52,17 @@ def test_live_migration_with_everything_running(tmp_path: Path) -> None:
         acks = live.procs[client].acks()
         assert len(acks) > 10, client
         for ack in acks:
-            row = conn.execute("SELECT width_pixels, height_pixels, imaging_session_id FROM fits_files "
-                               "WHERE md5sum = ?", (ack["md5sum"],)).fetchone()
+            row = conn.execute(
+                "SELECT width_pixels, height_pixels, imaging_session_id FROM fits_files WHERE md5sum = ?",
+                (ack["md5sum"],),
+            ).fetchone()
             assert row == (ack["width_pixels"], ack["height_pixels"], ack["imaging_session_id"]), ack
     # every FITS file that arrived is cataloged exactly once
     assert len(produced) >= 10 and not missing
     for ack in produced:
-        assert conn.execute("SELECT count(*) FROM fits_files WHERE md5sum = ?",
-                            (ack["md5sum"],)).fetchone() == (1,)
+        assert conn.execute(
+            "SELECT count(*) FROM fits_files WHERE md5sum = ?", (ack["md5sum"],)
+        ).fetchone() == (1,)
     # the data that existed before is unchanged apart from the names
     assert table_checksums(live.db, before_keys) == before
     assert json.loads(run_cli("migration", "verify", "--json", env=live.env).stdout)["ok"]
@@ -69,15 +72,18 @@ def test_live_migration_with_everything_running(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "window ends" in refused.stderr
     # ... allowed once the cut-over is 31 days old and nothing used the shims for a week
     conn.execute("UPDATE _compat_shims SET cutover_at = datetime(cutover_at, '-31 days')")
-    conn.execute("UPDATE _compat_usage SET last_seen = datetime(last_seen, '-31 days'), "
-                 "first_seen = datetime(first_seen, '-31 days'), day = date(day, '-31 days')")
+    conn.execute(
+        "UPDATE _compat_usage SET last_seen = datetime(last_seen, '-31 days'), "
+        "first_seen = datetime(first_seen, '-31 days'), day = date(day, '-31 days')"
+    )
     conn.commit()
     run_cli("compat", "retire", "--yes", env=live.env)
     with pytest.raises(sqlite3.OperationalError, match="no such table: sessions"):
         conn.execute("SELECT session_id FROM sessions")
     with pytest.raises(sqlite3.OperationalError, match="no such column: x"):
         conn.execute("SELECT x FROM fits_files")
-    assert conn.execute("SELECT count(*) FROM imaging_sessions").fetchone()[0] >= \
-        len(before_keys["imaging_sessions"])
+    assert conn.execute("SELECT count(*) FROM imaging_sessions").fetchone()[0] >= len(
+        before_keys["imaging_sessions"]
+    )
     assert table_checksums(live.db, before_keys) == before
     assert json.loads(run_cli("migration", "verify", "--json", env=live.env).stdout)["ok"]

@@ -43,8 +43,14 @@ def test_a_models_new_names(phase_db) -> None:
             sess = s.get(ImagingSession, SID)
             assert sess.date == "2024-03-12"
             assert s.query(FitsFile).filter(FitsFile.width_pixels == 6248).count() == 150
-            f = FitsFile(file="new.fits", folder="/raw", width_pixels=100, height_pixels=50,
-                         imaging_session_id=SID, md5sum="A-new")
+            f = FitsFile(
+                file="new.fits",
+                folder="/raw",
+                width_pixels=100,
+                height_pixels=50,
+                imaging_session_id=SID,
+                md5sum="A-new",
+            )
             s.add(f)
             s.commit()
             assert f.id is not None  # autoincrement id came back
@@ -105,28 +111,41 @@ def test_c_raw_sql_old_names(phase_db) -> None:
             with pytest.raises(sqlite3.OperationalError, match="no such column: x"):
                 conn.execute("SELECT x FROM fits_files")
             return
-        assert conn.execute("SELECT session_date FROM sessions WHERE session_id = ?",
-                            (SID,)).fetchone() == ("2024-03-12",)
+        assert conn.execute("SELECT session_date FROM sessions WHERE session_id = ?", (SID,)).fetchone() == (
+            "2024-03-12",
+        )
         joined = conn.execute(
             "SELECT count(*) FROM fits_files JOIN sessions ON fits_files.session_id = "
-            "sessions.session_id WHERE sessions.session_id = ?", (SID,)).fetchone()[0]
+            "sessions.session_id WHERE sessions.session_id = ?",
+            (SID,),
+        ).fetchone()[0]
         assert joined == 100
-        conn.execute("INSERT INTO sessions (session_id, session_date, telescope) "
-                     "VALUES ('C_S', '2024-04-01', 'RC8')")
+        conn.execute(
+            "INSERT INTO sessions (session_id, session_date, telescope) VALUES ('C_S', '2024-04-01', 'RC8')"
+        )
         conn.execute("UPDATE sessions SET telescope = 'Esprit100' WHERE session_id = 'C_S'")
-        conn.execute("INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
-                     "VALUES ('c.fits', '/raw', 11, 12, 'C_S', 'C-new')")
+        conn.execute(
+            "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
+            "VALUES ('c.fits', '/raw', 11, 12, 'C_S', 'C-new')"
+        )
         conn.execute("UPDATE fits_files SET x = 13 WHERE md5sum = 'C-new'")
         conn.commit()
-        assert conn.execute("SELECT x, y, session_id FROM fits_files WHERE md5sum = 'C-new'"
-                            ).fetchone() == (13, 12, "C_S")
-        assert conn.execute("SELECT telescope FROM sessions WHERE session_id = 'C_S'"
-                            ).fetchone() == ("Esprit100",)
+        assert conn.execute("SELECT x, y, session_id FROM fits_files WHERE md5sum = 'C-new'").fetchone() == (
+            13,
+            12,
+            "C_S",
+        )
+        assert conn.execute("SELECT telescope FROM sessions WHERE session_id = 'C_S'").fetchone() == (
+            "Esprit100",
+        )
         if phase == "window":  # visible through both names
-            assert conn.execute("SELECT width_pixels, height_pixels, imaging_session_id FROM "
-                                "fits_files WHERE md5sum = 'C-new'").fetchone() == (13, 12, "C_S")
-            assert conn.execute("SELECT date, telescope FROM imaging_sessions WHERE id = 'C_S'"
-                                ).fetchone() == ("2024-04-01", "Esprit100")
+            assert conn.execute(
+                "SELECT width_pixels, height_pixels, imaging_session_id FROM "
+                "fits_files WHERE md5sum = 'C-new'"
+            ).fetchone() == (13, 12, "C_S")
+            assert conn.execute(
+                "SELECT date, telescope FROM imaging_sessions WHERE id = 'C_S'"
+            ).fetchone() == ("2024-04-01", "Esprit100")
         conn.execute("DELETE FROM fits_files WHERE md5sum = 'C-new'")
         conn.execute("DELETE FROM sessions WHERE session_id = 'C_S'")
         conn.commit()
@@ -143,20 +162,27 @@ def test_d_raw_sql_new_names(phase_db) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys=ON")
     try:
-        assert conn.execute("SELECT id, date FROM imaging_sessions WHERE id = ?",
-                            (SID,)).fetchone() == (SID, "2024-03-12")
+        assert conn.execute("SELECT id, date FROM imaging_sessions WHERE id = ?", (SID,)).fetchone() == (
+            SID,
+            "2024-03-12",
+        )
         conn.execute("INSERT INTO imaging_sessions (id, date) VALUES ('D_S', '2024-05-01')")
-        conn.execute("INSERT INTO fits_files (file, folder, width_pixels, height_pixels, "
-                     "imaging_session_id, md5sum) VALUES ('d.fits', '/raw', 21, 22, 'D_S', 'D-new')")
+        conn.execute(
+            "INSERT INTO fits_files (file, folder, width_pixels, height_pixels, "
+            "imaging_session_id, md5sum) VALUES ('d.fits', '/raw', 21, 22, 'D_S', 'D-new')"
+        )
         conn.execute("UPDATE fits_files SET height_pixels = 23 WHERE md5sum = 'D-new'")
         conn.commit()
-        assert conn.execute("SELECT width_pixels, height_pixels FROM fits_files WHERE md5sum = "
-                            "'D-new'").fetchone() == (21, 23)
+        assert conn.execute(
+            "SELECT width_pixels, height_pixels FROM fits_files WHERE md5sum = 'D-new'"
+        ).fetchone() == (21, 23)
         if phase == "window":  # and through the old names too
-            assert conn.execute("SELECT x, y, session_id FROM fits_files WHERE md5sum = 'D-new'"
-                                ).fetchone() == (21, 23, "D_S")
-            assert conn.execute("SELECT session_date FROM sessions WHERE session_id = 'D_S'"
-                                ).fetchone() == ("2024-05-01",)
+            assert conn.execute(
+                "SELECT x, y, session_id FROM fits_files WHERE md5sum = 'D-new'"
+            ).fetchone() == (21, 23, "D_S")
+            assert conn.execute("SELECT session_date FROM sessions WHERE session_id = 'D_S'").fetchone() == (
+                "2024-05-01",
+            )
     finally:
         conn.close()
 
@@ -167,8 +193,10 @@ def test_pre_existing_data_survives_every_phase(phase_db) -> None:
     table = "sessions" if phase in ("before", "during") else "imaging_sessions"
     assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
     width = "x" if phase in ("before", "during") else "width_pixels"
-    assert conn.execute(f"SELECT count(*), sum({width}) FROM fits_files").fetchone() == \
-        (300, 150 * 6248 + 150 * 4144)
+    assert conn.execute(f"SELECT count(*), sum({width}) FROM fits_files").fetchone() == (
+        300,
+        150 * 6248 + 150 * 4144,
+    )
     assert conn.execute("SELECT count(*) FROM processing_session_files").fetchone() == (50,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

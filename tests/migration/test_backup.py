@@ -19,17 +19,23 @@ from pathlib import Path
 
 import pytest
 
-from migration.connect import connect, write_transaction
-from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError, UsageError
+from catalog.config import backups_dir
 from catalog.manager import DatabaseManager
-from compat.phases import V1, V2, read_state
+from catalog.phase3.backup_profile import PROFILE, backup_catalog
+from catalog.phase3.baseline import create_v1_file
 from compat import renames
+from compat.phases import V1, V2, read_state
 from migration import backup as bk
 from migration.backup import create as bk_create
 from migration.backup.files import sha256
-from catalog.config import backups_dir
-from catalog.phase3.backup_profile import PROFILE, backup_catalog
-from catalog.phase3.baseline import create_v1_file
+from migration.connect import connect, write_transaction
+from migration.errors import (
+    CatalogError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    ReadOnlyError,
+    UsageError,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 N_SESSIONS = 40
@@ -49,8 +55,14 @@ def _names(layout: str) -> dict[str, str]:
     pick = (lambda c: c.old) if v1 else (lambda c: c.new)
     sid, sdate = (pick(c) for c in SESSIONS.columns)
     fx, fy, fsid = (pick(c) for c in FITS.columns)
-    return {"sessions": SESSIONS.old if v1 else SESSIONS.new, "sid": sid, "sdate": sdate,
-            "x": fx, "y": fy, "fsid": fsid}
+    return {
+        "sessions": SESSIONS.old if v1 else SESSIONS.new,
+        "sid": sid,
+        "sdate": sdate,
+        "x": fx,
+        "y": fy,
+        "fsid": fsid,
+    }
 
 
 def insert_rows(path: Path, layout: str, sessions: range, files: range) -> None:
@@ -60,17 +72,25 @@ def insert_rows(path: Path, layout: str, sessions: range, files: range) -> None:
     try:
         with write_transaction(conn):
             conn.executemany(
-                f'INSERT INTO {n["sessions"]} ({n["sid"]}, {n["sdate"]}, telescope, camera) '
+                f"INSERT INTO {n['sessions']} ({n['sid']}, {n['sdate']}, telescope, camera) "
                 f"VALUES (?, ?, 'RC8', 'ASI2600MM')",
                 [(f"S{i:05d}", f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}") for i in sessions],
             )
             conn.executemany(
-                f'INSERT INTO fits_files (file, folder, object, obs_date, {n["x"]}, {n["y"]}, '
-                f'{n["fsid"]}, frame_type, filter, exposure, camera, telescope, md5sum, observer, '
+                f"INSERT INTO fits_files (file, folder, object, obs_date, {n['x']}, {n['y']}, "
+                f"{n['fsid']}, frame_type, filter, exposure, camera, telescope, md5sum, observer, "
                 f"validation_score) VALUES (?, ?, 'M31', '2024-03-12', 6248, 4176, ?, 'LIGHT', "
                 f"'Ha', 300.0, 'ASI2600MM', 'RC8', ?, 'me', ?)",
-                [(f"L_{i:07d}.fits", f"/raw/2024-03-{1 + i % 28:02d}/M31",
-                  f"S{i % N_SESSIONS:05d}", f"{i:032x}", (i % 97) / 97) for i in files],
+                [
+                    (
+                        f"L_{i:07d}.fits",
+                        f"/raw/2024-03-{1 + i % 28:02d}/M31",
+                        f"S{i % N_SESSIONS:05d}",
+                        f"{i:032x}",
+                        (i % 97) / 97,
+                    )
+                    for i in files
+                ],
             )
     finally:
         conn.close()
@@ -106,7 +126,9 @@ def rename_to_v2(path: Path) -> None:
                 conn.execute(f"ALTER TABLE fits_files RENAME COLUMN {c.old} TO {c.new}")
             conn.execute(
                 "INSERT INTO schema_version (version, applied_at, description) "
-                "VALUES (?, datetime('now'), ?)", (renames.SCHEMA_V2, renames.V2_DESCRIPTION))
+                "VALUES (?, datetime('now'), ?)",
+                (renames.SCHEMA_V2, renames.V2_DESCRIPTION),
+            )
     finally:
         conn.close()
 
@@ -118,8 +140,7 @@ def listed_of(db: Path) -> list[bk.BackupInfo]:
 
 def restore(backup: Path, live: Path, **options: object) -> bk.RestoreResult:
     """``migration restore``: safety backups beside the live database, catalog profile."""
-    return bk.restore_backup(backup, live, dest_dir=backups_dir(live), profile=PROFILE,
-                             **options)
+    return bk.restore_backup(backup, live, dest_dir=backups_dir(live), profile=PROFILE, **options)
 
 
 def scalar(path: Path, sql: str, *args: object) -> object:
@@ -154,8 +175,12 @@ def v2_catalog(tmp_path: Path) -> Path:
 
 def spawn(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", script, *args], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -252,8 +277,7 @@ def test_backup_name_manifest_and_guide_summary(v2_catalog: Path) -> None:
     # one self-contained file (rollback-journal mode), nothing half-written left behind
     assert info.path.read_bytes()[18:20] == b"\x01\x01"
     assert leftovers(folder) == []
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [info.manifest_path.name, info.path.name])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([info.manifest_path.name, info.path.name])
     # the live database keeps its WAL mode
     assert scalar(v2_catalog, "PRAGMA journal_mode") == "wal"
 
@@ -283,8 +307,7 @@ def test_bad_label_is_refused(v2_catalog: Path) -> None:
         backup_catalog(v2_catalog, label="../escape")
 
 
-def test_wal_trap_file_copy_misses_committed_rows_backup_has_them(v2_catalog: Path,
-                                                                  tmp_path: Path) -> None:
+def test_wal_trap_file_copy_misses_committed_rows_backup_has_them(v2_catalog: Path, tmp_path: Path) -> None:
     # a client commits 500 rows and stays connected: with autocheckpoint off the
     # committed pages stay in fits_catalog.db-wal, not in the main file
     client = connect(v2_catalog)
@@ -293,7 +316,8 @@ def test_wal_trap_file_copy_misses_committed_rows_backup_has_them(v2_catalog: Pa
         with write_transaction(client):
             client.executemany(
                 "INSERT INTO fits_files (file, folder, md5sum) VALUES (?, ?, ?)",
-                [(f"late{i}.fits", "/late", f"late-{i}") for i in range(500)])
+                [(f"late{i}.fits", "/late", f"late-{i}") for i in range(500)],
+            )
         wal = Path(str(v2_catalog) + "-wal")
         assert wal.stat().st_size > 0
         assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES + 500
@@ -324,8 +348,10 @@ def test_backup_while_a_writer_commits(tmp_path: Path, record_property) -> None:
     stats = json.loads(out.strip().splitlines()[-1])
     record_property("writer_max_ms", round(stats["max_ms"], 1))
     record_property("writer_p99_ms", round(stats["p99_ms"], 1))
-    print(f"\nwriter during backups: {stats['writes']} commits, max {stats['max_ms']:.1f} ms, "
-          f"p99 {stats['p99_ms']:.1f} ms, {len(backups)} backups")
+    print(
+        f"\nwriter during backups: {stats['writes']} commits, max {stats['max_ms']:.1f} ms, "
+        f"p99 {stats['p99_ms']:.1f} ms, {len(backups)} backups"
+    )
 
     assert stats["errors"] == [], err
     assert stats["writes"] > 50
@@ -363,8 +389,10 @@ def test_backup_folder_that_cannot_be_created(v2_catalog: Path, tmp_path: Path) 
 
 def test_read_only_backup_folder(v2_catalog: Path, tmp_path: Path) -> None:
     if os.geteuid() == 0:
-        pytest.skip("running as root: chmod 0o555 does not stop root from writing "
-                    "(the uncreatable-folder test covers the error path)")
+        pytest.skip(
+            "running as root: chmod 0o555 does not stop root from writing "
+            "(the uncreatable-folder test covers the error path)"
+        )
     folder = tmp_path / "ro_backups"
     folder.mkdir()
     folder.chmod(0o555)
@@ -450,8 +478,10 @@ def test_foreign_key_orphans_are_warnings_not_failures(v2_catalog: Path) -> None
     conn = connect(v2_catalog, foreign_keys=False)
     try:
         with write_transaction(conn):
-            conn.execute("INSERT INTO fits_files (file, folder, md5sum, imaging_session_id) "
-                         "VALUES ('o.fits', '/o', 'orphan', 'NO_SUCH_SESSION')")
+            conn.execute(
+                "INSERT INTO fits_files (file, folder, md5sum, imaging_session_id) "
+                "VALUES ('o.fits', '/o', 'orphan', 'NO_SUCH_SESSION')"
+            )
     finally:
         conn.close()
     info = backup_catalog(v2_catalog)
@@ -477,8 +507,9 @@ def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_cata
     notes = folder / "notes.txt"
     notes.write_text("mine")
     # leftovers of a crashed run: a partial copy of a dead process, an orphan manifest
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = dead.stdout.strip()
     partial = folder / f".fits_catalog_pre_phase3_20250101_115900.{dead_pid}.0badf00d.partial"
     partial.write_bytes(b"half")
@@ -514,8 +545,7 @@ def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_cata
 def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) -> None:
     base = backup_catalog(v2_catalog, now=T0)
     # after the backup: new rows, changed rows, a deleted row, a user view
-    insert_rows(v2_catalog, V2, range(N_SESSIONS, N_SESSIONS + 2),
-                range(N_FILES, N_FILES + 20))
+    insert_rows(v2_catalog, V2, range(N_SESSIONS, N_SESSIONS + 2), range(N_FILES, N_FILES + 20))
     conn = connect(v2_catalog)
     try:
         with write_transaction(conn):
@@ -530,8 +560,7 @@ def test_restore_report_then_restore_under_an_open_connection(v2_catalog: Path) 
     fits, sessions = by_table["fits_files"], by_table["imaging_sessions"]
     assert (fits.only_in_live, fits.changed, fits.only_in_backup) == (20, 3, 1)
     assert fits.key == ("id",) and fits.sample_changed == [1, 2, 3]
-    assert fits.sample_only_in_live == [N_FILES + 1, N_FILES + 2, N_FILES + 3, N_FILES + 4,
-                                        N_FILES + 5]
+    assert fits.sample_only_in_live == [N_FILES + 1, N_FILES + 2, N_FILES + 3, N_FILES + 4, N_FILES + 5]
     assert (sessions.only_in_live, sessions.changed) == (2, 0)
     assert sessions.sample_only_in_live == [f"S{N_SESSIONS:05d}", f"S{N_SESSIONS + 1:05d}"]
     assert by_table["cameras"].lost == 0
@@ -575,8 +604,7 @@ def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
     base = backup_catalog(v1_catalog, now=T0)
     rename_to_v2(v1_catalog)
     assert layout_of(v1_catalog) == V2
-    insert_rows(v1_catalog, V2, range(N_SESSIONS, N_SESSIONS + 5),
-                range(N_FILES, N_FILES + 30))
+    insert_rows(v1_catalog, V2, range(N_SESSIONS, N_SESSIONS + 5), range(N_FILES, N_FILES + 30))
     conn = connect(v1_catalog)
     try:
         with write_transaction(conn):
@@ -630,16 +658,17 @@ def test_restore_waits_for_a_writer_and_saves_what_it_committed(v2_catalog: Path
     assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES
     # the safety backup was taken while the writer's row was uncommitted; the writer
     # committed before the restore got the lock: the catch-up backup has that row
-    assert scalar(result.safety_backup.path,
-                  "SELECT count(*) FROM fits_files WHERE md5sum = 'held-row'") == 0
+    assert scalar(result.safety_backup.path, "SELECT count(*) FROM fits_files WHERE md5sum = 'held-row'") == 0
     assert result.catchup_backup is not None and result.catchup_backup.verified
-    assert scalar(result.catchup_backup.path,
-                  "SELECT count(*) FROM fits_files WHERE md5sum = 'held-row'") == 1
+    assert (
+        scalar(result.catchup_backup.path, "SELECT count(*) FROM fits_files WHERE md5sum = 'held-row'") == 1
+    )
     assert result.catchup_backup.path.name.startswith("fits_catalog_pre_restore_")
 
 
-def test_a_catchup_backup_that_cannot_be_finished_is_kept(v2_catalog: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_catchup_backup_that_cannot_be_finished_is_kept(
+    v2_catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = backup_catalog(v2_catalog, now=T0)
     publish, calls = bk_create._publish, []
 
@@ -689,8 +718,7 @@ def test_restore_gives_up_on_a_lock_held_too_long_and_changes_nothing(v2_catalog
     assert [p.name for p in (v2_catalog.parent / "backups").iterdir() if "partial" in p.name] == []
 
 
-def test_restore_refuses_a_corrupt_backup_and_changes_nothing(v2_catalog: Path,
-                                                              tmp_path: Path) -> None:
+def test_restore_refuses_a_corrupt_backup_and_changes_nothing(v2_catalog: Path, tmp_path: Path) -> None:
     base = backup_catalog(v2_catalog, now=T0)
     bad = _corrupt_copy(base.path, tmp_path / "bad_backup.db")
     before = sorted(p.name for p in (v2_catalog.parent / "backups").iterdir())

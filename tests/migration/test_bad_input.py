@@ -60,8 +60,7 @@ class Untouched:
         self.entries = self._entries()
 
     def _entries(self) -> set[str]:
-        return {p.name for p in self.db.parent.iterdir()} - {f"{self.db.name}-wal",
-                                                            f"{self.db.name}-shm"}
+        return {p.name for p in self.db.parent.iterdir()} - {f"{self.db.name}-wal", f"{self.db.name}-shm"}
 
     def check(self) -> None:
         wal = Path(f"{self.db}-wal")
@@ -74,8 +73,9 @@ class Untouched:
         assert file_sha256(self.db) == self.sha, "the database file's bytes changed"
 
 
-def run_bad(db: Path, *extra: str, env: dict[str, str] | None = None,
-            **kw) -> subprocess.CompletedProcess[str]:
+def run_bad(
+    db: Path, *extra: str, env: dict[str, str] | None = None, **kw
+) -> subprocess.CompletedProcess[str]:
     return run_migration(*RUN, *extra, "--db", str(db), env=env, **kw)
 
 
@@ -93,15 +93,19 @@ def test_corrupt_file_fails_integrity_check(tmp_path: Path) -> None:
     db = v1_catalog(tmp_path / "fits_catalog.db", files=3000)
     conn = sqlite3.connect(db)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    leaves = [r[0] for r in conn.execute(
-        "SELECT pageno FROM dbstat WHERE name = 'fits_files' AND pagetype = 'leaf' ORDER BY pageno")]
+    leaves = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'fits_files' AND pagetype = 'leaf' ORDER BY pageno"
+        )
+    ]
     conn.close()
     assert len(leaves) > 10
     victim = leaves[len(leaves) // 2]  # a table b-tree leaf page in the middle of the file
     data = bytearray(db.read_bytes())
     offset = (victim - 1) * page_size
     assert data[offset] == 0x0D, "not a table b-tree leaf page"
-    data[offset + 8:offset + 8 + 64] = b"\xff\xee" * 32  # its cell pointer array
+    data[offset + 8 : offset + 8 + 64] = b"\xff\xee" * 32  # its cell pointer array
     db.write_bytes(bytes(data))
     conn = sqlite3.connect(db)
     problems = conn.execute("PRAGMA integrity_check").fetchall()
@@ -121,8 +125,7 @@ def test_already_at_version_2(tmp_path: Path) -> None:
     checkpoint(db)
     guard = Untouched(db)
     proc = run_bad(db)
-    assert_error_paragraph(proc, code=4, contains=["already at schema version 2",
-                                                   "nothing was changed"])
+    assert_error_paragraph(proc, code=4, contains=["already at schema version 2", "nothing was changed"])
     guard.check()
 
 
@@ -144,7 +147,8 @@ def test_some_other_sqlite_database(tmp_path: Path, journal: str) -> None:
     assert_error_paragraph(proc, code=4, contains=["neither the v1 tables", "nothing was changed"])
     assert db.read_bytes()[18:20] == header, (
         f"the failed run switched the database to journal_mode=WAL (header bytes 18-19 "
-        f"{header.hex()} -> {db.read_bytes()[18:20].hex()}) while saying nothing was changed")
+        f"{header.hex()} -> {db.read_bytes()[18:20].hex()}) while saying nothing was changed"
+    )
     guard.check()
 
 
@@ -175,8 +179,7 @@ def test_v1_without_planner_statistics_migrates_and_verifies(tmp_path: Path) -> 
     passes its own verification (exit 0), not report success and exit 1."""
     db = v1_catalog(tmp_path / "fits_catalog.db", files=2000)
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
-                        ).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() == (0,)
     conn.close()
     proc = run_migration("run", "--yes", "--no-backup", "--json", "--db", str(db))
     failed = [c for c in one_json(proc.stdout)["verification"]["checks"] if not c["ok"]]
@@ -190,8 +193,11 @@ def test_duplicate_md5sum_is_listed(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     conn.execute("DROP INDEX ix_fits_files_md5sum")
     for md5 in ("md5-00000007", "md5-00000011", "md5-00000011"):
-        conn.execute("INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
-                     "VALUES ('dup.fits', '/raw', 1, 1, '20240312_ASI2600MM_RC8', ?)", (md5,))
+        conn.execute(
+            "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
+            "VALUES ('dup.fits', '/raw', 1, 1, '20240312_ASI2600MM_RC8', ?)",
+            (md5,),
+        )
     conn.commit()
     conn.close()
     checkpoint(db)
@@ -207,17 +213,20 @@ def test_orphaned_foreign_keys_are_listed(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)  # foreign_keys is off by default in a plain connection
     ids = []
     for n in range(2):
-        cur = conn.execute("INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
-                           "VALUES ('orphan.fits', '/raw', 1, 1, 'NO_SUCH_SESSION', ?)",
-                           (f"orphan-{n}",))
+        cur = conn.execute(
+            "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
+            "VALUES ('orphan.fits', '/raw', 1, 1, 'NO_SUCH_SESSION', ?)",
+            (f"orphan-{n}",),
+        )
         ids.append(cur.lastrowid)
     conn.commit()
     conn.close()
     checkpoint(db)
     guard = Untouched(db)
     proc = run_bad(db)
-    text = assert_error_paragraph(proc, code=9, contains=["2 rows reference rows that do not exist",
-                                                          "nothing was changed"])
+    text = assert_error_paragraph(
+        proc, code=9, contains=["2 rows reference rows that do not exist", "nothing was changed"]
+    )
     for rowid in ids:
         assert f"fits_files rowid {rowid} -> sessions" in text, text
     guard.check()
@@ -242,8 +251,10 @@ def test_broken_user_trigger_is_named(tmp_path: Path) -> None:
     db = v1_catalog(tmp_path / "fits_catalog.db")
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE scratch (a INTEGER)")
-    conn.execute("CREATE TRIGGER t_my_broken_trigger AFTER INSERT ON fits_files "
-                 "BEGIN INSERT INTO scratch (a) VALUES (NEW.id); END")
+    conn.execute(
+        "CREATE TRIGGER t_my_broken_trigger AFTER INSERT ON fits_files "
+        "BEGIN INSERT INTO scratch (a) VALUES (NEW.id); END"
+    )
     conn.execute("DROP TABLE scratch")
     conn.commit()
     conn.close()
@@ -263,14 +274,20 @@ def test_locked_by_another_writer_longer_than_the_timeout(tmp_path: Path) -> Non
     db = v1_catalog(tmp_path / "fits_catalog.db")
     guard = Untouched(db, may_create=("backups",))
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys\n"
-         f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-         "c.execute('BEGIN IMMEDIATE')\n"
-         "print('locked', flush=True)\n"
-         "sys.stdin.read()\n"
-         "c.execute('ROLLBACK')\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n"
+            "c.execute('ROLLBACK')\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         t0 = time.monotonic()
@@ -310,12 +327,16 @@ def _without_dac_override() -> list[str]:
     if os.geteuid() != 0:
         return []
     if shutil.which("setpriv") is None:
-        pytest.skip("running as root and util-linux setpriv is missing: root ignores "
-                    "permission bits, so a read-only file cannot be simulated")
+        pytest.skip(
+            "running as root and util-linux setpriv is missing: root ignores "
+            "permission bits, so a read-only file cannot be simulated"
+        )
     probe = subprocess.run([*DROP_DAC, "true"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"cannot drop CAP_DAC_OVERRIDE here ({probe.stderr.strip()}); root "
-                    f"ignores permission bits, so a read-only file cannot be simulated")
+        pytest.skip(
+            f"cannot drop CAP_DAC_OVERRIDE here ({probe.stderr.strip()}); root "
+            f"ignores permission bits, so a read-only file cannot be simulated"
+        )
     return DROP_DAC
 
 
@@ -331,8 +352,14 @@ def test_read_only_file_or_folder(tmp_path: Path, what: str) -> None:
     else:
         folder.chmod(0o555)  # the file stays writable; -wal/-shm/backups cannot be created
     try:
-        proc = subprocess.run([*prefix, MIGRATION, *RUN, "--db", str(db)], capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL, env=cli_env())
+        proc = subprocess.run(
+            [*prefix, MIGRATION, *RUN, "--db", str(db)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            env=cli_env(),
+        )
         assert_error_paragraph(proc, code=6, contains=["read-only", what])
         assert re.search(r"nothing (was )?changed", proc.stderr, re.I), proc.stderr
     finally:
@@ -344,8 +371,11 @@ def test_read_only_file_or_folder(tmp_path: Path, what: str) -> None:
 def _unshare_available() -> str | None:
     if shutil.which("unshare") is None:
         return "util-linux unshare is not installed"
-    probe = subprocess.run(["unshare", "--mount", "--map-root-user", "true"] if os.geteuid()
-                           else ["unshare", "--mount", "true"], capture_output=True, text=True)
+    probe = subprocess.run(
+        ["unshare", "--mount", "--map-root-user", "true"] if os.geteuid() else ["unshare", "--mount", "true"],
+        capture_output=True,
+        text=True,
+    )
     if probe.returncode != 0:
         return f"cannot create a private mount namespace here ({probe.stderr.strip()})"
     return None
@@ -358,8 +388,9 @@ def _in_private_mount_ns(script: str, *, timeout: float = 120) -> dict:
     if why:
         pytest.skip(why)
     cmd = ["unshare", "--mount"] + (["--map-root-user"] if os.geteuid() else [])
-    proc = subprocess.run([*cmd, "sh", "-ec", script], capture_output=True, text=True,
-                          timeout=timeout, env=cli_env())
+    proc = subprocess.run(
+        [*cmd, "sh", "-ec", script], capture_output=True, text=True, timeout=timeout, env=cli_env()
+    )
     if proc.returncode != 0 and "mount:" in proc.stderr:
         pytest.skip(f"mount refused in the namespace: {proc.stderr.strip()[:200]}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -396,9 +427,9 @@ def test_read_only_filesystem_as_root(tmp_path: Path) -> None:
     result = _in_private_mount_ns(
         f"mount --bind {folder} {folder}\n"
         f"mount -o remount,bind,ro {folder}\n"
-        f"{sys.executable} {driver} {db} {MIGRATION} {' '.join(RUN)}\n")
-    assert_error_paragraph(_as_completed(result), code=6, contains=["read-only",
-                                                                    "nothing was changed"])
+        f"{sys.executable} {driver} {db} {MIGRATION} {' '.join(RUN)}\n"
+    )
+    assert_error_paragraph(_as_completed(result), code=6, contains=["read-only", "nothing was changed"])
     assert result["before"] == result["after"]
     guard.check()
 
@@ -428,7 +459,9 @@ def test_too_little_free_disk_through_the_cli(tmp_path: Path) -> None:
     result = _in_private_mount_ns(
         f"mount -t tmpfs -o size=4m tmpfs {folder}\n"
         f"cp {src} {db}\n"
-        f"{sys.executable} {driver} {db} {MIGRATION} {' '.join(RUN)}\n")
-    assert_error_paragraph(_as_completed(result), code=8, contains=["too little free disk",
-                                                                    "nothing was changed"])
+        f"{sys.executable} {driver} {db} {MIGRATION} {' '.join(RUN)}\n"
+    )
+    assert_error_paragraph(
+        _as_completed(result), code=8, contains=["too little free disk", "nothing was changed"]
+    )
     assert result["before"] == result["after"]

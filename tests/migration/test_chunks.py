@@ -60,8 +60,9 @@ def test_steady_cost_fills_the_box_with_few_transactions(tmp_path: Path) -> None
         clock.advance((hi - lo) * 0.02 / 1000.0)  # 20 µs a row: 80 ms of work in all
 
     stats = LockStats()
-    run_chunks(conn, 0, 4_000, work, policy=ChunkPolicy(target_ms=20.0, pause_ms=0.0, clock=clock),
-               stats=stats)
+    run_chunks(
+        conn, 0, 4_000, work, policy=ChunkPolicy(target_ms=20.0, pause_ms=0.0, clock=clock), stats=stats
+    )
     assert conn.execute("SELECT min(v), max(v) FROM t").fetchone() == (1, 1)
     # ~80 ms of work in ~20 ms boxes: a handful of transactions, not one per step
     assert 3 <= len(stats.holds_ms) <= 12, stats.holds_ms

@@ -19,8 +19,14 @@ BIN = Path(sys.executable).parent
 
 def cli(*args: str, db: Path, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, CATALOG_LOG_JSON="1")
-    proc = subprocess.run([str(BIN / "migration"), *args, "--db", str(db)], capture_output=True,
-                          text=True, env=env, input=stdin, timeout=120)
+    proc = subprocess.run(
+        [str(BIN / "migration"), *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -69,13 +75,20 @@ def test_lifecycle(db: Path) -> None:
 
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO imaging_sessions (id, date) VALUES ('late', '2024-06-01')")
-    conn.execute("INSERT INTO fits_files (file, folder, width_pixels, imaging_session_id, md5sum) "
-                 "VALUES ('late.fits', '/raw', 99, 'late', 'late')")
+    conn.execute(
+        "INSERT INTO fits_files (file, folder, width_pixels, imaging_session_id, md5sum) "
+        "VALUES ('late.fits', '/raw', 99, 'late', 'late')"
+    )
     conn.commit()
     cli("rollback", "--yes", db=db)
     assert schema_of(db)["sessions"] == "table" and "imaging_sessions" not in schema_of(db)
-    assert conn.execute("SELECT x, session_id FROM fits_files WHERE md5sum = 'late'").fetchone() == (99, "late")
-    assert conn.execute("SELECT session_date FROM sessions WHERE session_id = 'late'").fetchone() == ("2024-06-01",)
+    assert conn.execute("SELECT x, session_id FROM fits_files WHERE md5sum = 'late'").fetchone() == (
+        99,
+        "late",
+    )
+    assert conn.execute("SELECT session_date FROM sessions WHERE session_id = 'late'").fetchone() == (
+        "2024-06-01",
+    )
     status = json.loads(cli("status", "--json", db=db).stdout)
     assert (status["phase"], status["schema_version"]) == ("during", 1)
     assert json.loads(cli("verify", "--json", db=db).stdout)["ok"]
@@ -87,9 +100,16 @@ def test_lifecycle(db: Path) -> None:
 
 def test_run_prints_the_guides_steps(db: Path) -> None:
     out = cli("run", "--yes", "--no-backup", db=db).stdout
-    for line in ("FITS Cataloger - Phase 3 Schema Migration", "[1/5]", "[2/5]", "[3/5]",
-                 "[5/5] ✓ Schema version updated to 2", "✓ All verification checks passed!",
-                 "MIGRATION COMPLETE", "Longest write lock held"):
+    for line in (
+        "FITS Cataloger - Phase 3 Schema Migration",
+        "[1/5]",
+        "[2/5]",
+        "[3/5]",
+        "[5/5] ✓ Schema version updated to 2",
+        "✓ All verification checks passed!",
+        "MIGRATION COMPLETE",
+        "Longest write lock held",
+    ):
         assert line in out, line
 
 

@@ -71,8 +71,9 @@ def slow_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- kill points ------------------------------------------------------------------------
 def at_fraction(f: float) -> Condition:
     """Once the backfill has copied at least ``f`` of the rows (0: just prepared)."""
-    return lambda phase, done, high, _t: phase == "during" and high is not None and \
-        done is not None and (done >= f * high)
+    return lambda phase, done, high, _t: (
+        phase == "during" and high is not None and done is not None and (done >= f * high)
+    )
 
 
 def backfilled_plus(delay_ms: float) -> Condition:
@@ -84,6 +85,7 @@ def backfilled_plus(delay_ms: float) -> Condition:
         if not seen and (phase == "window" or (phase == "during" and high and done == high)):
             seen.append(t)
         return bool(seen) and (t - seen[0]) * 1000.0 >= delay_ms
+
     return cond
 
 
@@ -100,6 +102,7 @@ def window_plus(delay_ms: float) -> Condition:
         if not seen and phase == "window":
             seen.append(t)
         return bool(seen) and (t - seen[0]) * 1000.0 >= delay_ms
+
     return cond
 
 
@@ -117,8 +120,7 @@ class Outcome:
     seconds: float
 
 
-def run_and_kill(db: Path, cond: Condition, log: Path, *extra: str,
-                 timeout: float = 120.0) -> Outcome:
+def run_and_kill(db: Path, cond: Condition, log: Path, *extra: str, timeout: float = 120.0) -> Outcome:
     """Start ``migration run`` and SIGKILL it when ``cond`` holds (polled every ~1 ms)."""
     args = ["run", "--yes", "--chunk-ms", "2", "--db", str(db), *extra]
     if "--backup" in extra:
@@ -159,9 +161,13 @@ def schema_and_state(db: Path) -> tuple[list[tuple[str, str, str]], list[tuple[s
     try:
         objs = conn.execute(
             "SELECT type, name, sql FROM sqlite_master WHERE tbl_name NOT LIKE '\\_compat\\_%' "
-            "ESCAPE '\\' ORDER BY type, name").fetchall()
-        st = conn.execute("SELECT key, value FROM _migration_state ORDER BY key").fetchall() \
-            if any(n == "_migration_state" for _, n, _ in objs) else []
+            "ESCAPE '\\' ORDER BY type, name"
+        ).fetchall()
+        st = (
+            conn.execute("SELECT key, value FROM _migration_state ORDER BY key").fetchall()
+            if any(n == "_migration_state" for _, n, _ in objs)
+            else []
+        )
         return objs, st
     finally:
         conn.close()
@@ -196,16 +202,16 @@ def finish(db: Path, phase: str, pool: WriterPool, base, log: Path) -> dict:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "already exists" not in proc.stdout + proc.stderr
     report = one_json(proc.stdout)
-    assert report["verification"]["ok"], [c for c in report["verification"]["checks"]
-                                          if not c["ok"]]
+    assert report["verification"]["ok"], [c for c in report["verification"]["checks"] if not c["ok"]]
     assert report["resumed"] == (phase != "v1-before")
     proc = run_migration("verify", "--json", "--db", str(db))
     assert proc.returncode == 0, [c for c in one_json(proc.stdout)["checks"] if not c["ok"]]
     return report
 
 
-def crash_scenario(base_db: Path, tmp_path: Path, cond: Condition, *,
-                   kinds: tuple[str, ...] = KINDS) -> tuple[Outcome, str, dict]:
+def crash_scenario(
+    base_db: Path, tmp_path: Path, cond: Condition, *, kinds: tuple[str, ...] = KINDS
+) -> tuple[Outcome, str, dict]:
     """One kill point on a fresh copy, with writers running throughout."""
     db = copy_catalog(base_db, tmp_path / "fits_catalog.db")
     conn = connect_reader(db)
@@ -226,7 +232,8 @@ def crash_scenario(base_db: Path, tmp_path: Path, cond: Condition, *,
 
 # -- fast (default) ---------------------------------------------------------------------
 def test_killed_mid_backfill_before_and_after_cutover_then_rollback_and_rerun(
-        fast_base: Path, tmp_path: Path) -> None:
+    fast_base: Path, tmp_path: Path
+) -> None:
     """Three kills in a row on one database (each run resumes the previous one),
     then rollback from the window and a final run — writers never stop."""
     db = copy_catalog(fast_base, tmp_path / "fits_catalog.db")
@@ -264,8 +271,7 @@ def test_killed_mid_backfill_before_and_after_cutover_then_rollback_and_rerun(
         time.sleep(0.3)
         records = pool.stop()
     for label, o, p in seen:
-        print(f"kill at {label}: seen {o.seen_phase} {o.done}/{o.high} after {o.seconds:.2f}s "
-              f"-> {p}")
+        print(f"kill at {label}: seen {o.seen_phase} {o.done}/{o.high} after {o.seconds:.2f}s -> {p}")
     print(f"final run: longest lock {report['longest_lock_ms']} ms")
     assert pool.errors(records) == [], pool.errors(records)[:10]
     assert assert_consistent(db, records, base, strict=True) == "v2-window"
@@ -274,12 +280,12 @@ def test_killed_mid_backfill_before_and_after_cutover_then_rollback_and_rerun(
 def backup_in_flight(db: Path) -> Condition:
     """While the run's backup is still a ``.partial`` file (copying or verifying)."""
     folder = db.parent / "backups"
-    return lambda _p, _d, _h, _t: folder.is_dir() and any(
-        p.name.endswith(".partial") for p in folder.iterdir())
+    return lambda _p, _d, _h, _t: (
+        folder.is_dir() and any(p.name.endswith(".partial") for p in folder.iterdir())
+    )
 
 
-def test_kill_during_and_after_the_backup_then_resume_reuses_it(
-        fast_base: Path, tmp_path: Path) -> None:
+def test_kill_during_and_after_the_backup_then_resume_reuses_it(fast_base: Path, tmp_path: Path) -> None:
     """The default path (with a backup). Killed while the backup is written: the
     database is untouched and no incomplete backup is published. Killed mid-backfill:
     the resumed run uses the backup the interrupted run recorded, makes no other."""
@@ -298,8 +304,9 @@ def test_kill_during_and_after_the_backup_then_resume_reuses_it(
         assert out.killed, f"{out}\n{log.read_text()[-3000:]}"
         assert assert_consistent(db, pool.snapshot(), base) == "v1-during"
         conn = connect_reader(db)
-        recorded = json.loads(conn.execute(
-            "SELECT value FROM _migration_state WHERE key = 'backup'").fetchone()[0])
+        recorded = json.loads(
+            conn.execute("SELECT value FROM _migration_state WHERE key = 'backup'").fetchone()[0]
+        )
         conn.close()
         assert recorded and Path(recorded).exists(), recorded
         made = sorted(p.name for p in Path(recorded).parent.glob("*.db"))
@@ -344,9 +351,11 @@ SLOW_POINTS: dict[str, Condition] = {
 @pytest.mark.parametrize("point", list(SLOW_POINTS))
 def test_kill_at_many_points(slow_base: Path, tmp_path: Path, point: str) -> None:
     outcome, phase, report = crash_scenario(slow_base, tmp_path, SLOW_POINTS[point])
-    print(f"kill at {point}: killed={outcome.killed} seen {outcome.seen_phase} "
-          f"{outcome.done}/{outcome.high} after {outcome.seconds:.2f}s -> {phase}; "
-          f"resumed run's longest lock {report['longest_lock_ms']} ms")
+    print(
+        f"kill at {point}: killed={outcome.killed} seen {outcome.seen_phase} "
+        f"{outcome.done}/{outcome.high} after {outcome.seconds:.2f}s -> {phase}; "
+        f"resumed run's longest lock {report['longest_lock_ms']} ms"
+    )
     assert outcome.killed, f"the run finished before the kill point {point}: {outcome}"
 
 
@@ -362,14 +371,18 @@ def full_run_seconds(slow_base: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 0.97])
-def test_kill_after_a_share_of_a_measured_run(slow_base: Path, tmp_path: Path,
-                                              full_run_seconds: float, fraction: float) -> None:
+def test_kill_after_a_share_of_a_measured_run(
+    slow_base: Path, tmp_path: Path, full_run_seconds: float, fraction: float
+) -> None:
     """Time-based kill points spread over a measured full run (whatever it is doing then)."""
     delay = full_run_seconds * fraction
-    outcome, phase, _ = crash_scenario(slow_base, tmp_path, after_seconds(delay),
-                                       kinds=("raw-old", "orm-new"))
-    print(f"full run {full_run_seconds:.2f}s; kill at {fraction:.0%} = {delay:.2f}s: "
-          f"killed={outcome.killed} seen {outcome.seen_phase} -> {phase}")
+    outcome, phase, _ = crash_scenario(
+        slow_base, tmp_path, after_seconds(delay), kinds=("raw-old", "orm-new")
+    )
+    print(
+        f"full run {full_run_seconds:.2f}s; kill at {fraction:.0%} = {delay:.2f}s: "
+        f"killed={outcome.killed} seen {outcome.seen_phase} -> {phase}"
+    )
     # with the writers running a run may finish before the late delays: then it succeeded
     assert outcome.killed or outcome.returncode == 0, outcome
 

@@ -47,9 +47,13 @@ def held(tmp_path: Path):
     dst = sqlite3.connect(backup)
     src.backup(dst)
     src.close(), dst.close()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     yield db, backup, holder.pid
     holder.stdin.close()  # type: ignore[union-attr]
@@ -80,8 +84,13 @@ def test_a_second_schema_change_is_refused_naming_the_holder(held, command: str)
         conn.close()
     before = fingerprint(db)
     args = [a.format(backup=backup) for a in COMMANDS[command]]
-    proc = subprocess.run([str(BIN / args[0]), *args[1:], "--db", str(db)], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, CATALOG_LOG_JSON="1"))
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:], "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CATALOG_LOG_JSON="1"),
+    )
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 5, out
     assert f"pid {pid}, 'migration run'" in out and "Traceback" not in out, out

@@ -79,7 +79,8 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         reports["run"] = one_json(proc.stdout)
         assert reports["run"]["verification"]["ok"], [
-            c for c in reports["run"]["verification"]["checks"] if not c["ok"]]
+            c for c in reports["run"]["verification"]["checks"] if not c["ok"]
+        ]
         marks.append(("window", time.time()))
         time.sleep(1.0)
         # every acknowledged write, through the old and the new names
@@ -111,25 +112,30 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
     for r in writes:
         by_stage.setdefault(_stage_of(r["t"], marks), {}).setdefault(r["w"], []).append(r["ms"])
     lat = [r["ms"] for r in writes]
-    print(f"\n{len(writes)} acknowledged writes by {len(KINDS)} clients; "
-          f"latency p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
-          f"max {max(lat):.1f} ms")
+    print(
+        f"\n{len(writes)} acknowledged writes by {len(KINDS)} clients; "
+        f"latency p50 {percentile(lat, 50):.1f} ms, p99 {percentile(lat, 99):.1f} ms, "
+        f"max {max(lat):.1f} ms"
+    )
     for stage, per_writer in by_stage.items():
         for w, ms in sorted(per_writer.items()):
-            print(f"  {stage:16s} {w:10s} n={len(ms):5d} p50={percentile(ms, 50):6.1f} "
-                  f"p99={percentile(ms, 99):6.1f} max={max(ms):7.1f} ms")
+            print(
+                f"  {stage:16s} {w:10s} n={len(ms):5d} p50={percentile(ms, 50):6.1f} "
+                f"p99={percentile(ms, 99):6.1f} max={max(ms):7.1f} ms"
+            )
     for r in sorted(writes, key=lambda r: -r["ms"])[:5]:
         began = r["t"] - r["ms"] / 1000.0
         stage = _stage_of(began, marks)
         since = f" (+{began - dict(marks)[stage]:.2f}s into it)" if stage != "before" else ""
-        print(f"  slowest: {r['ms']:7.1f} ms {r['w']} {r['op']} {r['key']} began while "
-              f"{stage}{since}")
-    print(f"migration run: longest lock {reports['run']['longest_lock_ms']} ms "
-          f"(cut-over {reports['run']['cutover_lock_ms']} ms, "
-          f"{reports['run']['write_transactions']} write transactions, "
-          f"stages {reports['run']['stage_seconds']}); rollback lock "
-          f"{reports['rollback']['lock_ms']} ms; second run longest lock "
-          f"{reports['rerun']['longest_lock_ms']} ms")
+        print(f"  slowest: {r['ms']:7.1f} ms {r['w']} {r['op']} {r['key']} began while {stage}{since}")
+    print(
+        f"migration run: longest lock {reports['run']['longest_lock_ms']} ms "
+        f"(cut-over {reports['run']['cutover_lock_ms']} ms, "
+        f"{reports['run']['write_transactions']} write transactions, "
+        f"stages {reports['run']['stage_seconds']}); rollback lock "
+        f"{reports['rollback']['lock_ms']} ms; second run longest lock "
+        f"{reports['rerun']['longest_lock_ms']} ms"
+    )
 
     errors = pool.errors(records)
     assert errors == [], f"{len(errors)} client errors, e.g. {errors[:5]}"
@@ -140,7 +146,8 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
     # every client kept writing while the migration, the rollback and the rerun ran
     for stage in ("migrating", "window", "rolled back", "migrating again"):
         assert set(by_stage.get(stage, {})) == {f"{k}{n}" for n, k in enumerate(KINDS)}, (
-            f"some client made no write while {stage}: {sorted(by_stage.get(stage, {}))}")
+            f"some client made no write while {stage}: {sorted(by_stage.get(stage, {}))}"
+        )
     # nothing lost: exact values, old and new names, after the last run
     assert assert_consistent(db, records, base, strict=True) == "v2-window"
     assert max(lat) < WRITE_LIMIT_MS, f"a write waited {max(lat):.0f} ms"

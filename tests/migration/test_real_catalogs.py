@@ -31,18 +31,21 @@ ROOT = Path(__file__).parents[2]
 
 def tool(name: str, *args: str, db: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, CATALOG_LOG_JSON="1")
-    proc = subprocess.run([str(BIN / name), *args, "--db", str(db)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / name), *args, "--db", str(db)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    assert proc.returncode == 0, f"{name} {' '.join(args)} exited {proc.returncode}:\n" \
-                                 f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
 def old_style_code(db: Path, phase: str, lacks: str | None) -> None:
     args = [sys.executable, str(OLD_STYLE_APP), str(db), phase] + (["--lacks", lacks] if lacks else [])
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(ROOT))
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -73,16 +76,20 @@ def lifecycle(tmp_path: Path, variant: str, files: int, lacks: str | None) -> No
     drift = variant in ("reference", "older")
     before = table_checksums(db)
 
-    run = tool("migration", "run", "--yes", *(() if variant == "reference" else ("--no-backup",)),
-               db=db).stdout
+    run = tool(
+        "migration", "run", "--yes", *(() if variant == "reference" else ("--no-backup",)), db=db
+    ).stdout
     assert "MIGRATION COMPLETE" in run.splitlines()[-2]
     result = verified(db)
     warnings = [c["name"] for c in result["checks"] if c["warning"] and not c["ok"]]
     if variant == "older":
         assert "table cameras lacks column notes: `Camera.notes` will fail" in warnings
         assert "table processed_files is missing: `ProcessedFile` will fail" in warnings
-        assert all("it was so before the migration" in c["detail"]
-                   for c in result["checks"] if c["warning"] and not c["ok"])
+        assert all(
+            "it was so before the migration" in c["detail"]
+            for c in result["checks"]
+            if c["warning"] and not c["ok"]
+        )
     else:
         assert warnings == []
     old_style_code(db, "window", lacks)
@@ -106,8 +113,7 @@ def lifecycle(tmp_path: Path, variant: str, files: int, lacks: str | None) -> No
     # the rows old-style code added on purpose are the only difference
     after = table_checksums(db)
     changed = {t for t in before if before[t] != after.get(t)}
-    assert changed <= {"fits_files", "imaging_sessions", "system_settings",
-                       "object_processing_log"}, changed
+    assert changed <= {"fits_files", "imaging_sessions", "system_settings", "object_processing_log"}, changed
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

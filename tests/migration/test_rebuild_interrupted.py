@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from migration.errors import CatalogError
-from compat.retire import abandon, plan_retire, retire
-from compat.state import unfinished_rebuilds
 from catalog.phase3 import rollback as phase3_rollback
-from migration import rebuild as rebuild_mod
-from migration.chunks import ChunkPolicy, LockStats, run_chunks
-from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
 from catalog.phase3.repair import diagnose, repair
 from catalog.phase3.verify import verify
+from compat.retire import abandon, plan_retire, retire
+from compat.state import unfinished_rebuilds
+from migration import rebuild as rebuild_mod
+from migration.chunks import ChunkPolicy, LockStats, run_chunks
+from migration.errors import CatalogError
+from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
 from tests.live.harness import table_checksums
 from tests.migration.test_repair import damage
 from tests.support import build_phase, past_the_window
@@ -50,8 +50,10 @@ def stop_after(monkeypatch: pytest.MonkeyPatch, event: str, transactions: int = 
                 seen[0] += 1
                 if seen[0] >= transactions:
                     raise Stop
+
             kw["on_progress"] = hook
         return real(conn, start, end, work, **kw)
+
     monkeypatch.setattr(rebuild_mod, "run_chunks", wrapper)
 
 
@@ -59,8 +61,9 @@ def aged_window(tmp_path: Path) -> Path:
     return past_the_window(build_phase(tmp_path / "w.db", "window", files=FILES))
 
 
-def stopped_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                   event: str) -> tuple[Path, dict[str, str]]:
+def stopped_repair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: str
+) -> tuple[Path, dict[str, str]]:
     """A damaged window catalog whose repair stopped after the first ``event``
     transaction; and the checksums of its tables before the damage."""
     path = aged_window(tmp_path)
@@ -82,7 +85,8 @@ def stages(path: Path) -> list[tuple[str, str | None]]:
 
 
 def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, before = stopped_repair(tmp_path, monkeypatch, "rebuild.copy")
     assert stages(path) == [(COPY, REPAIR)]
     conn = sqlite3.connect(path)
@@ -95,22 +99,29 @@ def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
         retire(path, plan, backup=True)
     assert "Nothing was changed" in str(refused.value)
     assert not list((tmp_path).glob("**/*pre_retire*"))
-    cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--dry-run",
-                          "--force", "--db", str(path)], capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "compat"), "retire", "--dry-run", "--force", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == RebuildInProgress.exit_code, cli.stdout + cli.stderr
     assert "migration repair" in cli.stderr and "Traceback" not in cli.stdout + cli.stderr
     assert stages(path) == [(COPY, REPAIR)]
     # repair resumes and finishes; the compat sync triggers come back with the swap
     result = repair(path, backup=False)
     assert result["repaired"] and set(result["shims_restored"]) == {
-        "_compat_fits_files_sync_insert", "_compat_fits_files_sync_update"}
+        "_compat_fits_files_sync_insert",
+        "_compat_fits_files_sync_update",
+    }
     assert stages(path) == [] and diagnose(sqlite3.connect(path)) == []
     assert table_checksums(path) == before
     assert verify(path).ok
 
 
 def test_a_repair_stopped_in_its_drain_is_finished_by_repair(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path, before = stopped_repair(tmp_path, monkeypatch, "rebuild.drain")
     assert stages(path) == [(DRAIN, REPAIR)]
     # the swap was done and the sync triggers are back already: old names stay in sync
@@ -132,7 +143,8 @@ def test_a_repair_stopped_in_its_drain_is_finished_by_repair(
 
 
 def test_an_abandon_stopped_half_way_is_finished_not_resumed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = aged_window(tmp_path)
     conn = sqlite3.connect(path)
     plan = plan_retire(conn)
@@ -164,8 +176,9 @@ def test_an_abandon_stopped_half_way_is_finished_not_resumed(
     assert verify(path).ok
 
 
-def test_abandon_refuses_when_there_is_nothing_to_undo(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_abandon_refuses_when_there_is_nothing_to_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = aged_window(tmp_path)
     with pytest.raises(CatalogError, match="no retire was interrupted"):
         abandon(path)
@@ -180,8 +193,9 @@ def test_abandon_refuses_when_there_is_nothing_to_undo(tmp_path: Path,
         abandon(path)
 
 
-def test_removing_shadow_columns_resumes_after_a_stop(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_removing_shadow_columns_resumes_after_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = build_phase(tmp_path / "d.db", "during", files=FILES)
     stop_after(monkeypatch, "rebuild.copy")
     with pytest.raises(Stop):
@@ -203,8 +217,10 @@ def test_steps_count_rows_not_keys_across_a_gap(tmp_path: Path) -> None:
     it stays within the box."""
     conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER)")
-    conn.executemany("INSERT INTO t VALUES (?, 0)",
-                     [(i,) for i in range(1, 20_001, 1_000)] + [(i,) for i in range(20_001, 23_001)])
+    conn.executemany(
+        "INSERT INTO t VALUES (?, 0)",
+        [(i,) for i in range(1, 20_001, 1_000)] + [(i,) for i in range(20_001, 23_001)],
+    )
 
     def work(c: sqlite3.Connection, lo: int, hi: int) -> int:
         n = c.execute("UPDATE t SET v = v + 1 WHERE id > ? AND id <= ?", (lo, hi)).rowcount
@@ -235,12 +251,23 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
             repair(path, backup=False)
         with pytest.raises(RebuildInProgress):
             phase3_rollback.rollback(path)
-        cli = subprocess.run([str(Path(sys.executable).parent / "compat"), "retire", "--yes",
-                              "--db", str(path)], capture_output=True, text=True, timeout=120)
+        cli = subprocess.run(
+            [str(Path(sys.executable).parent / "compat"), "retire", "--yes", "--db", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cli.returncode == SchemaChangeRunning.exit_code == 5, cli.stdout + cli.stderr
-        assert "Another schema change of this database is running now" in cli.stderr and "Traceback" not in cli.stderr
-        status = subprocess.run([str(Path(sys.executable).parent / "compat"), "status", "--json",
-                                 "--db", str(path)], capture_output=True, text=True, timeout=120)
+        assert (
+            "Another schema change of this database is running now" in cli.stderr
+            and "Traceback" not in cli.stderr
+        )
+        status = subprocess.run(
+            [str(Path(sys.executable).parent / "compat"), "status", "--json", "--db", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "'compat retire'" in json.loads(status.stdout)["running"]
     assert stages(path) == [] and lock_path(path).read_text() == ""
     assert retire(path, plan, backup=False)["phase"] == "retired"

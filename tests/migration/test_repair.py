@@ -28,8 +28,10 @@ def damage(path: Path, *, null_ids: int = 0) -> None:
     conn.execute("DROP TABLE fits_files")
     conn.execute("ALTER TABLE fits_copy RENAME TO fits_files")
     if null_ids:
-        conn.execute("UPDATE fits_files SET id = NULL WHERE rowid IN "
-                     f"(SELECT rowid FROM fits_files ORDER BY rowid DESC LIMIT {null_ids})")
+        conn.execute(
+            "UPDATE fits_files SET id = NULL WHERE rowid IN "
+            f"(SELECT rowid FROM fits_files ORDER BY rowid DESC LIMIT {null_ids})"
+        )
     conn.commit()
     conn.close()
 
@@ -83,7 +85,11 @@ def test_null_ids_get_fresh_ids(tmp_path: Path) -> None:
     result = repair(path, backup=False)
     assert result["repaired"] and result["ids_given"] == 3
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT count(*), count(DISTINCT id), max(id) FROM fits_files").fetchone() == (200, 200, 200)
+    assert conn.execute("SELECT count(*), count(DISTINCT id), max(id) FROM fits_files").fetchone() == (
+        200,
+        200,
+        200,
+    )
     new = conn.execute("INSERT INTO fits_files (file, folder) VALUES ('n', 'f')").lastrowid
     assert new == 201
 
@@ -104,12 +110,21 @@ def test_cli_repair(tmp_path: Path) -> None:
     path = build_phase(tmp_path / "c.db", "window", files=100)
     damage(path)
     env = dict(os.environ, CATALOG_LOG_JSON="1")
-    verify_out = subprocess.run([str(BIN / "migration"), "verify", "--db", str(path)],
-                                capture_output=True, text=True, env=env)
+    verify_out = subprocess.run(
+        [str(BIN / "migration"), "verify", "--db", str(path)], capture_output=True, text=True, env=env
+    )
     assert verify_out.returncode == 1 and "migration repair" in verify_out.stdout
-    out = subprocess.run([str(BIN / "migration"), "repair", "--yes", "--json", "--db", str(path)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [str(BIN / "migration"), "repair", "--yes", "--json", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["repaired"] is True
-    assert subprocess.run([str(BIN / "migration"), "verify", "--db", str(path)],
-                          capture_output=True, env=env).returncode == 0
+    assert (
+        subprocess.run(
+            [str(BIN / "migration"), "verify", "--db", str(path)], capture_output=True, env=env
+        ).returncode
+        == 0
+    )

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from compat import renames
 from catalog.phase3 import engine
 from catalog.phase3 import status as phase3_status
 from catalog.phase3.verify import verify
+from compat import renames
 from tests.support import fill_realistic, fill_v1, machine_independent_policy, make_v1, migrate
 
 ROWS = 4000
@@ -26,8 +26,10 @@ def v1(tmp_path: Path) -> Path:
     conn = sqlite3.connect(path)
     # a user's own column the models do not know, and every column filled
     conn.execute("ALTER TABLE fits_files ADD COLUMN user_rating INTEGER DEFAULT 3")
-    conn.execute("UPDATE fits_files SET bayerpat = 'RGGB', ambient_temp = 4.5, guide_rms = 0.6, "
-                 "boltwood_cloud = -30.0, user_rating = id % 5, sky_quality_mpsas = 21.0 + id % 7")
+    conn.execute(
+        "UPDATE fits_files SET bayerpat = 'RGGB', ambient_temp = 4.5, guide_rms = 0.6, "
+        "boltwood_cloud = -30.0, user_rating = id % 5, sky_quality_mpsas = 21.0 + id % 7"
+    )
     conn.execute("ANALYZE")
     conn.commit()
     conn.close()
@@ -37,9 +39,13 @@ def v1(tmp_path: Path) -> Path:
 def _checksum(conn: sqlite3.Connection, layout: str) -> dict[str, str]:
     """Per table, a hash of every row under v2 names (old-name compat columns left out)."""
     out = {}
-    tables = [r[0] for r in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-        "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'schema_version'")]
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '\\_%' ESCAPE '\\' AND name != 'schema_version'"
+        )
+    ]
     for table in tables:
         rename = renames.table_by_old(table) if layout == "v1" else renames.table_by_new(table)
         cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
@@ -47,8 +53,9 @@ def _checksum(conn: sqlite3.Connection, layout: str) -> dict[str, str]:
             cols = [c for c in cols if c not in {x.old for x in rename.columns}]
         named = sorted(cols, key=lambda c: rename.column_v2(c) if rename and layout == "v1" else c)
         digest = hashlib.sha256()
-        for row in conn.execute(f'SELECT {", ".join(chr(34) + c + chr(34) for c in named)} '
-                                f'FROM "{table}" ORDER BY rowid'):
+        for row in conn.execute(
+            f'SELECT {", ".join(chr(34) + c + chr(34) for c in named)} FROM "{table}" ORDER BY rowid'
+        ):
             digest.update(repr(row).encode())
         key = rename.new if rename else table
         out[key] = digest.hexdigest()
@@ -76,9 +83,13 @@ def test_3_verification_checks_the_indexes_that_exist(v1: Path) -> None:
     failed = {c.name: c.detail for c in result.checks if not c.ok}
     # lost after the migration: a failure of the index check and of before-vs-after
     assert not result.ok and set(failed) == {
-        "index 'idx_observer' exists", "every table, column, index, view and trigger of before is kept"}
-    assert "index idx_observer on fits_files is missing" in failed[
-        "every table, column, index, view and trigger of before is kept"]
+        "index 'idx_observer' exists",
+        "every table, column, index, view and trigger of before is kept",
+    }
+    assert (
+        "index idx_observer on fits_files is missing"
+        in failed["every table, column, index, view and trigger of before is kept"]
+    )
 
 
 def test_3b_an_index_missing_before_the_migration_is_a_warning(v1: Path) -> None:
@@ -89,8 +100,11 @@ def test_3b_an_index_missing_before_the_migration_is_a_warning(v1: Path) -> None
     result = verify(v1)
     assert result.ok
     assert [(c.name, c.detail) for c in result.warnings] == [
-        ("index 'idx_observer' exists", "expected on ['observer'], found None; "
-                                         "it was so before the migration")]
+        (
+            "index 'idx_observer' exists",
+            "expected on ['observer'], found None; it was so before the migration",
+        )
+    ]
 
 
 def test_4_no_column_vanishes(v1: Path) -> None:
@@ -101,7 +115,7 @@ def test_4_no_column_vanishes(v1: Path) -> None:
     assert _checksum(conn, "v2") == before
     cols_after = [r[1] for r in conn.execute("PRAGMA table_info(fits_files)")]
     fits = renames.table_by_new("fits_files")
-    assert cols_after[:len(cols_before)] == [fits.column_v2(c) for c in cols_before]
+    assert cols_after[: len(cols_before)] == [fits.column_v2(c) for c in cols_before]
     assert "user_rating" in cols_after and "bayerpat" in cols_after
 
 
@@ -144,23 +158,39 @@ def test_6_size_and_planner_statistics(v1: Path) -> None:
     conn = sqlite3.connect(v1)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     size_before = v1.stat().st_size
-    plans_before = [conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall() for q in (
-        "SELECT * FROM fits_files WHERE session_id = 'x'",
-        "SELECT * FROM fits_files WHERE object = 'M31' AND obs_date = '2024-03-12'",
-        "SELECT * FROM sessions WHERE session_date > '2024'")]
+    plans_before = [
+        conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall()
+        for q in (
+            "SELECT * FROM fits_files WHERE session_id = 'x'",
+            "SELECT * FROM fits_files WHERE object = 'M31' AND obs_date = '2024-03-12'",
+            "SELECT * FROM sessions WHERE session_date > '2024'",
+        )
+    ]
     stats_before = conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0]
     migrate(v1)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert v1.stat().st_size <= size_before * 1.10
     assert conn.execute("SELECT count(*) FROM sqlite_stat1").fetchone()[0] == stats_before
     assert conn.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'sessions'").fetchone() == (0,)
-    plans_after = [conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall() for q in (
-        "SELECT * FROM fits_files WHERE imaging_session_id = 'x'",
-        "SELECT * FROM fits_files WHERE object = 'M31' AND obs_date = '2024-03-12'",
-        "SELECT * FROM imaging_sessions WHERE date > '2024'")]
+    plans_after = [
+        conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall()
+        for q in (
+            "SELECT * FROM fits_files WHERE imaging_session_id = 'x'",
+            "SELECT * FROM fits_files WHERE object = 'M31' AND obs_date = '2024-03-12'",
+            "SELECT * FROM imaging_sessions WHERE date > '2024'",
+        )
+    ]
+
     def norm(plan):  # compare the plan's shape under v2 names
-        return [r[3].replace("idx_session ", "idx_fits_imaging_session ").replace("session_id=", "imaging_session_id=")
-                .replace("session_date>", "date>").replace("sessions", "imaging_sessions") for r in plan]
+        return [
+            r[3]
+            .replace("idx_session ", "idx_fits_imaging_session ")
+            .replace("session_id=", "imaging_session_id=")
+            .replace("session_date>", "date>")
+            .replace("sessions", "imaging_sessions")
+            for r in plan
+        ]
+
     assert [norm(p) for p in plans_before] == [[r[3] for r in p] for p in plans_after]
 
 
@@ -176,8 +206,7 @@ def test_7_a_failed_run_can_be_run_again(v1: Path) -> None:
     # failure lands part-way through it however fast the chunks run
     policy = machine_independent_policy()
     with pytest.raises(Boom):
-        engine.run(v1, confirm=lambda _b: True, backup=False, progress=fail_midway,
-                   policy=policy)
+        engine.run(v1, confirm=lambda _b: True, backup=False, progress=fail_midway, policy=policy)
     status = phase3_status.status(v1)
     assert status["phase"] == "during" and 0 < status["rebuild"]["percent"] < 100
     report = engine.run(v1, confirm=lambda _b: True, backup=False)  # no "already exists"

@@ -73,16 +73,21 @@ class _RawOld:
             raise
 
     def sess_insert(self, sid: str, date: str) -> None:
-        self._one("INSERT INTO sessions (session_id, session_date, telescope, camera) "
-                  "VALUES (?, ?, 'RC8', 'ASI2600MM')", (sid, date))
+        self._one(
+            "INSERT INTO sessions (session_id, session_date, telescope, camera) "
+            "VALUES (?, ?, 'RC8', 'ASI2600MM')",
+            (sid, date),
+        )
 
     def sess_update(self, sid: str, notes: str) -> None:
         self._one("UPDATE sessions SET notes = ? WHERE session_id = ?", (notes, sid))
 
     def fits_insert(self, md5: str, x: int, y: int, sid: str) -> None:
-        self._one("INSERT INTO fits_files (file, folder, object, frame_type, x, y, session_id, "
-                  "md5sum) VALUES (?, '/live', 'M42', 'LIGHT', ?, ?, ?, ?)",
-                  (f"{md5}.fits", x, y, sid, md5))
+        self._one(
+            "INSERT INTO fits_files (file, folder, object, frame_type, x, y, session_id, "
+            "md5sum) VALUES (?, '/live', 'M42', 'LIGHT', ?, ?, ?, ?)",
+            (f"{md5}.fits", x, y, sid, md5),
+        )
 
     def fits_update(self, md5: str, x: int) -> None:
         self._one("UPDATE fits_files SET x = ? WHERE md5sum = ?", (x, md5))
@@ -103,8 +108,7 @@ class _OrmNew:
         self.service = DatabaseService(self.db)
 
     def sess_insert(self, sid: str, date: str) -> None:
-        self.service.add_imaging_session(
-            {"id": sid, "date": date, "telescope": "RC8", "camera": "ASI2600MM"})
+        self.service.add_imaging_session({"id": sid, "date": date, "telescope": "RC8", "camera": "ASI2600MM"})
 
     def sess_update(self, sid: str, notes: str) -> None:
         with self.db.get_session() as s:
@@ -115,9 +119,18 @@ class _OrmNew:
             s.commit()
 
     def fits_insert(self, md5: str, x: int, y: int, sid: str) -> None:
-        _, duplicate = self.service.add_fits_file({
-            "file": f"{md5}.fits", "folder": "/live", "object": "M42", "frame_type": "LIGHT",
-            "width_pixels": x, "height_pixels": y, "imaging_session_id": sid, "md5sum": md5})
+        _, duplicate = self.service.add_fits_file(
+            {
+                "file": f"{md5}.fits",
+                "folder": "/live",
+                "object": "M42",
+                "frame_type": "LIGHT",
+                "width_pixels": x,
+                "height_pixels": y,
+                "imaging_session_id": sid,
+                "md5sum": md5,
+            }
+        )
         if duplicate:
             raise LookupError(f"add_fits_file found {md5} already cataloged; nothing written")
 
@@ -150,8 +163,16 @@ class _OrmOld(_OrmNew):
 
     def fits_insert(self, md5: str, x: int, y: int, sid: str) -> None:
         with self.db.get_session() as s:
-            f = self.FitsFile(file=f"{md5}.fits", folder="/live", object="M42",
-                              frame_type="LIGHT", x=x, y=y, session_id=sid, md5sum=md5)
+            f = self.FitsFile(
+                file=f"{md5}.fits",
+                folder="/live",
+                object="M42",
+                frame_type="LIGHT",
+                x=x,
+                y=y,
+                session_id=sid,
+                md5sum=md5,
+            )
             s.add(f)
             s.commit()
             if f.id is None:
@@ -213,14 +234,21 @@ def client_main(argv: list[str] | None = None) -> int:
             call()
         except Exception as exc:  # every failure is a finding: report it and carry on
             errors += 1
-            _emit({"w": name, "op": "error", "during": op, "key": key,
-                   "type": type(exc).__name__, "msg": str(exc)[:400]})
+            _emit(
+                {
+                    "w": name,
+                    "op": "error",
+                    "during": op,
+                    "key": key,
+                    "type": type(exc).__name__,
+                    "msg": str(exc)[:400],
+                }
+            )
             time.sleep(0.05)
         else:
             ms = (time.perf_counter() - t0) * 1000.0
             writes += 1
-            _emit({"w": name, "op": op, "key": key, "v": values, "ms": round(ms, 3),
-                   "t": time.time()})
+            _emit({"w": name, "op": op, "key": key, "v": values, "ms": round(ms, 3), "t": time.time()})
             if op == "sess_insert":
                 sessions.append(key)
             elif op == "fits_insert":
@@ -246,20 +274,38 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_migration(*args: str, timeout: float = 180, env: dict[str, str] | None = None,
-                  stdin: Any = subprocess.DEVNULL, **kw: Any) -> subprocess.CompletedProcess[str]:
+def run_migration(
+    *args: str,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+    stdin: Any = subprocess.DEVNULL,
+    **kw: Any,
+) -> subprocess.CompletedProcess[str]:
     """``migration ARGS…`` as a real process; stdout and stderr captured as text."""
-    return subprocess.run([MIGRATION, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env or cli_env(), stdin=stdin, **kw)
+    return subprocess.run(
+        [MIGRATION, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or cli_env(),
+        stdin=stdin,
+        **kw,
+    )
 
 
-def spawn_migration(*args: str, env: dict[str, str] | None = None,
-                    out: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn_migration(
+    *args: str, env: dict[str, str] | None = None, out: Path | None = None
+) -> subprocess.Popen[bytes]:
     """``migration ARGS…`` started in the background (stdout+stderr to ``out``)."""
     sink = open(out, "ab") if out else subprocess.DEVNULL  # noqa: SIM115
     try:
-        return subprocess.Popen([MIGRATION, *args], stdout=sink, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env or cli_env())
+        return subprocess.Popen(
+            [MIGRATION, *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env or cli_env(),
+        )
     finally:
         if out:
             sink.close()
@@ -271,8 +317,9 @@ def one_json(text: str) -> dict[str, Any]:
     return json.loads(text[start:])
 
 
-def assert_error_paragraph(proc: subprocess.CompletedProcess[str], *, code: int | None = None,
-                           contains: Iterable[str] = ()) -> str:
+def assert_error_paragraph(
+    proc: subprocess.CompletedProcess[str], *, code: int | None = None, contains: Iterable[str] = ()
+) -> str:
     """The CLI failed cleanly: non-zero exit, one 'Error:' paragraph, no traceback."""
     err = proc.stderr
     detail = f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{err[-4000:]}"
@@ -282,7 +329,7 @@ def assert_error_paragraph(proc: subprocess.CompletedProcess[str], *, code: int 
     assert "Traceback" not in err and "Traceback" not in proc.stdout, detail
     lines = [ln for ln in err.splitlines() if ln.strip() and not ln.lstrip().startswith("{")]
     assert lines and lines[0].startswith("Error:"), detail
-    paragraph = err[err.index("Error:"):].strip()
+    paragraph = err[err.index("Error:") :].strip()
     assert "\n\n" not in paragraph, "more than one paragraph:\n" + detail
     text = " ".join(paragraph.split())
     for piece in contains:
@@ -303,8 +350,9 @@ class Expected:
 class WriterPool:
     """Writer subprocesses and what they acknowledged, read by background threads."""
 
-    def __init__(self, db: Path, kinds: Iterable[str], workdir: Path, *, pause_ms: float = 20.0,
-                 tag: str = ""):
+    def __init__(
+        self, db: Path, kinds: Iterable[str], workdir: Path, *, pause_ms: float = 20.0, tag: str = ""
+    ):
         self.db, self.workdir = db, workdir
         self.stop_file = workdir / f"stop-writers{tag}"
         self.stop_file.unlink(missing_ok=True)
@@ -320,10 +368,26 @@ class WriterPool:
             self.stderr_paths.append(err_path)
             with open(err_path, "w") as err:
                 proc = subprocess.Popen(
-                    [sys.executable, str(HERE), "--db", str(db), "--kind", kind, "--name", name,
-                     "--stop-file", str(self.stop_file), "--pause-ms", str(pause_ms)],
-                    stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                    env=cli_env(CATALOG_USAGE_FLUSH_SECONDS="1"))
+                    [
+                        sys.executable,
+                        str(HERE),
+                        "--db",
+                        str(db),
+                        "--kind",
+                        kind,
+                        "--name",
+                        name,
+                        "--stop-file",
+                        str(self.stop_file),
+                        "--pause-ms",
+                        str(pause_ms),
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    env=cli_env(CATALOG_USAGE_FLUSH_SECONDS="1"),
+                )
             self.procs.append(proc)
             t = threading.Thread(target=self._read, args=(proc,), daemon=True)
             t.start()
@@ -364,12 +428,10 @@ class WriterPool:
         raise AssertionError(f"writers not ready after {timeout}s: {self.stderr_tail()}")
 
     def stderr_tail(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.stderr_paths
-                         if p.exists())
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.stderr_paths if p.exists())
 
     def errors(self, records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-        return [r for r in (records if records is not None else self.snapshot())
-                if r["op"] == "error"]
+        return [r for r in (records if records is not None else self.snapshot()) if r["op"] == "error"]
 
     def latencies_ms(self) -> list[float]:
         return [r["ms"] for r in self.snapshot() if r["op"] in WRITE_OPS]
@@ -468,13 +530,40 @@ def copy_catalog(src: Path, dst: Path) -> Path:
 
 
 # -- looking at a database ------------------------------------------------------------
-V1_FITS_HEAD = ["id", "file", "folder", "object", "obs_date", "obs_timestamp", "ra", "dec",
-                "x", "y", "session_id"]
-V2_FITS_HEAD = ["id", "file", "folder", "object", "obs_date", "obs_timestamp", "ra", "dec",
-                "width_pixels", "height_pixels", "imaging_session_id"]
+V1_FITS_HEAD = [
+    "id",
+    "file",
+    "folder",
+    "object",
+    "obs_date",
+    "obs_timestamp",
+    "ra",
+    "dec",
+    "x",
+    "y",
+    "session_id",
+]
+V2_FITS_HEAD = [
+    "id",
+    "file",
+    "folder",
+    "object",
+    "obs_date",
+    "obs_timestamp",
+    "ra",
+    "dec",
+    "width_pixels",
+    "height_pixels",
+    "imaging_session_id",
+]
 CAPTURE_TRIGGERS = {"_mig_capture_insert", "_mig_capture_update"}
-SHIM_TRIGGERS = {"_compat_sessions_insert", "_compat_sessions_update", "_compat_sessions_delete",
-                 "_compat_fits_files_sync_insert", "_compat_fits_files_sync_update"}
+SHIM_TRIGGERS = {
+    "_compat_sessions_insert",
+    "_compat_sessions_update",
+    "_compat_sessions_delete",
+    "_compat_fits_files_sync_insert",
+    "_compat_fits_files_sync_update",
+}
 
 
 def connect_reader(db: Path) -> sqlite3.Connection:
@@ -497,9 +586,12 @@ def layout(conn: sqlite3.Connection) -> str:
     names = {n for _, n in objs}
     kind = {n: t for t, n in objs}
     cols = [r[1] for r in conn.execute("PRAGMA table_xinfo(fits_files)")]
-    head = cols[:len(V1_FITS_HEAD)]
-    version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] \
-        if "schema_version" in names else None
+    head = cols[: len(V1_FITS_HEAD)]
+    version = (
+        conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+        if "schema_version" in names
+        else None
+    )
     shadows = [c for c in cols if c.startswith("_mig_")]
     desc = f"sqlite_master={sorted(objs)}\nfits_files columns={cols}\nversion={version}"
     if kind.get("sessions") == "table":
@@ -508,8 +600,11 @@ def layout(conn: sqlite3.Connection) -> str:
         assert not {"width_pixels", "height_pixels", "imaging_session_id"} & set(cols), desc
         assert not SHIM_TRIGGERS & names, "compat shims on a v1 schema\n" + desc
         assert version in (None, 1), desc
-        prepared = {"_migration_state" in names, sorted(shadows) == ["_mig_session_id", "_mig_x",
-                    "_mig_y"], CAPTURE_TRIGGERS <= names}
+        prepared = {
+            "_migration_state" in names,
+            sorted(shadows) == ["_mig_session_id", "_mig_x", "_mig_y"],
+            CAPTURE_TRIGGERS <= names,
+        }
         if "_migration_state" in names:
             assert prepared == {True}, "partly prepared v1 database\n" + desc
             return "v1-during"
@@ -537,8 +632,9 @@ def _later_or_same(got: Any, acked: Any, what: str) -> bool:
     return False
 
 
-def assert_writes_present(conn: sqlite3.Connection, exp: Expected, phase: str, *,
-                          strict: bool = True) -> None:
+def assert_writes_present(
+    conn: sqlite3.Connection, exp: Expected, phase: str, *, strict: bool = True
+) -> None:
     """Every acknowledged write is there with its values, through the phase's names
     (and, in the window, through both names).
 
@@ -546,34 +642,44 @@ def assert_writes_present(conn: sqlite3.Connection, exp: Expected, phase: str, *
     written after the acknowledgements were read (never an older one).
     """
     missing, wrong = [], []
-    names = [] if phase == "v2-retired" else [
-        ("x", "y", "session_id", "sessions", "session_id", "session_date")]
+    names = (
+        [] if phase == "v2-retired" else [("x", "y", "session_id", "sessions", "session_id", "session_date")]
+    )
     if phase in ("v2-window", "v2-retired"):
-        names.append(("width_pixels", "height_pixels", "imaging_session_id",
-                      "imaging_sessions", "id", "date"))
+        names.append(
+            ("width_pixels", "height_pixels", "imaging_session_id", "imaging_sessions", "id", "date")
+        )
     for x, y, sid, stable, skey, sdate in names:
-        rows = {r[0]: r[1:] for r in conn.execute(
-            f"SELECT md5sum, {x}, {y}, {sid} FROM fits_files WHERE folder = '/live'")}
+        rows = {
+            r[0]: r[1:]
+            for r in conn.execute(f"SELECT md5sum, {x}, {y}, {sid} FROM fits_files WHERE folder = '/live'")
+        }
         for md5, v in exp.fits.items():
             got = rows.get(md5)
             if got is None:
                 missing.append(("fits", md5, x))
             elif got[1:] != (v["y"], v["sid"]) or not (
-                    got[0] == v["x"] if strict else _later_or_same(got[0], v["x"], "x")):
+                got[0] == v["x"] if strict else _later_or_same(got[0], v["x"], "x")
+            ):
                 wrong.append(("fits", md5, x, got, v))
-        srows = {r[0]: r[1:] for r in conn.execute(
-            f"SELECT {skey}, {sdate}, notes FROM {stable} WHERE telescope = 'RC8' "
-            f"AND {skey} LIKE '%-S%'")}
+        srows = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                f"SELECT {skey}, {sdate}, notes FROM {stable} WHERE telescope = 'RC8' AND {skey} LIKE '%-S%'"
+            )
+        }
         for key, v in exp.sessions.items():
             got = srows.get(key)
             if got is None:
                 missing.append(("session", key, stable))
             elif got[0] != v["date"] or not (
-                    got[1] == v["notes"] if strict else _later_or_same(got[1], v["notes"], "notes")):
+                got[1] == v["notes"] if strict else _later_or_same(got[1], v["notes"], "notes")
+            ):
                 wrong.append(("session", key, stable, got, v))
     assert not missing and not wrong, (
         f"acknowledged writes lost ({phase}): {len(missing)} missing {missing[:5]}, "
-        f"{len(wrong)} with wrong values {wrong[:5]}")
+        f"{len(wrong)} with wrong values {wrong[:5]}"
+    )
 
 
 @dataclass(frozen=True)
@@ -588,17 +694,20 @@ class BaseFacts:
 
 def base_facts(conn: sqlite3.Connection, phase: str) -> BaseFacts:
     x, stable = ("x", "sessions") if phase.startswith("v1") else ("width_pixels", "imaging_sessions")
-    n, s = conn.execute(f"SELECT count(*), coalesce(sum({x}), 0) FROM fits_files "
-                        "WHERE folder = '/raw'").fetchone()
-    sessions = conn.execute(f"SELECT count(*) FROM {stable} WHERE telescope IS NOT 'RC8' OR "
-                            f"{'session_id' if stable == 'sessions' else 'id'} NOT LIKE '%-S%'"
-                            ).fetchone()[0]
+    n, s = conn.execute(
+        f"SELECT count(*), coalesce(sum({x}), 0) FROM fits_files WHERE folder = '/raw'"
+    ).fetchone()
+    sessions = conn.execute(
+        f"SELECT count(*) FROM {stable} WHERE telescope IS NOT 'RC8' OR "
+        f"{'session_id' if stable == 'sessions' else 'id'} NOT LIKE '%-S%'"
+    ).fetchone()[0]
     links = conn.execute("SELECT count(*) FROM processing_session_files").fetchone()[0]
     return BaseFacts(n, s, sessions, links)
 
 
-def assert_consistent(db: Path, records: list[dict[str, Any]], base: BaseFacts, *,
-                      strict: bool = False) -> str:
+def assert_consistent(
+    db: Path, records: list[dict[str, Any]], base: BaseFacts, *, strict: bool = False
+) -> str:
     """After a crash: opens, integrity ok, wholly one layout, nothing lost. The phase.
 
     ``records`` must have been read before this call; pass ``strict=True`` once
@@ -611,21 +720,25 @@ def assert_consistent(db: Path, records: list[dict[str, Any]], base: BaseFacts, 
         assert base_facts(conn, phase) == base, "the pre-existing rows changed"
         assert_writes_present(conn, expected_from(records), phase, strict=strict)
         # the backfill must not fire the user's AFTER UPDATE trigger on the old rows
-        fired = conn.execute("SELECT count(*) FROM user_audit a JOIN fits_files f ON "
-                             "f.id = a.fits_id WHERE f.folder = '/raw'").fetchone()[0]
+        fired = conn.execute(
+            "SELECT count(*) FROM user_audit a JOIN fits_files f ON f.id = a.fits_id WHERE f.folder = '/raw'"
+        ).fetchone()[0]
         assert fired == 0, f"the user's trigger fired {fired} times for rows nobody updated"
         # the user's view answers under its original column names in every phase
         conn.execute("SELECT session_date, n FROM v_lights_per_night").fetchall()
         if phase == "v1-during":
-            done = json.loads(conn.execute(
-                "SELECT value FROM _migration_state WHERE key='backfill_done'").fetchone()[0])
-            high = json.loads(conn.execute(
-                "SELECT value FROM _migration_state WHERE key='backfill_high'").fetchone()[0])
+            done = json.loads(
+                conn.execute("SELECT value FROM _migration_state WHERE key='backfill_done'").fetchone()[0]
+            )
+            high = json.loads(
+                conn.execute("SELECT value FROM _migration_state WHERE key='backfill_high'").fetchone()[0]
+            )
             # rows already copied and rows written since the preparation are in sync
             unsynced = conn.execute(
                 "SELECT count(*) FROM fits_files WHERE (rowid <= ? OR rowid > ?) AND "
                 "(_mig_x IS NOT x OR _mig_y IS NOT y OR _mig_session_id IS NOT session_id)",
-                (done, high)).fetchone()[0]
+                (done, high),
+            ).fetchone()[0]
             assert unsynced == 0, f"{unsynced} shadow values out of sync (done {done}, high {high})"
         conn.execute("COMMIT")
         return phase
@@ -638,11 +751,13 @@ def fingerprint(db: Path) -> str:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         h = hashlib.sha256()
-        objs = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master "
-                            "ORDER BY type, name").fetchall()
+        objs = conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
         h.update(repr(objs).encode())
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                    "ORDER BY name").fetchall():
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+        ).fetchall():
             h.update(name.encode())
             for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid'):
                 h.update(repr(row).encode())
@@ -665,15 +780,17 @@ def checkpoint(db: Path) -> None:
 
 def migration_progress(conn: sqlite3.Connection) -> tuple[str, int | None, int | None]:
     """('before'|'during'|'window', backfill_done, backfill_high) read without blocking."""
-    names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN "
-                                        "('table','view')")}
+    names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table','view')")}
     if "imaging_sessions" in names:
         return "window", None, None
     if "_migration_state" not in names:
         return "before", None, None
     try:
-        vals = dict(conn.execute("SELECT key, value FROM _migration_state WHERE key IN "
-                                 "('backfill_done','backfill_high')").fetchall())
+        vals = dict(
+            conn.execute(
+                "SELECT key, value FROM _migration_state WHERE key IN ('backfill_done','backfill_high')"
+            ).fetchall()
+        )
     except sqlite3.OperationalError:  # dropped by the cut-over between the two reads
         return "window", None, None
     done = json.loads(vals["backfill_done"]) if "backfill_done" in vals else None

@@ -10,8 +10,8 @@ import time
 
 from common import DATA, Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from migration.logs import configure
 from catalog.phase3.backup_profile import backup_catalog
+from migration.logs import configure
 
 
 def main() -> int:
@@ -37,16 +37,30 @@ def main() -> int:
         copy_only = info.seconds or 0.0
         size_mib = db.stat().st_size / 2**20
         rows_out += [
-            [f"{rows:,}", "cp of the file (unsafe)", f"{copy_s:.2f}", "", f"{summary(w_copy['latencies_ms'])['max']:.0f}", len(w_copy["errors"]), f"{size_mib:.0f}"],
+            [
+                f"{rows:,}",
+                "cp of the file (unsafe)",
+                f"{copy_s:.2f}",
+                "",
+                f"{summary(w_copy['latencies_ms'])['max']:.0f}",
+                len(w_copy["errors"]),
+                f"{size_mib:.0f}",
+            ],
             [f"{rows:,}", "backup API copy", f"{copy_only:.2f}", f"{copy_only / copy_s:.1f}x", "", "", ""],
-            [f"{rows:,}", "backup API + verify (what run does)", f"{total_s:.2f}", f"{total_s / copy_s:.1f}x",
-             f"{summary(w_backup['latencies_ms'])['max']:.0f}", len(w_backup["errors"]), ""],
+            [
+                f"{rows:,}",
+                "backup API + verify (what run does)",
+                f"{total_s:.2f}",
+                f"{total_s / copy_s:.1f}x",
+                f"{summary(w_backup['latencies_ms'])['max']:.0f}",
+                len(w_backup["errors"]),
+                "",
+            ],
         ]
         (DATA / f"copy_{rows}.db").unlink()
         shutil.rmtree(dest, ignore_errors=True)
         db.unlink()
-    print(table(rows_out, ["rows", "method", "seconds", "vs cp", "writer max ms", "writer errors",
-                           "MiB"]))
+    print(table(rows_out, ["rows", "method", "seconds", "vs cp", "writer max ms", "writer errors", "MiB"]))
     return 0
 
 

@@ -14,10 +14,10 @@ from common import DATA, machine, table
 
 from catalog.cataloger import catalog_files, iter_fits
 from catalog.fits import read_header
-from migration.logs import configure
 from catalog.manager import DatabaseManager
 from catalog.sample import write_sample
 from catalog.service import DatabaseService
+from migration.logs import configure
 
 FILES = 400
 
@@ -50,12 +50,24 @@ def main() -> int:
     result = catalog_files(DatabaseService(db), paths)
     end_to_end = result.added / (time.perf_counter() - t0)
     db.close()
-    print(table([
-        ["headers/s: bare astropy getheader", f"{bare:.0f}", "1.00x"],
-        ["headers/s: catalog.fits.read_header (+ md5, mapping)", f"{ours:.0f}", f"{ours / bare:.2f}x"],
-        ["files/s: catalog end to end (read + write, batches of 50)", f"{end_to_end:.0f}",
-         f"{end_to_end / bare:.2f}x"],
-    ], ["measure", "per second", "vs bare astropy"]))
+    print(
+        table(
+            [
+                ["headers/s: bare astropy getheader", f"{bare:.0f}", "1.00x"],
+                [
+                    "headers/s: catalog.fits.read_header (+ md5, mapping)",
+                    f"{ours:.0f}",
+                    f"{ours / bare:.2f}x",
+                ],
+                [
+                    "files/s: catalog end to end (read + write, batches of 50)",
+                    f"{end_to_end:.0f}",
+                    f"{end_to_end / bare:.2f}x",
+                ],
+            ],
+            ["measure", "per second", "vs bare astropy"],
+        )
+    )
     shutil.rmtree(raw, ignore_errors=True)
     return 0
 

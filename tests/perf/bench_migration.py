@@ -15,8 +15,8 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from migration.logs import configure
 from catalog.phase3 import engine
+from migration.logs import configure
 
 
 def naive_rebuild(db: Path) -> float:
@@ -37,14 +37,18 @@ def naive_rebuild(db: Path) -> float:
     t0 = time.perf_counter()
     conn.execute(str(CreateTable(ImagingSession.__table__).compile(dialect=dialect)))
     cols = [c.name for c in ImagingSession.__table__.columns]
-    conn.execute(f"INSERT INTO imaging_sessions ({', '.join(cols)}) SELECT "
-                 f"{', '.join(sess.column_v1(c) for c in cols)} FROM sessions")
+    conn.execute(
+        f"INSERT INTO imaging_sessions ({', '.join(cols)}) SELECT "
+        f"{', '.join(sess.column_v1(c) for c in cols)} FROM sessions"
+    )
     conn.execute("DROP TABLE sessions")
     ddl = str(CreateTable(FitsFile.__table__).compile(dialect=dialect))
     conn.execute(ddl.replace("CREATE TABLE fits_files", "CREATE TABLE fits_new", 1))
     cols = [c.name for c in FitsFile.__table__.columns]
-    conn.execute(f"INSERT INTO fits_new ({', '.join(cols)}) SELECT "
-                 f"{', '.join(fits.column_v1(c) for c in cols)} FROM fits_files")
+    conn.execute(
+        f"INSERT INTO fits_new ({', '.join(cols)}) SELECT "
+        f"{', '.join(fits.column_v1(c) for c in cols)} FROM fits_files"
+    )
     conn.execute("DROP TABLE fits_files")
     conn.execute("ALTER TABLE fits_new RENAME TO fits_files")
     for table_ in (ImagingSession.__table__, FitsFile.__table__):
@@ -78,11 +82,16 @@ def run_one(rows: int) -> dict:
         report = engine.run(db, confirm=lambda _b: True, backup=False)
         total = time.perf_counter() - t0
         w = writer.stop()
-        out[kind] = {"total_s": total, "longest_lock_ms": report.lock.longest_ms,
-                     "cutover_lock_ms": report.cutover_lock_ms,
-                     "transactions": len(report.lock.holds_ms),
-                     "writer": summary(w["latencies_ms"]), "writer_errors": len(w["errors"]),
-                     "size": size_of(db), "base_size": base_size}
+        out[kind] = {
+            "total_s": total,
+            "longest_lock_ms": report.lock.longest_ms,
+            "cutover_lock_ms": report.cutover_lock_ms,
+            "transactions": len(report.lock.holds_ms),
+            "writer": summary(w["latencies_ms"]),
+            "writer_errors": len(w["errors"]),
+            "size": size_of(db),
+            "base_size": base_size,
+        }
         db.unlink()
     # -- naive
     db = fresh_copy(src, f"naive_{rows}.db")
@@ -92,9 +101,16 @@ def run_one(rows: int) -> dict:
     total = time.perf_counter() - t0
     time.sleep(0.3)
     w = writer.stop()
-    out["naive"] = {"total_s": total, "longest_lock_ms": held, "cutover_lock_ms": held,
-                    "transactions": 1, "writer": summary(w["latencies_ms"]),
-                    "writer_errors": len(w["errors"]), "size": size_of(db), "base_size": base_size}
+    out["naive"] = {
+        "total_s": total,
+        "longest_lock_ms": held,
+        "cutover_lock_ms": held,
+        "transactions": 1,
+        "writer": summary(w["latencies_ms"]),
+        "writer_errors": len(w["errors"]),
+        "size": size_of(db),
+        "base_size": base_size,
+    }
     db.unlink()
     return out
 
@@ -107,20 +123,53 @@ def main() -> int:
         r = run_one(rows)
         for kind in ("online", "online, FULL writer", "naive"):
             x = r[kind]
-            rows_out.append([
-                f"{rows:,}", kind, f"{x['total_s']:.1f}", f"{x['longest_lock_ms']:.1f}",
-                f"{x['writer']['p50']:.1f}", f"{x['writer']['p99']:.1f}", f"{x['writer']['max']:.1f}",
-                x["writer_errors"], f"{x['base_size'] / 2**20:.0f}",
-                f"{100 * (x['size'] / x['base_size'] - 1):+.1f}%"])
+            rows_out.append(
+                [
+                    f"{rows:,}",
+                    kind,
+                    f"{x['total_s']:.1f}",
+                    f"{x['longest_lock_ms']:.1f}",
+                    f"{x['writer']['p50']:.1f}",
+                    f"{x['writer']['p99']:.1f}",
+                    f"{x['writer']['max']:.1f}",
+                    x["writer_errors"],
+                    f"{x['base_size'] / 2**20:.0f}",
+                    f"{100 * (x['size'] / x['base_size'] - 1):+.1f}%",
+                ]
+            )
         o, n = r["online"], r["naive"]
-        rows_out.append([
-            f"{rows:,}", "ratio naive/online", f"{n['total_s'] / o['total_s']:.2f}x",
-            f"{n['longest_lock_ms'] / max(o['longest_lock_ms'], 0.01):.0f}x", "", "",
-            f"{n['writer']['max'] / max(o['writer']['max'], 0.01):.0f}x", "", "", ""])
+        rows_out.append(
+            [
+                f"{rows:,}",
+                "ratio naive/online",
+                f"{n['total_s'] / o['total_s']:.2f}x",
+                f"{n['longest_lock_ms'] / max(o['longest_lock_ms'], 0.01):.0f}x",
+                "",
+                "",
+                f"{n['writer']['max'] / max(o['writer']['max'], 0.01):.0f}x",
+                "",
+                "",
+                "",
+            ]
+        )
         sys.stdout.flush()
-    print(table(rows_out, ["rows", "method", "total s", "longest lock ms", "writer p50 ms",
-                           "writer p99 ms", "writer max ms", "writer errors", "MiB before",
-                           "size change"]))
+    print(
+        table(
+            rows_out,
+            [
+                "rows",
+                "method",
+                "total s",
+                "longest lock ms",
+                "writer p50 ms",
+                "writer p99 ms",
+                "writer max ms",
+                "writer errors",
+                "MiB before",
+                "size change",
+            ],
+        )
+    )
     return 0
 
 

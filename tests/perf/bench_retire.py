@@ -13,10 +13,10 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from migration.logs import configure
+from catalog.phase3 import engine
 from compat.install import install
 from compat.retire import plan_retire, retire
-from catalog.phase3 import engine
+from migration.logs import configure
 from tests.support import past_the_window
 
 
@@ -35,9 +35,14 @@ def window_copy(src: Path, name: str) -> Path:
 
 def ratio(rows: int, ours: list, naive: list) -> list:
     """naive / ours for total time, longest lock and writer max."""
+
     def r(i: int) -> str:
-        return f"{float(naive[i]) / max(float(ours[i]), 0.01):.2f}x" if i == 2 else \
-            f"{float(naive[i]) / max(float(ours[i]), 0.01):.0f}x"
+        return (
+            f"{float(naive[i]) / max(float(ours[i]), 0.01):.2f}x"
+            if i == 2
+            else f"{float(naive[i]) / max(float(ours[i]), 0.01):.0f}x"
+        )
+
     return [f"{rows:,}", "ratio naive/online", r(2), r(3), "", r(5), "", ""]
 
 
@@ -59,11 +64,21 @@ def main() -> int:
         total = time.perf_counter() - t0
         w = writer.stop()
         s = summary(w["latencies_ms"])
-        out.append([f"{rows:,}", "compat retire (online rebuild)", f"{total:.1f}",
-                    f"{result['lock_ms']:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
-                    len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"])
-        steps = "; ".join(f"{k} x{v['count']} longest {v['longest_ms']:.1f} ms"
-                          for k, v in result["lock_by_step"].items())
+        out.append(
+            [
+                f"{rows:,}",
+                "compat retire (online rebuild)",
+                f"{total:.1f}",
+                f"{result['lock_ms']:.1f}",
+                f"{s['p99']:.1f}",
+                f"{s['max']:.1f}",
+                len(w["errors"]),
+                f"{100 * (size_of(db) / before - 1):+.1f}%",
+            ]
+        )
+        steps = "; ".join(
+            f"{k} x{v['count']} longest {v['longest_ms']:.1f} ms" for k, v in result["lock_by_step"].items()
+        )
         print(f"  {rows:,} rows, the lock by step: {steps}", flush=True)
         # -- and back: compat install on the retired catalog
         before = size_of(db)
@@ -73,9 +88,18 @@ def main() -> int:
         total = time.perf_counter() - t0
         w = writer.stop()
         s = summary(w["latencies_ms"])
-        install_rows = [[f"{rows:,}", "compat install (reverse it, online)", f"{total:.1f}",
-                         f"{back['lock_ms']:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
-                         len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"]]
+        install_rows = [
+            [
+                f"{rows:,}",
+                "compat install (reverse it, online)",
+                f"{total:.1f}",
+                f"{back['lock_ms']:.1f}",
+                f"{s['p99']:.1f}",
+                f"{s['max']:.1f}",
+                len(w["errors"]),
+                f"{100 * (size_of(db) / before - 1):+.1f}%",
+            ]
+        ]
         db.unlink()
         # -- naive: DROP COLUMN x3 in one transaction
         db = window_copy(src, f"retire_naive_{rows}.db")
@@ -84,8 +108,13 @@ def main() -> int:
         conn = sqlite3.connect(db, isolation_level=None, timeout=120)
         conn.execute("BEGIN IMMEDIATE")
         t0 = time.perf_counter()
-        for t in ("_compat_fits_files_sync_insert", "_compat_fits_files_sync_update",
-                  "_compat_sessions_insert", "_compat_sessions_update", "_compat_sessions_delete"):
+        for t in (
+            "_compat_fits_files_sync_insert",
+            "_compat_fits_files_sync_update",
+            "_compat_sessions_insert",
+            "_compat_sessions_update",
+            "_compat_sessions_delete",
+        ):
             conn.execute(f'DROP TRIGGER "{t}"')
         conn.execute('DROP VIEW "sessions"')
         for col in ("x", "y", "session_id"):
@@ -95,9 +124,18 @@ def main() -> int:
         conn.close()
         w = writer.stop()
         s = summary(w["latencies_ms"])
-        out.append([f"{rows:,}", "DROP COLUMN x3, one transaction", f"{held / 1000:.1f}",
-                    f"{held:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}", len(w["errors"]),
-                    f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        out.append(
+            [
+                f"{rows:,}",
+                "DROP COLUMN x3, one transaction",
+                f"{held / 1000:.1f}",
+                f"{held:.1f}",
+                f"{s['p99']:.1f}",
+                f"{s['max']:.1f}",
+                len(w["errors"]),
+                f"{100 * (size_of(db) / before - 1):+.1f}%",
+            ]
+        )
         out.append(ratio(rows, out[-2], out[-1]))
         # -- naive install on that retired catalog: ADD COLUMN x3 + one UPDATE of every row
         before = size_of(db)
@@ -107,21 +145,44 @@ def main() -> int:
         t0 = time.perf_counter()
         for col, typ in (("x", "INTEGER"), ("y", "INTEGER"), ("session_id", "TEXT")):
             conn.execute(f'ALTER TABLE fits_files ADD COLUMN "{col}" {typ}')
-        conn.execute("UPDATE fits_files SET x = width_pixels, y = height_pixels, "
-                     "session_id = imaging_session_id")
+        conn.execute(
+            "UPDATE fits_files SET x = width_pixels, y = height_pixels, session_id = imaging_session_id"
+        )
         conn.execute("COMMIT")
         held = (time.perf_counter() - t0) * 1000
         conn.close()
         w = writer.stop()
         s = summary(w["latencies_ms"])
-        install_rows.append([f"{rows:,}", "ADD COLUMN x3 + one UPDATE, one transaction",
-                             f"{held / 1000:.1f}", f"{held:.1f}", f"{s['p99']:.1f}", f"{s['max']:.1f}",
-                             len(w["errors"]), f"{100 * (size_of(db) / before - 1):+.1f}%"])
+        install_rows.append(
+            [
+                f"{rows:,}",
+                "ADD COLUMN x3 + one UPDATE, one transaction",
+                f"{held / 1000:.1f}",
+                f"{held:.1f}",
+                f"{s['p99']:.1f}",
+                f"{s['max']:.1f}",
+                len(w["errors"]),
+                f"{100 * (size_of(db) / before - 1):+.1f}%",
+            ]
+        )
         install_rows.append(ratio(rows, *install_rows))
         out.extend(install_rows)
         db.unlink()
-    print(table(out, ["rows", "method", "total s", "longest lock ms", "writer p99 ms",
-                      "writer max ms", "writer errors", "size change"]))
+    print(
+        table(
+            out,
+            [
+                "rows",
+                "method",
+                "total s",
+                "longest lock ms",
+                "writer p99 ms",
+                "writer max ms",
+                "writer errors",
+                "size change",
+            ],
+        )
+    )
     return 0
 
 

@@ -35,19 +35,39 @@ def timed(fn, n: int) -> float:
 def view_vs_table(window: Path) -> list[list[object]]:
     conn = sqlite3.connect(window)
     sids = [s[0] for s in SESSION_ROWS]
-    view = timed(lambda i: conn.execute(
-        "SELECT * FROM sessions WHERE session_id = ?", (sids[i % 3],)).fetchall(), REPEAT)
-    tab = timed(lambda i: conn.execute(
-        "SELECT * FROM imaging_sessions WHERE id = ?", (sids[i % 3],)).fetchall(), REPEAT)
-    jview = timed(lambda i: conn.execute(
-        "SELECT count(*) FROM fits_files JOIN sessions ON fits_files.session_id = sessions.session_id "
-        "WHERE sessions.session_id = ?", (sids[i % 3],)).fetchone(), 50)
-    jtab = timed(lambda i: conn.execute(
-        "SELECT count(*) FROM fits_files JOIN imaging_sessions ON fits_files.imaging_session_id = "
-        "imaging_sessions.id WHERE imaging_sessions.id = ?", (sids[i % 3],)).fetchone(), 50)
-    return [["read one session: view vs table", f"{view:.1f}", f"{tab:.1f}", f"{view / tab:.2f}x"],
-            ["join files-sessions (count): old names vs new", f"{jview:.0f}", f"{jtab:.0f}",
-             f"{jview / jtab:.2f}x"]]
+    view = timed(
+        lambda i: conn.execute("SELECT * FROM sessions WHERE session_id = ?", (sids[i % 3],)).fetchall(),
+        REPEAT,
+    )
+    tab = timed(
+        lambda i: conn.execute("SELECT * FROM imaging_sessions WHERE id = ?", (sids[i % 3],)).fetchall(),
+        REPEAT,
+    )
+    jview = timed(
+        lambda i: conn.execute(
+            "SELECT count(*) FROM fits_files JOIN sessions ON fits_files.session_id = sessions.session_id "
+            "WHERE sessions.session_id = ?",
+            (sids[i % 3],),
+        ).fetchone(),
+        50,
+    )
+    jtab = timed(
+        lambda i: conn.execute(
+            "SELECT count(*) FROM fits_files JOIN imaging_sessions ON fits_files.imaging_session_id = "
+            "imaging_sessions.id WHERE imaging_sessions.id = ?",
+            (sids[i % 3],),
+        ).fetchone(),
+        50,
+    )
+    return [
+        ["read one session: view vs table", f"{view:.1f}", f"{tab:.1f}", f"{view / tab:.2f}x"],
+        [
+            "join files-sessions (count): old names vs new",
+            f"{jview:.0f}",
+            f"{jtab:.0f}",
+            f"{jview / jtab:.2f}x",
+        ],
+    ]
 
 
 def models_v1_vs_v2(v1: Path, v2: Path) -> list[list[object]]:
@@ -62,8 +82,9 @@ def models_v1_vs_v2(v1: Path, v2: Path) -> list[list[object]]:
         session = db.get_session()
 
         def query(i: int) -> None:
-            session.scalars(select(FitsFile).where(
-                FitsFile.imaging_session_id == SESSION_ROWS[i % 3][0]).limit(20)).all()
+            session.scalars(
+                select(FitsFile).where(FitsFile.imaging_session_id == SESSION_ROWS[i % 3][0]).limit(20)
+            ).all()
 
         def update(i: int) -> None:
             s = session.get(ImagingSession, SESSION_ROWS[i % 3][0])
@@ -73,10 +94,20 @@ def models_v1_vs_v2(v1: Path, v2: Path) -> list[list[object]]:
         out[name] = (timed(query, 300), timed(update, 300))
         session.close()
         db.close()
-    return [["catalog.models query 20 files: v1 vs v2", f"{out['v1'][0]:.0f}", f"{out['v2'][0]:.0f}",
-             f"{out['v1'][0] / out['v2'][0]:.2f}x"],
-            ["catalog.models update a session: v1 vs v2", f"{out['v1'][1]:.0f}",
-             f"{out['v2'][1]:.0f}", f"{out['v1'][1] / out['v2'][1]:.2f}x"]]
+    return [
+        [
+            "catalog.models query 20 files: v1 vs v2",
+            f"{out['v1'][0]:.0f}",
+            f"{out['v2'][0]:.0f}",
+            f"{out['v1'][0] / out['v2'][0]:.2f}x",
+        ],
+        [
+            "catalog.models update a session: v1 vs v2",
+            f"{out['v1'][1]:.0f}",
+            f"{out['v2'][1]:.0f}",
+            f"{out['v1'][1] / out['v2'][1]:.2f}x",
+        ],
+    ]
 
 
 def inserts_sync_vs_none(window: Path, retired: Path) -> list[list[object]]:
@@ -87,15 +118,23 @@ def inserts_sync_vs_none(window: Path, retired: Path) -> list[list[object]]:
 
         def insert(i: int) -> None:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO fits_files (file, folder, width_pixels, height_pixels, "
-                         "imaging_session_id, md5sum) VALUES ('b.fits', '/b', 6248, 4176, ?, ?)",
-                         (SESSION_ROWS[0][0], f"{name}-{stamp}-{i}-{time.perf_counter_ns()}"))
+            conn.execute(
+                "INSERT INTO fits_files (file, folder, width_pixels, height_pixels, "
+                "imaging_session_id, md5sum) VALUES ('b.fits', '/b', 6248, 4176, ?, ?)",
+                (SESSION_ROWS[0][0], f"{name}-{stamp}-{i}-{time.perf_counter_ns()}"),
+            )
             conn.execute("COMMIT")
 
         out[name] = timed(insert, 1000)
         conn.close()
-    return [["fits_files insert: window (sync triggers) vs retired", f"{out['window']:.0f}",
-             f"{out['retired']:.0f}", f"{out['window'] / out['retired']:.2f}x"]]
+    return [
+        [
+            "fits_files insert: window (sync triggers) vs retired",
+            f"{out['window']:.0f}",
+            f"{out['retired']:.0f}",
+            f"{out['window'] / out['retired']:.2f}x",
+        ]
+    ]
 
 
 def main() -> int:

@@ -36,8 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from migration.connect import connect, write_transaction
-from catalog.manager import DatabaseManager  # noqa: E402
+from catalog.manager import DatabaseManager  # noqa: E402  (after the sys.path line)
+from migration.connect import connect, write_transaction  # noqa: E402  (after the sys.path line)
 
 RIGS = [
     ("ASI2600MM", "RC8", 1624.0, 6248, 4176, "N.I.N.A. 3.1.2.9001", ("L", "R", "G", "B", "Ha")),
@@ -45,20 +45,85 @@ RIGS = [
     ("QHY268M", "Esprit100", 550.0, 6280, 4210, "Sequence Generator Pro", ("Ha", "OIII", "SII")),
     ("ASI533MC", "RedCat51", 250.0, 3008, 3008, "N.I.N.A. 3.0", (None,)),
 ]
-OBJECTS = ["M31", "M42", "M33", "M45", "M51", "M81", "M101", "NGC7000", "IC1805", "IC1396",
-           "NGC6888", "NGC2244", "IC434", "M16", "M8", "M20", "NGC281", "IC5070", "Sh2-129",
-           "NGC6960", "NGC6992", "M27", "M57", "NGC891", "NGC4565", "M63", "M106", "M97",
-           "NGC2264", "IC443"]
+OBJECTS = [
+    "M31",
+    "M42",
+    "M33",
+    "M45",
+    "M51",
+    "M81",
+    "M101",
+    "NGC7000",
+    "IC1805",
+    "IC1396",
+    "NGC6888",
+    "NGC2244",
+    "IC434",
+    "M16",
+    "M8",
+    "M20",
+    "NGC281",
+    "IC5070",
+    "Sh2-129",
+    "NGC6960",
+    "NGC6992",
+    "M27",
+    "M57",
+    "NGC891",
+    "NGC4565",
+    "M63",
+    "M106",
+    "M97",
+    "NGC2264",
+    "IC443",
+]
 FILES_PER_SESSION = 33
 
 FITS_COLUMNS = (
-    "file", "folder", "object", "obs_date", "obs_timestamp", "ra", "dec", "width_pixels",
-    "height_pixels", "imaging_session_id", "frame_type", "filter", "focal_length", "exposure",
-    "camera", "telescope", "md5sum", "latitude", "longitude", "elevation", "fov_x", "fov_y",
-    "pixel_scale", "gain", "offset", "egain", "binning_x", "binning_y", "sensor_temp",
-    "software_creator", "observer", "site_name", "airmass", "exposure_start", "exposure_end",
-    "ambient_temp", "humidity", "sky_quality_mpsas", "focuser_position", "focuser_temp", "bad",
-    "file_not_found", "created_at", "updated_at",
+    "file",
+    "folder",
+    "object",
+    "obs_date",
+    "obs_timestamp",
+    "ra",
+    "dec",
+    "width_pixels",
+    "height_pixels",
+    "imaging_session_id",
+    "frame_type",
+    "filter",
+    "focal_length",
+    "exposure",
+    "camera",
+    "telescope",
+    "md5sum",
+    "latitude",
+    "longitude",
+    "elevation",
+    "fov_x",
+    "fov_y",
+    "pixel_scale",
+    "gain",
+    "offset",
+    "egain",
+    "binning_x",
+    "binning_y",
+    "sensor_temp",
+    "software_creator",
+    "observer",
+    "site_name",
+    "airmass",
+    "exposure_start",
+    "exposure_end",
+    "ambient_temp",
+    "humidity",
+    "sky_quality_mpsas",
+    "focuser_position",
+    "focuser_temp",
+    "bad",
+    "file_not_found",
+    "created_at",
+    "updated_at",
 )
 V1_NAMES = {"width_pixels": "x", "height_pixels": "y", "imaging_session_id": "session_id"}
 
@@ -86,8 +151,21 @@ def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) 
     for s in range(n_sessions):
         camera, telescope, focal, width, height, software, filters = RIGS[s % len(RIGS)]
         session_id = f"{night:%Y%m%d}_{camera}_{telescope}"
-        sessions.append((session_id, night.isoformat(), telescope, camera, "Backyard", 45.5,
-                         -73.6, 112.0, "A. Astronomer", now, now))
+        sessions.append(
+            (
+                session_id,
+                night.isoformat(),
+                telescope,
+                camera,
+                "Backyard",
+                45.5,
+                -73.6,
+                112.0,
+                "A. Astronomer",
+                now,
+                now,
+            )
+        )
         target = OBJECTS[rng.randrange(len(OBJECTS))]
         count = files * (s + 1) // n_sessions - files * s // n_sessions
         start = datetime.combine(night, datetime.min.time()) + timedelta(hours=25)
@@ -97,20 +175,54 @@ def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) 
             filt = filters[i % len(filters)] if kind in ("LIGHT", "FLAT") else None
             exposure = {"LIGHT": 180.0, "FLAT": 1.5, "DARK": 180.0, "BIAS": 0.0}[kind]
             stamp = start + timedelta(seconds=200 * i)
-            rows.append((
-                f"{kind}_{target}_{filt or 'NoFilter'}_{stamp:%Y%m%d-%H%M%S}_{i:04d}.fits",
-                f"/data/raw/{night.isoformat()}/{target if kind == 'LIGHT' else kind}",
-                target if kind == "LIGHT" else None, night.isoformat(), _stamp(stamp),
-                "00 42 44", "+41 16 09", width, height, session_id, kind, filt, focal, exposure,
-                camera, telescope, f"{rng.getrandbits(128):032x}", 45.5, -73.6, 112.0,
-                round(rng.uniform(30, 200), 3), round(rng.uniform(20, 150), 3),
-                round(rng.uniform(0.5, 2.0), 4), 100, 50, 0.25, 1, 1,
-                round(-10 + rng.uniform(-0.3, 0.3), 1), software, "A. Astronomer", "Backyard",
-                round(rng.uniform(1, 2.2), 3), _stamp(stamp),
-                _stamp(stamp + timedelta(seconds=exposure)), round(rng.uniform(-5, 12), 1),
-                round(rng.uniform(40, 90), 1), round(rng.uniform(19.5, 21.5), 2),
-                12000 + rng.randint(-300, 300), round(rng.uniform(2, 8), 1), 0, 0, now, now,
-            ))
+            rows.append(
+                (
+                    f"{kind}_{target}_{filt or 'NoFilter'}_{stamp:%Y%m%d-%H%M%S}_{i:04d}.fits",
+                    f"/data/raw/{night.isoformat()}/{target if kind == 'LIGHT' else kind}",
+                    target if kind == "LIGHT" else None,
+                    night.isoformat(),
+                    _stamp(stamp),
+                    "00 42 44",
+                    "+41 16 09",
+                    width,
+                    height,
+                    session_id,
+                    kind,
+                    filt,
+                    focal,
+                    exposure,
+                    camera,
+                    telescope,
+                    f"{rng.getrandbits(128):032x}",
+                    45.5,
+                    -73.6,
+                    112.0,
+                    round(rng.uniform(30, 200), 3),
+                    round(rng.uniform(20, 150), 3),
+                    round(rng.uniform(0.5, 2.0), 4),
+                    100,
+                    50,
+                    0.25,
+                    1,
+                    1,
+                    round(-10 + rng.uniform(-0.3, 0.3), 1),
+                    software,
+                    "A. Astronomer",
+                    "Backyard",
+                    round(rng.uniform(1, 2.2), 3),
+                    _stamp(stamp),
+                    _stamp(stamp + timedelta(seconds=exposure)),
+                    round(rng.uniform(-5, 12), 1),
+                    round(rng.uniform(40, 90), 1),
+                    round(rng.uniform(19.5, 21.5), 2),
+                    12000 + rng.randint(-300, 300),
+                    round(rng.uniform(2, 8), 1),
+                    0,
+                    0,
+                    now,
+                    now,
+                )
+            )
         night += timedelta(days=1)
     conn = connect(path)
     v1 = layout == "v1"
@@ -123,8 +235,7 @@ def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) 
             sessions,
         )
         conn.executemany(
-            f"INSERT INTO fits_files ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
+            f"INSERT INTO fits_files ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
             rows,
         )
         # A few processing sessions with their files, so /processing has data.
@@ -140,8 +251,10 @@ def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) 
                 "INSERT INTO processing_session_files (processing_session_id, fits_file_id, "
                 "original_path, original_filename, subfolder, created_at, file_size, frame_type) "
                 "VALUES (?, ?, ?, ?, 'lights', ?, 62000000, 'LIGHT')",
-                [(ps_id, fid, f"/data/raw/x/f{fid}.fits", f"f{fid}.fits", now)
-                 for fid in range(first, min(first + 120, len(rows) + 1))],
+                [
+                    (ps_id, fid, f"/data/raw/x/f{fid}.fits", f"f{fid}.fits", now)
+                    for fid in range(first, min(first + 120, len(rows) + 1))
+                ],
             )
     conn.close()
     return {"fits_files": len(rows), "imaging_sessions": len(sessions)}
@@ -159,7 +272,10 @@ def start_server(db: Path, port: int) -> subprocess.Popen:
     env = dict(os.environ, CATALOG_LOG_JSON="1", CATALOG_LOG_LEVEL="WARNING")
     proc = subprocess.Popen(
         [sys.executable, "-m", "catalog", "web", "--db", str(db), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -203,16 +319,34 @@ def pages(port: int) -> list[str]:
     last_page = json.loads(conn.getresponse().read())["pages"]
     conn.close()
     return [
-        "/healthz", "/", "/raw-files", "/raw-files?page=40", "/raw-files?page=1000",
-        f"/raw-files?page={last_page}", "/raw-files?sort=date&order=asc",
-        "/raw-files?page=300", "/raw-files?sort=frame_type&page=700",
-        "/raw-files?sort=object", "/raw-files?sort=session&page=900", "/raw-files?sort=id&page=1200",
-        "/raw-files?object=M31", "/raw-files?frame_type=LIGHT&filter=Ha",
-        "/raw-files?camera=QHY268M&sort=date", f"/raw-files?imaging_session={first}",
+        "/healthz",
+        "/",
+        "/raw-files",
+        "/raw-files?page=40",
+        "/raw-files?page=1000",
+        f"/raw-files?page={last_page}",
+        "/raw-files?sort=date&order=asc",
+        "/raw-files?page=300",
+        "/raw-files?sort=frame_type&page=700",
+        "/raw-files?sort=object",
+        "/raw-files?sort=session&page=900",
+        "/raw-files?sort=id&page=1200",
+        "/raw-files?object=M31",
+        "/raw-files?frame_type=LIGHT&filter=Ha",
+        "/raw-files?camera=QHY268M&sort=date",
+        f"/raw-files?imaging_session={first}",
         "/raw-files?date_from=2020-01-01&date_to=2020-03-31",
-        "/sessions", "/sessions?page=20", f"/sessions/{first}", "/processing",
-        "/processing/PS_bench_0", "/api/stats", "/api/raw-files", "/api/raw-files?page=1000",
-        "/api/raw-files?object=M42&sort=date", "/api/sessions", f"/api/sessions/{first}",
+        "/sessions",
+        "/sessions?page=20",
+        f"/sessions/{first}",
+        "/processing",
+        "/processing/PS_bench_0",
+        "/api/stats",
+        "/api/raw-files",
+        "/api/raw-files?page=1000",
+        "/api/raw-files?object=M42&sort=date",
+        "/api/sessions",
+        f"/api/sessions/{first}",
         "/api/processing",
     ]
 
@@ -223,8 +357,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--layout", choices=["v1", "v2"], default="v2")
     parser.add_argument("--budget-ms", type=float, default=200.0)
-    parser.add_argument("--db", type=Path, default=None,
-                        help="Reuse (or create) the catalog at this path instead of a temp file.")
+    parser.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="Reuse (or create) the catalog at this path instead of a temp file.",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,9 +62,18 @@ class Writer:
 
     def __init__(self, db: Path, interval_ms: float = 10.0, synchronous: str = "NORMAL"):
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("writer.py")), str(db),
-             "--interval", str(interval_ms), "--synchronous", synchronous],
-            stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(Path(__file__).with_name("writer.py")),
+                str(db),
+                "--interval",
+                str(interval_ms),
+                "--synchronous",
+                synchronous,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(0.5)
 
     def stop(self) -> dict:
@@ -81,8 +90,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50": pct(values, 50), "p99": pct(values, 99),
-            "max": max(values, default=0.0), "mean": statistics.fmean(values) if values else 0.0}
+    return {
+        "n": len(values),
+        "p50": pct(values, 50),
+        "p99": pct(values, 99),
+        "max": max(values, default=0.0),
+        "mean": statistics.fmean(values) if values else 0.0,
+    }
 
 
 def machine() -> str:
@@ -94,8 +108,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"SQLite {sqlite3.sqlite_version}, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 def table(rows: list[list[object]], headers: list[str]) -> str:

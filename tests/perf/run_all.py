@@ -12,9 +12,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-SCRIPTS = ["bench_catalog.py", "bench_shims.py", "bench_backup.py", "bench_migration.py",
-           "bench_retire.py",
-           "bench_web.py"]
+SCRIPTS = [
+    "bench_catalog.py",
+    "bench_shims.py",
+    "bench_backup.py",
+    "bench_migration.py",
+    "bench_retire.py",
+    "bench_web.py",
+]
 
 
 def main() -> int:

@@ -19,8 +19,11 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=3600)
     ap.add_argument("--timeout-ms", type=int, default=60_000)
-    ap.add_argument("--synchronous", default="NORMAL",
-                    help="NORMAL, as every connection of the project; FULL, as a bare sqlite3 client")
+    ap.add_argument(
+        "--synchronous",
+        default="NORMAL",
+        help="NORMAL, as every connection of the project; FULL, as a bare sqlite3 client",
+    )
     args = ap.parse_args()
     conn = sqlite3.connect(args.db, isolation_level=None, timeout=args.timeout_ms / 1000)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -44,8 +47,10 @@ def main() -> int:
             conn.execute("BEGIN IMMEDIATE")
             cols = {r[1] for r in conn.execute("PRAGMA table_info(fits_files)")}
             width = "width_pixels" if "width_pixels" in cols else "x"
-            conn.execute(f"INSERT INTO fits_files (file, folder, {width}, md5sum) VALUES (?, ?, ?, ?)",
-                         (f"w{i}.fits", "/bench", i, f"bench-writer-{time.time_ns()}-{i}"))
+            conn.execute(
+                f"INSERT INTO fits_files (file, folder, {width}, md5sum) VALUES (?, ?, ?, ?)",
+                (f"w{i}.fits", "/bench", i, f"bench-writer-{time.time_ns()}-{i}"),
+            )
             conn.execute("COMMIT")
             latencies.append((time.perf_counter() - t0) * 1000)
             if latencies[-1] > 100:

@@ -16,15 +16,33 @@ from catalog.models import CatalogDeprecationWarning, FitsFile, ImagingSession
 
 def _seed(db: DatabaseManager) -> None:
     with db.get_session() as s:
-        s.add(ImagingSession(id="20240312_ASI2600MM_RC8", date="2024-03-12",
-                             telescope="RC8", camera="ASI2600MM"))
-        s.add(ImagingSession(id="20240313_ASI2600MM_RC8", date="2024-03-13",
-                             telescope="RC8", camera="ASI2600MM"))
-        for i, (w, sid) in enumerate([(6248, "20240312_ASI2600MM_RC8"),
-                                      (4144, "20240312_ASI2600MM_RC8"),
-                                      (6248, "20240313_ASI2600MM_RC8")]):
-            s.add(FitsFile(file=f"f{i}.fits", folder="/raw", width_pixels=w,
-                           height_pixels=w * 2 // 3, imaging_session_id=sid, md5sum=f"m{i}"))
+        s.add(
+            ImagingSession(
+                id="20240312_ASI2600MM_RC8", date="2024-03-12", telescope="RC8", camera="ASI2600MM"
+            )
+        )
+        s.add(
+            ImagingSession(
+                id="20240313_ASI2600MM_RC8", date="2024-03-13", telescope="RC8", camera="ASI2600MM"
+            )
+        )
+        for i, (w, sid) in enumerate(
+            [
+                (6248, "20240312_ASI2600MM_RC8"),
+                (4144, "20240312_ASI2600MM_RC8"),
+                (6248, "20240313_ASI2600MM_RC8"),
+            ]
+        ):
+            s.add(
+                FitsFile(
+                    file=f"f{i}.fits",
+                    folder="/raw",
+                    width_pixels=w,
+                    height_pixels=w * 2 // 3,
+                    imaging_session_id=sid,
+                    md5sum=f"m{i}",
+                )
+            )
         s.commit()
 
 
@@ -55,21 +73,34 @@ def test_old_names_in_every_position(db: DatabaseManager) -> None:
             sess = s.query(ImagingSession).filter(ImagingSession.session_date == "2024-03-12").one()
             assert sess.session_id == "20240312_ASI2600MM_RC8"
             # constructor keywords and attribute set
-            f = FitsFile(file="new.fits", folder="/raw", x=100, y=50,
-                         session_id="20240312_ASI2600MM_RC8", md5sum="new")
+            f = FitsFile(
+                file="new.fits", folder="/raw", x=100, y=50, session_id="20240312_ASI2600MM_RC8", md5sum="new"
+            )
             s.add(f)
             s.commit()
-            assert (f.width_pixels, f.height_pixels, f.imaging_session_id) == (100, 50, "20240312_ASI2600MM_RC8")
+            assert (f.width_pixels, f.height_pixels, f.imaging_session_id) == (
+                100,
+                50,
+                "20240312_ASI2600MM_RC8",
+            )
             f.x = 101
             sess.session_date = "2024-03-11"
             s.commit()
         with db.get_session() as s:
             assert s.get(FitsFile, f.id).width_pixels == 101
             assert s.get(ImagingSession, "20240312_ASI2600MM_RC8").date == "2024-03-11"
-    names = {str(w.message).split(" is deprecated")[0] for w in caught
-             if issubclass(w.category, CatalogDeprecationWarning)}
-    assert names == {"FitsFile.x", "FitsFile.y", "FitsFile.session_id",
-                     "ImagingSession.session_date", "ImagingSession.session_id"}
+    names = {
+        str(w.message).split(" is deprecated")[0]
+        for w in caught
+        if issubclass(w.category, CatalogDeprecationWarning)
+    }
+    assert names == {
+        "FitsFile.x",
+        "FitsFile.y",
+        "FitsFile.session_id",
+        "ImagingSession.session_date",
+        "ImagingSession.session_id",
+    }
     for w in caught:
         if issubclass(w.category, CatalogDeprecationWarning):
             assert w.filename == __file__, "the warning must point at the caller's line"
@@ -100,9 +131,15 @@ def test_importing_models_does_not_warn() -> None:
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-W", "error::DeprecationWarning", "-c",
-         "import catalog.models as m; m.FitsFile.width_pixels; from catalog.models import DatabaseManager"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-W",
+            "error::DeprecationWarning",
+            "-c",
+            "import catalog.models as m; m.FitsFile.width_pixels; from catalog.models import DatabaseManager",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     importlib.import_module("catalog.models")

@@ -42,11 +42,14 @@ def schema(conn: sqlite3.Connection, *, rowid_alias_not_null: bool = False) -> d
     DDL says (SQLite never stores NULL in a rowid alias; SQLAlchemy always writes the
     NOT NULL that the reference's AUTOINCREMENT form leaves out)."""
     out: dict[str, Any] = {}
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-              if not r[0].startswith(INTERNAL)]
+    tables = [
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        if not r[0].startswith(INTERNAL)
+    ]
     for t in sorted(tables):
         cols = []
-        for cid, name, ctype, notnull, default, pk in conn.execute(f'PRAGMA table_info("{t}")'):
+        for _cid, name, ctype, notnull, default, pk in conn.execute(f'PRAGMA table_info("{t}")'):
             if rowid_alias_not_null and pk == 1 and ctype.upper() == "INTEGER":
                 notnull = 1
             cols.append((name, ctype, notnull, default, pk))
@@ -59,8 +62,13 @@ def schema(conn: sqlite3.Connection, *, rowid_alias_not_null: bool = False) -> d
                 indexes[iname] = (icols, is_unique)
         fks = sorted((r[2], r[3], r[4], r[6]) for r in conn.execute(f'PRAGMA foreign_key_list("{t}")'))
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0]
-        out[t] = {"columns": cols, "unique": unique, "foreign_keys": fks, "indexes": indexes,
-                  "autoincrement": "AUTOINCREMENT" in sql.upper()}
+        out[t] = {
+            "columns": cols,
+            "unique": unique,
+            "foreign_keys": fks,
+            "indexes": indexes,
+            "autoincrement": "AUTOINCREMENT" in sql.upper(),
+        }
     return out
 
 
@@ -77,15 +85,19 @@ def renamed(ref: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for table, facts in ref.items():
         cmap = COLUMN_RENAMES.get(table, {})
-        col = lambda c: cmap.get(c, c)  # noqa: E731
+        col = lambda c: cmap.get(c, c)
         new_table = TABLE_RENAMES.get(table, table)
         out[new_table] = {
             "columns": [(col(n), *rest) for n, *rest in facts["columns"]],
             "unique": {tuple(col(c) for c in u) for u in facts["unique"]},
-            "foreign_keys": sorted((TABLE_RENAMES.get(p, p), col(f), COLUMN_RENAMES.get(p, {}).get(to, to), d)
-                                   for p, f, to, d in facts["foreign_keys"]),
-            "indexes": {INDEX_RENAMES.get(n, n): (tuple(col(c) for c in cs), u)
-                        for n, (cs, u) in facts["indexes"].items()},
+            "foreign_keys": sorted(
+                (TABLE_RENAMES.get(p, p), col(f), COLUMN_RENAMES.get(p, {}).get(to, to), d)
+                for p, f, to, d in facts["foreign_keys"]
+            ),
+            "indexes": {
+                INDEX_RENAMES.get(n, n): (tuple(col(c) for c in cs), u)
+                for n, (cs, u) in facts["indexes"].items()
+            },
             "autoincrement": facts["autoincrement"],
         }
     return out
@@ -117,7 +129,8 @@ def test_v1_baseline_equals_the_reference(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert_same(schema(conn), reference())
     assert conn.execute("SELECT version, description FROM schema_version").fetchall() == [
-        (1, "Phase 2: models mapped onto legacy names")]
+        (1, "Phase 2: models mapped onto legacy names")
+    ]
 
 
 def test_catalog_init_equals_the_reference_with_the_renames(tmp_path: Path) -> None:

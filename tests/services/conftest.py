@@ -31,8 +31,12 @@ def sample_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A capture folder: the synthetic sample plus one file with hostile headers."""
     raw = tmp_path_factory.mktemp("raw")
     write_sample(raw, SAMPLE_FILES, seed=3)
-    write_fits(raw / "2024-05-01" / "hostile" / HOSTILE_FILE, OBJECT=HOSTILE_OBJECT,
-               FILTER=HOSTILE_FILTER, TELESCOP="<u>scope</u>")
+    write_fits(
+        raw / "2024-05-01" / "hostile" / HOSTILE_FILE,
+        OBJECT=HOSTILE_OBJECT,
+        FILTER=HOSTILE_FILTER,
+        TELESCOP="<u>scope</u>",
+    )
     return raw
 
 

@@ -41,16 +41,20 @@ LAYOUTS = ("v1", "v2")
 # -- building catalogs -----------------------------------------------------------
 
 
-
-def write_fits(path: Path, *, shape: tuple[int, int] = (20, 30), seed: int = 0,
-               **cards: Any) -> Path:
+def write_fits(path: Path, *, shape: tuple[int, int] = (20, 30), seed: int = 0, **cards: Any) -> Path:
     """A small valid FITS file with the given header cards (keyword=value)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.random.default_rng(seed).integers(0, 60000, size=shape, dtype=np.uint16)
     header = afits.Header()
-    defaults = {"IMAGETYP": "LIGHT", "EXPTIME": 60.0, "DATE-OBS": "2024-05-02T03:04:05",
-                "INSTRUME": "ASI2600MM", "TELESCOP": "RC8", "SITELONG": -73.6,
-                "SITELAT": 45.5}
+    defaults = {
+        "IMAGETYP": "LIGHT",
+        "EXPTIME": 60.0,
+        "DATE-OBS": "2024-05-02T03:04:05",
+        "INSTRUME": "ASI2600MM",
+        "TELESCOP": "RC8",
+        "SITELONG": -73.6,
+        "SITELAT": 45.5,
+    }
     for key, value in {**defaults, **cards}.items():
         header[key.replace("_", "-") if key == "DATE_OBS" else key] = value
     afits.PrimaryHDU(data=data, header=header).writeto(path, overwrite=True)
@@ -62,10 +66,17 @@ def fits_bytes(**cards: Any) -> bytes:
     import io
 
     data = np.random.default_rng(cards.pop("seed", 0)).integers(
-        0, 60000, size=cards.pop("shape", (60, 80)), dtype=np.uint16)
+        0, 60000, size=cards.pop("shape", (60, 80)), dtype=np.uint16
+    )
     header = afits.Header()
-    for key, value in {"IMAGETYP": "LIGHT", "EXPTIME": 30.0, "DATE-OBS": "2024-06-01T02:00:00",
-                       "INSTRUME": "ASI2600MM", "TELESCOP": "RC8", **cards}.items():
+    for key, value in {
+        "IMAGETYP": "LIGHT",
+        "EXPTIME": 30.0,
+        "DATE-OBS": "2024-06-01T02:00:00",
+        "INSTRUME": "ASI2600MM",
+        "TELESCOP": "RC8",
+        **cards,
+    }.items():
         header[key] = value
     buffer = io.BytesIO()
     afits.PrimaryHDU(data=data, header=header).writeto(buffer)
@@ -107,31 +118,39 @@ class SampleCatalog:
 
     def scalar(self, sql: str, *params: Any) -> Any:
         """Raw SQL on the catalog; ``{sessions}``/``{session_key}`` expand per layout."""
-        return count(self.db, sql.format(sessions=self.sessions_table,
-                                         session_key=self.session_key), *params)
+        return count(self.db, sql.format(sessions=self.sessions_table, session_key=self.session_key), *params)
 
 
 def build_sample(folder: Path, raw: Path, layout: str) -> SampleCatalog:
     db_path = make_db(folder / "fits_catalog.db", layout)
     result = catalog_folder(db_path, raw)
     assert result.added == SAMPLE_FILES + 1 and not result.failed
-    hostile = count(db_path, "SELECT {} FROM fits_files WHERE object = ?".format(
-        "session_id" if layout == "v1" else "imaging_session_id"), HOSTILE_OBJECT)
+    hostile = count(
+        db_path,
+        "SELECT {} FROM fits_files WHERE object = ?".format(
+            "session_id" if layout == "v1" else "imaging_session_id"
+        ),
+        HOSTILE_OBJECT,
+    )
     db = DatabaseManager(db_path)
     try:
-        info = create_processing_session(db, name="Hostile <b>stack</b>", imaging_session_id=hostile,
-                                         notes=HOSTILE_NOTES)
-        first = count(db_path, "SELECT {} FROM fits_files WHERE frame_type = 'LIGHT' "
-                               "ORDER BY id LIMIT 1".format(
-                                   "session_id" if layout == "v1" else "imaging_session_id"))
-        create_processing_session(db, name="First night flats", imaging_session_id=first,
-                                  frame_type="FLAT")
+        info = create_processing_session(
+            db, name="Hostile <b>stack</b>", imaging_session_id=hostile, notes=HOSTILE_NOTES
+        )
+        first = count(
+            db_path,
+            "SELECT {} FROM fits_files WHERE frame_type = 'LIGHT' ORDER BY id LIMIT 1".format(
+                "session_id" if layout == "v1" else "imaging_session_id"
+            ),
+        )
+        create_processing_session(db, name="First night flats", imaging_session_id=first, frame_type="FLAT")
     finally:
         db.close()
     return SampleCatalog(layout, db_path, raw, hostile, info["id"])
 
 
 # -- processes -------------------------------------------------------------------
+
 
 def catalog_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "catalog", *args]
@@ -150,8 +169,9 @@ class LoggedProcess:
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None):
         self.argv = argv
-        self.proc = subprocess.Popen(argv, env=env or service_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            argv, env=env or service_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -195,14 +215,19 @@ class LoggedProcess:
                 for item in self.events():
                     if item.get("event") == event:
                         return item
-                raise AssertionError(f"{self.argv} exited ({self.proc.returncode}) before "
-                                     f"{event}:\n" + "\n".join(self.lines[-30:]))
+                raise AssertionError(
+                    f"{self.argv} exited ({self.proc.returncode}) before "
+                    f"{event}:\n" + "\n".join(self.lines[-30:])
+                )
             time.sleep(0.05)
         raise AssertionError(f"no {event} within {timeout} s:\n" + "\n".join(self.lines[-30:]))
 
     def errors(self) -> list[dict[str, Any]]:
-        return [e for e in self.events() if e.get("level") in ("error", "critical")
-                or e.get("event") == "non_json_output"]
+        return [
+            e
+            for e in self.events()
+            if e.get("level") in ("error", "critical") or e.get("event") == "non_json_output"
+        ]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         if self.proc.poll() is None:
@@ -212,7 +237,7 @@ class LoggedProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-            raise AssertionError(f"{self.argv} did not stop within {timeout} s")
+            raise AssertionError(f"{self.argv} did not stop within {timeout} s") from None
         self._reader.join(5)
         self._out_reader.join(5)
         return code
@@ -235,8 +260,7 @@ class Response:
 class WebServer(LoggedProcess):
     """``catalog web`` on a free port."""
 
-    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None,
-                 wait: bool = True):
+    def __init__(self, db: Path, *extra: str, env: dict[str, str] | None = None, wait: bool = True):
         super().__init__(catalog_command("web", "--db", str(db), "--port", "0", *extra), env)
         self.port = 0
         self.base = ""

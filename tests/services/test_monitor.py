@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from migration.connect import connect
 from catalog.manager import DatabaseManager
 from catalog.monitor import run_monitor
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
 from catalog.service import DatabaseService
+from migration.connect import connect
 from tests.services.servicekit import LAYOUTS, fits_bytes, make_db, write_fits
 
 SETTLE = 0.2
@@ -81,8 +81,9 @@ def monitor(db: Path, raw: Path, **options: Any) -> Iterator[Running]:
         thread = threading.Thread(target=target, daemon=True)
         thread.start()
         try:
-            wait_until(lambda: run.events("monitor.watching") or not thread.is_alive(),
-                       what="monitor.watching")
+            wait_until(
+                lambda: run.events("monitor.watching") or not thread.is_alive(), what="monitor.watching"
+            )
             assert thread.is_alive(), "the monitor stopped on start"
             yield run
         finally:
@@ -104,7 +105,7 @@ def test_a_slowly_written_file_is_cataloged_only_once_complete(catalog: tuple[Pa
     path = raw / "2024-06-01" / "slow.fits"
     path.parent.mkdir()
     with monitor(db, raw) as run, open(path, "wb") as fh:
-        chunks = [data[i:i + 2880 * 2] for i in range(0, len(data), 2880 * 2)]
+        chunks = [data[i : i + 2880 * 2] for i in range(0, len(data), 2880 * 2)]
         assert len(chunks) >= 4
         for chunk in chunks[:-1]:
             fh.write(chunk)
@@ -145,16 +146,16 @@ def test_corrupt_and_truncated_files_are_logged_and_skipped(catalog: tuple[Path,
     with monitor(db, raw, max_attempts=3) as run:
         (raw / "garbage.fits").write_bytes(b"this is not a FITS file\n" * 200)
         (raw / "truncated.fit").write_bytes(fits_bytes(OBJECT="cut", shape=(80, 80))[:7000])
-        wait_until(lambda: len(run.events("monitor.file_failed")) == 2, timeout=20,
-                   what="two monitor.file_failed")
+        wait_until(
+            lambda: len(run.events("monitor.file_failed")) == 2, timeout=20, what="two monitor.file_failed"
+        )
         failed = {Path(e["path"]).name: e["error"] for e in run.events("monitor.file_failed")}
         assert "does not appear to be a valid FITS file" in failed["garbage.fits"]
         assert "incomplete" in failed["truncated.fit"]
         write_fits(raw / "good.fts", OBJECT="M51")  # the monitor keeps going
         wait_until(lambda: run.rows("good.fts") == 1, what="the good file")
         assert run.rows("garbage.fits") == run.rows("truncated.fit") == 0
-        status = wait_until(lambda: (s := run.status()).get("cataloged") == 1 and s,
-                            what="the status report")
+        status = wait_until(lambda: (s := run.status()).get("cataloged") == 1 and s, what="the status report")
         assert status["failed"] == 2 and status["errors"] == 2
         assert Path(status["last_error"]["path"]).name in failed
         # A file given up on is not retried while it stays the same…
@@ -204,8 +205,9 @@ def test_status_is_reported_for_the_dashboard(catalog: tuple[Path, Path]) -> Non
     db, raw = catalog
     with monitor(db, raw) as run:
         write_fits(raw / "a.fits", OBJECT="M27")
-        status = wait_until(lambda: (s := run.status()).get("cataloged") == 1 and s,
-                            what="a status with one file")
+        status = wait_until(
+            lambda: (s := run.status()).get("cataloged") == 1 and s, what="a status with one file"
+        )
         assert status["state"] == "watching"
         assert status["last_file"].endswith("/a.fits")
         assert status["queue_length"] == 0 and status["errors"] == 0
@@ -226,7 +228,8 @@ def test_the_polling_observer_works_too(catalog: tuple[Path, Path]) -> None:
 
 
 def test_a_locked_database_delays_but_never_loses_a_file(
-        catalog: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     db, raw = catalog
     monkeypatch.setenv("CATALOG_BUSY_TIMEOUT_MS", "200")  # give up waiting quickly
     with monitor(db, raw) as run:

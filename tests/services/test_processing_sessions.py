@@ -51,8 +51,9 @@ def _session_key(db: Path) -> str:
 
 
 def _first_session(db: Path) -> str:
-    return _query(db, f"SELECT {_session_key(db)} FROM fits_files WHERE frame_type = 'LIGHT' "
-                      f"ORDER BY id LIMIT 1")[0][0]
+    return _query(
+        db, f"SELECT {_session_key(db)} FROM fits_files WHERE frame_type = 'LIGHT' ORDER BY id LIMIT 1"
+    )[0][0]
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -63,48 +64,88 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_create_stages_the_sessions_lights(small_catalog: Path) -> None:
     db = small_catalog
     session = _first_session(db)
-    code, out, err = run("processing-session", "create", "--db", str(db), "--name", "M31 LRGB",
-                         "--imaging-session", session, "--json")
+    code, out, err = run(
+        "processing-session",
+        "create",
+        "--db",
+        str(db),
+        "--name",
+        "M31 LRGB",
+        "--imaging-session",
+        session,
+        "--json",
+    )
     assert code == 0, err
     info = json.loads(out)
     assert ID_PATTERN.match(info["id"]) and len(info["id"]) <= 50
     key = _session_key(db)
-    lights = _query(db, f"SELECT id, folder, file, exposure FROM fits_files WHERE {key} = ? "
-                        f"AND frame_type = 'LIGHT' ORDER BY id", session)
+    lights = _query(
+        db,
+        f"SELECT id, folder, file, exposure FROM fits_files WHERE {key} = ? "
+        f"AND frame_type = 'LIGHT' ORDER BY id",
+        session,
+    )
     assert info["files"] == len(lights) == len(info["file_list"]) > 0
     assert info["by_subfolder"] == {"lights": len(lights)}
     assert info["status"] == "not_started"
     assert info["total_integration_seconds"] == round(sum(r[3] for r in lights))
-    rows = _query(db, "SELECT fits_file_id, original_path, original_filename, subfolder, file_size, "
-                      "frame_type FROM processing_session_files WHERE processing_session_id = ? "
-                      "ORDER BY fits_file_id", info["id"])
+    rows = _query(
+        db,
+        "SELECT fits_file_id, original_path, original_filename, subfolder, file_size, "
+        "frame_type FROM processing_session_files WHERE processing_session_id = ? "
+        "ORDER BY fits_file_id",
+        info["id"],
+    )
     assert [r[0] for r in rows] == [r[0] for r in lights]
-    for (fid, path, name, sub, size, ft), (_, folder, file, _) in zip(rows, lights):
+    for (_fid, path, name, sub, size, ft), (_, folder, file, _) in zip(rows, lights):
         assert (path, name, sub, ft) == (os.path.join(folder, file), file, "lights", "LIGHT")
         assert size == os.path.getsize(path)
     assert _query(db, "PRAGMA foreign_key_check") == []
 
 
-@pytest.mark.parametrize("frame_type,subfolder", [("FLAT", "flats"), ("dark", "darks"),
-                                                  ("Bias Frame", "bias")])
+@pytest.mark.parametrize(
+    "frame_type,subfolder", [("FLAT", "flats"), ("dark", "darks"), ("Bias Frame", "bias")]
+)
 def test_create_other_frame_types(small_catalog: Path, frame_type: str, subfolder: str) -> None:
     db = small_catalog
     session = _first_session(db)
-    code, out, err = run("processing-session", "create", "--db", str(db), "--name", f"{frame_type} set",
-                         "--imaging-session", session, "--frame-type", frame_type)
+    code, out, err = run(
+        "processing-session",
+        "create",
+        "--db",
+        str(db),
+        "--name",
+        f"{frame_type} set",
+        "--imaging-session",
+        session,
+        "--frame-type",
+        frame_type,
+    )
     assert code == 0, err
     assert f"in {subfolder}/" in out and session in out
     ps_id = re.search(r"processing session (\S+)", out).group(1)
-    subs = _query(db, "SELECT DISTINCT subfolder FROM processing_session_files "
-                      "WHERE processing_session_id = ?", ps_id)
+    subs = _query(
+        db, "SELECT DISTINCT subfolder FROM processing_session_files WHERE processing_session_id = ?", ps_id
+    )
     assert subs == [(subfolder,)]
 
 
 def test_list_and_info(small_catalog: Path) -> None:
     db = small_catalog
-    code, out, _ = run("processing-session", "create", "--db", str(db), "--name", "For info",
-                       "--imaging-session", _first_session(db), "--id", "m31-lrgb-2024.v1",
-                       "--notes", "first try")
+    code, out, _ = run(
+        "processing-session",
+        "create",
+        "--db",
+        str(db),
+        "--name",
+        "For info",
+        "--imaging-session",
+        _first_session(db),
+        "--id",
+        "m31-lrgb-2024.v1",
+        "--notes",
+        "first try",
+    )
     assert code == 0 and "m31-lrgb-2024.v1" in out
     code, out, _ = run("processing-session", "list", "--db", str(db), "--json")
     listed = {p["id"]: p for p in json.loads(out)}
@@ -120,20 +161,32 @@ def test_list_and_info(small_catalog: Path) -> None:
     assert info["notes"] == "first try" and len(info["file_list"]) == info["files"]
 
 
-@pytest.mark.parametrize("args,code,message", [
-    (["create", "--name", "x", "--imaging-session", "20990101_NOPE_NOPE"], 2,
-     "There is no imaging session '20990101_NOPE_NOPE'"),
-    (["create", "--name", "x", "--imaging-session", "{session}", "--frame-type", "DARKFLAT"], 2,
-     "has no usable DARKFLAT files"),
-    (["create", "--name", "x", "--imaging-session", "{session}", "--frame-type", "tricolor"], 2,
-     "Unknown frame type 'tricolor'"),
-    (["create", "--name", "x", "--imaging-session", "{session}", "--id", "bad id!"], 2,
-     "is not usable"),
-    (["create", "--name", "   ", "--imaging-session", "{session}"], 2, "needs a --name"),
-    (["info", "PS_NOPE"], 2, "There is no processing session 'PS_NOPE'"),
-])
-def test_errors_are_one_clear_paragraph(small_catalog: Path, args: list[str], code: int,
-                                        message: str) -> None:
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (
+            ["create", "--name", "x", "--imaging-session", "20990101_NOPE_NOPE"],
+            2,
+            "There is no imaging session '20990101_NOPE_NOPE'",
+        ),
+        (
+            ["create", "--name", "x", "--imaging-session", "{session}", "--frame-type", "DARKFLAT"],
+            2,
+            "has no usable DARKFLAT files",
+        ),
+        (
+            ["create", "--name", "x", "--imaging-session", "{session}", "--frame-type", "tricolor"],
+            2,
+            "Unknown frame type 'tricolor'",
+        ),
+        (["create", "--name", "x", "--imaging-session", "{session}", "--id", "bad id!"], 2, "is not usable"),
+        (["create", "--name", "   ", "--imaging-session", "{session}"], 2, "needs a --name"),
+        (["info", "PS_NOPE"], 2, "There is no processing session 'PS_NOPE'"),
+    ],
+)
+def test_errors_are_one_clear_paragraph(
+    small_catalog: Path, args: list[str], code: int, message: str
+) -> None:
     session = _first_session(small_catalog)
     argv = [a.replace("{session}", session) for a in args]
     exit_code, out, err = run("processing-session", *argv, "--db", str(small_catalog))
@@ -144,8 +197,18 @@ def test_errors_are_one_clear_paragraph(small_catalog: Path, args: list[str], co
 
 def test_a_duplicate_id_is_refused(small_catalog: Path) -> None:
     session = _first_session(small_catalog)
-    args = ["processing-session", "create", "--db", str(small_catalog), "--name", "once",
-            "--imaging-session", session, "--id", "only-once"]
+    args = [
+        "processing-session",
+        "create",
+        "--db",
+        str(small_catalog),
+        "--name",
+        "once",
+        "--imaging-session",
+        session,
+        "--id",
+        "only-once",
+    ]
     assert run(*args)[0] == 0
     code, _, err = run(*args)
     assert code == 2 and "already exists" in " ".join(err.split())
@@ -159,9 +222,21 @@ def test_a_missing_database_is_refused(tmp_path: Path) -> None:
 def test_the_real_command_line(small_catalog: Path) -> None:
     """Once through a real process, as a user would run it."""
     proc = subprocess.run(
-        catalog_command("processing-session", "create", "--db", str(small_catalog), "--name",
-                        "From the shell", "--imaging-session", _first_session(small_catalog)),
-        env=service_env(), capture_output=True, text=True, timeout=60)
+        catalog_command(
+            "processing-session",
+            "create",
+            "--db",
+            str(small_catalog),
+            "--name",
+            "From the shell",
+            "--imaging-session",
+            _first_session(small_catalog),
+        ),
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Created processing session PS_")
     assert '"event": "processing.session_created"' in proc.stderr

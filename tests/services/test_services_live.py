@@ -42,9 +42,18 @@ while time.monotonic() < end:
 print(written)
 """
 
-PAGES = ["/", "/raw-files", "/raw-files?sort=object&page=2&per_page=5", "/sessions",
-         "/processing", "/api/stats", "/api/raw-files?object=Writer", "/api/sessions",
-         "/api/processing", "/healthz"]
+PAGES = [
+    "/",
+    "/raw-files",
+    "/raw-files?sort=object&page=2&per_page=5",
+    "/sessions",
+    "/processing",
+    "/api/stats",
+    "/api/raw-files?object=Writer",
+    "/api/sessions",
+    "/api/processing",
+    "/healthz",
+]
 
 
 def _rows(db: Path, where: str = "1", *params: Any) -> int:
@@ -73,8 +82,7 @@ class Hammer:
         self.results: Counter[int] = Counter()
         self.failures: list[str] = []
         self.healthz: list[dict[str, Any]] = []
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
-                         for i in range(threads)]
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
 
     def _run(self, offset: int) -> None:
         i = offset
@@ -104,8 +112,9 @@ class Hammer:
 
 
 def _start_monitor(db: Path, raw: Path, wait: bool = True) -> LoggedProcess:
-    proc = LoggedProcess(catalog_command("monitor", "--db", str(db), "--raw-dir", str(raw),
-                                         "--settle", "0.3"))
+    proc = LoggedProcess(
+        catalog_command("monitor", "--db", str(db), "--raw-dir", str(raw), "--settle", "0.3")
+    )
     if wait:
         proc.wait_for("monitor.watching", timeout=60)
     return proc
@@ -137,15 +146,19 @@ def test_monitor_cli_catches_up_watches_and_stops_cleanly(tmp_path: Path, sig: i
     assert monitor.wait_for("monitor.stopped")["cataloged"] == 4
     assert "Monitor stopped: 4 cataloged" in monitor.stdout
     assert not monitor.errors(), monitor.errors()
-    status = json.loads(sqlite3.connect(db).execute(
-        "SELECT value FROM system_settings WHERE key = 'monitor.status'").fetchone()[0])
+    status = json.loads(
+        sqlite3.connect(db)
+        .execute("SELECT value FROM system_settings WHERE key = 'monitor.status'")
+        .fetchone()[0]
+    )
     assert status["state"] == "stopped" and status["cataloged"] == 4
 
 
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
     def run(*args: str) -> tuple[int, str]:
-        proc = subprocess.run(catalog_command(*args), env=service_env(), capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            catalog_command(*args), env=service_env(), capture_output=True, text=True, timeout=60
+        )
         return proc.returncode, " ".join(proc.stderr.split())
 
     code, err = run("web", "--db", str(tmp_path / "x.db"))
@@ -162,18 +175,29 @@ def test_web_and_monitor_keep_working_while_another_process_writes_heavily(tmp_p
     web, monitor = _start_both(db, raw)
     try:
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db), "5"], env=service_env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-c", WRITER, str(db), "5"],
+            env=service_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         with Hammer(web) as hammer:
             for i in range(10):
-                write_fits(raw / "2024-07-01" / f"during_{i:02d}.fits", seed=100 + i,
-                           OBJECT="M45", DATE_OBS=f"2024-07-02T0{i % 6}:00:00")
+                write_fits(
+                    raw / "2024-07-01" / f"during_{i:02d}.fits",
+                    seed=100 + i,
+                    OBJECT="M45",
+                    DATE_OBS=f"2024-07-02T0{i % 6}:00:00",
+                )
                 time.sleep(0.4)
             out, err = writer.communicate(timeout=60)
             assert writer.returncode == 0, err
             _wait(lambda: _rows(db, "object = 'M45'") == 10, 30, "the ten dropped files")
-            _wait(lambda: (web.api("/api/stats")["monitor"] or {}).get("cataloged") == 10, 10,
-                  "the monitor's report of ten files")
+            _wait(
+                lambda: (web.api("/api/stats")["monitor"] or {}).get("cataloged") == 10,
+                10,
+                "the monitor's report of ten files",
+            )
         written = int(out.strip())
         assert written > 200  # it really wrote, in 25-row transactions, the whole time
         assert _rows(db, "object = 'Writer'") == written
@@ -212,8 +236,12 @@ def test_services_stay_up_across_the_cutover(tmp_path: Path) -> None:
     try:
         with Hammer(web, threads=3) as hammer:
             for i in range(12):
-                write_fits(raw / "2024-08-01" / f"frame_{i:02d}.fits", seed=200 + i, OBJECT="IC1396",
-                           DATE_OBS=f"2024-08-0{2 + i // 6}T03:00:00")  # nights 1st, 2nd
+                write_fits(
+                    raw / "2024-08-01" / f"frame_{i:02d}.fits",
+                    seed=200 + i,
+                    OBJECT="IC1396",
+                    DATE_OBS=f"2024-08-0{2 + i // 6}T03:00:00",
+                )  # nights 1st, 2nd
                 time.sleep(0.3)
                 if i == 5:
                     conn = connect(db)
@@ -222,8 +250,11 @@ def test_services_stay_up_across_the_cutover(tmp_path: Path) -> None:
                             conn.execute(statement)
                     conn.close()
             _wait(lambda: _rows(db, "object = 'IC1396'") == 12, 30, "all twelve files")
-            _wait(lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2", 10,
-                  "requests after the cut-over")
+            _wait(
+                lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2",
+                10,
+                "requests after the cut-over",
+            )
         assert not hammer.failures, hammer.failures[:5]
         phases = [(h["layout"], h["phase"]) for h in hammer.healthz]
         assert phases[0] == ("v1", "before") and phases[-1] == ("v2", "retired")
@@ -261,7 +292,11 @@ def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
             _wait(lambda: _rows(db) == 10, 30, "the backlog")
             migration = subprocess.Popen(
                 [sys.executable, "-m", "migration", "run", "--yes", "--no-backup", "--db", str(db)],
-                env=service_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                env=service_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for i in range(8):
                 write_fits(raw / "2024-09-02" / f"during_{i:02d}.fits", seed=400 + i, OBJECT="M20")
                 time.sleep(0.3)
@@ -269,8 +304,11 @@ def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
             assert migration.returncode == 0, err[-3000:]
             write_fits(raw / "2024-09-03" / "after.fits", seed=500, OBJECT="M16")
             _wait(lambda: _rows(db) == 19, 30, "every file")
-            _wait(lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2", 10,
-                  "requests after the cut-over")
+            _wait(
+                lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2",
+                10,
+                "requests after the cut-over",
+            )
         assert not hammer.failures, hammer.failures[:5]
         phases = [h["phase"] for h in hammer.healthz]
         assert phases[0] == "before" and phases[-1] == "window"

@@ -24,19 +24,32 @@ pytestmark = [
     pytest.mark.skipif(
         not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
         reason="headless browser test needs Debian's chromium at /usr/bin/chromium "
-               "(install it with: apt-get install -y chromium)",
+        "(install it with: apt-get install -y chromium)",
     ),
 ]
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     binary = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
-    return subprocess.run([binary, *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=90)
+    return subprocess.run(
+        [binary, *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
 
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
@@ -46,14 +59,14 @@ def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
     width, height = struct.unpack(">II", data[16:24])
     pos, idat = 8, b""
     while pos < len(data):
-        length = struct.unpack(">I", data[pos:pos + 4])[0]
-        kind = data[pos + 4:pos + 8]
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
+        kind = data[pos + 4 : pos + 8]
         if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = zlib.decompress(idat)
     stride = len(raw) // height
-    rows = {raw[i * stride + 1:(i + 1) * stride] for i in range(0, height, 7)}
+    rows = {raw[i * stride + 1 : (i + 1) * stride] for i in range(0, height, 7)}
     return width, height, len(rows)
 
 
@@ -69,8 +82,9 @@ def pages(sample_v2: SampleCatalog) -> dict[str, tuple[str, list[str]]]:
 
 
 @pytest.mark.parametrize("name", ["dashboard", "raw_files", "sessions", "session", "processing"])
-def test_page_renders_in_a_browser(web_v2: WebServer, pages: dict[str, tuple[str, list[str]]],
-                                   name: str, tmp_path: Path) -> None:
+def test_page_renders_in_a_browser(
+    web_v2: WebServer, pages: dict[str, tuple[str, list[str]]], name: str, tmp_path: Path
+) -> None:
     path, expected = pages[name]
     url = web_v2.base + path
     shot = tmp_path / f"{name}.png"

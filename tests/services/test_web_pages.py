@@ -29,8 +29,7 @@ from tests.services.servicekit import (
 
 TOTAL = SAMPLE_FILES + 1  # the sample plus the hostile file
 PAGES = ["/", "/raw-files", "/sessions", "/processing"]
-HOSTILE_VALUES = [HOSTILE_OBJECT, HOSTILE_FILTER, HOSTILE_FILE, "<u>scope</u>", "<b>stack</b>",
-                  "<b>bold</b>"]
+HOSTILE_VALUES = [HOSTILE_OBJECT, HOSTILE_FILTER, HOSTILE_FILE, "<u>scope</u>", "<b>stack</b>", "<b>bold</b>"]
 
 
 def _rows(page_html: str) -> int:
@@ -46,6 +45,7 @@ def _assert_inert(body: str, where: str) -> None:
 
 
 # -- pages ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_answers_with_html(site: tuple[WebServer, SampleCatalog], path: str) -> None:
@@ -64,8 +64,14 @@ def test_dashboard_shows_totals_and_schema(site: tuple[WebServer, SampleCatalog]
     assert f'<span class="value">{TOTAL}</span><span class="label">raw files</span>' in page
     sessions = cat.scalar("SELECT count(*) FROM {sessions}")
     assert f'<span class="value">{sessions}</span><span class="label">imaging sessions</span>' in page
-    for heading in ("Frame types", "Filters", "Cameras", "Telescopes", "Recent imaging sessions",
-                    "File monitor"):
+    for heading in (
+        "Frame types",
+        "Filters",
+        "Cameras",
+        "Telescopes",
+        "Recent imaging sessions",
+        "File monitor",
+    ):
         assert heading in page
     for camera in ("ASI2600MM", "ASI294MC", "QHY268M"):
         assert camera in page
@@ -127,13 +133,17 @@ def test_raw_files_sorts(site: tuple[WebServer, SampleCatalog], sort: str, order
 
 def test_raw_files_rejects_unknown_sort_and_bad_arguments(site: tuple[WebServer, SampleCatalog]) -> None:
     server, _ = site
-    for query, word in [("sort=exposure", "sort by one of"), ("sort=md5sum;drop", "Cannot sort"),
-                        ("sort=filter", "Cannot sort by 'filter'"),
-                        ("order=sideways", "order must be"), ("page=0", "page must be"),
-                        ("page=abc", "page must be a whole number"),
-                        ("per_page=-5", "per_page must be"),
-                        ("date_from=2024-13-40", "not a real date"),
-                        ("date_to=yesterday", "must be a date")]:
+    for query, word in [
+        ("sort=exposure", "sort by one of"),
+        ("sort=md5sum;drop", "Cannot sort"),
+        ("sort=filter", "Cannot sort by 'filter'"),
+        ("order=sideways", "order must be"),
+        ("page=0", "page must be"),
+        ("page=abc", "page must be a whole number"),
+        ("per_page=-5", "per_page must be"),
+        ("date_from=2024-13-40", "not a real date"),
+        ("date_to=yesterday", "must be a date"),
+    ]:
         api = server.get(f"/api/raw-files?{query}")
         assert api.status == 400, query
         assert word in api.json()["error"], (query, api.json())
@@ -145,14 +155,16 @@ def _expected(cat: SampleCatalog, where: str, *params: object) -> int:
     return cat.scalar(f"SELECT count(*) FROM fits_files WHERE {where}", *params)
 
 
-@pytest.mark.parametrize("field,where,value", [
-    ("object", "object = ?", "M31"),
-    ("frame_type", "frame_type = ?", "FLAT"),
-    ("filter", "filter = ?", "Ha"),
-    ("camera", "camera = ?", "QHY268M"),
-])
-def test_raw_files_filters(site: tuple[WebServer, SampleCatalog], field: str, where: str,
-                           value: str) -> None:
+@pytest.mark.parametrize(
+    "field,where,value",
+    [
+        ("object", "object = ?", "M31"),
+        ("frame_type", "frame_type = ?", "FLAT"),
+        ("filter", "filter = ?", "Ha"),
+        ("camera", "camera = ?", "QHY268M"),
+    ],
+)
+def test_raw_files_filters(site: tuple[WebServer, SampleCatalog], field: str, where: str, value: str) -> None:
     server, cat = site
     expected = _expected(cat, where, value)
     assert expected > 0
@@ -182,7 +194,8 @@ def test_raw_files_filter_by_imaging_session_and_dates(site: tuple[WebServer, Sa
 
     combined = server.api(f"/api/raw-files?frame_type=light&camera=ASI2600MM&date_from={low}")
     assert combined["total"] == _expected(
-        cat, "frame_type = 'LIGHT' AND camera = 'ASI2600MM' AND obs_date >= ?", low)
+        cat, "frame_type = 'LIGHT' AND camera = 'ASI2600MM' AND obs_date >= ?", low
+    )
     assert combined["filters"]["frame_type"] == "LIGHT"  # normalised to upper case
     none = server.api("/api/raw-files?object=NoSuchThing")
     assert none["total"] == 0 and none["items"] == []
@@ -196,18 +209,25 @@ def test_sessions_newest_first_with_counts_and_exposure(site: tuple[WebServer, S
     assert data["total"] == len(items) == cat.scalar("SELECT count(*) FROM {sessions}")
     assert [s["date"] for s in items] == sorted((s["date"] for s in items), reverse=True)
     for s in items:
-        assert s["files"] == cat.scalar("SELECT count(*) FROM fits_files WHERE {session_key} = ?",
-                                        s["id"])
-        light = cat.scalar("SELECT coalesce(sum(exposure), 0) FROM fits_files "
-                           "WHERE {session_key} = ? AND frame_type = 'LIGHT'", s["id"])
+        assert s["files"] == cat.scalar("SELECT count(*) FROM fits_files WHERE {session_key} = ?", s["id"])
+        light = cat.scalar(
+            "SELECT coalesce(sum(exposure), 0) FROM fits_files "
+            "WHERE {session_key} = ? AND frame_type = 'LIGHT'",
+            s["id"],
+        )
         assert s["light_exposure_seconds"] == pytest.approx(light)
         assert sum(s["exposure_by_filter"].values()) == pytest.approx(light)
         assert sum(s["frames"].values()) == s["files"]
     per_filter = next(s for s in items if len(s["exposure_by_filter"]) > 2)
     flt, seconds = next(iter(per_filter["exposure_by_filter"].items()))
-    assert seconds == pytest.approx(cat.scalar(
-        "SELECT sum(exposure) FROM fits_files WHERE {session_key} = ? AND frame_type = 'LIGHT' "
-        "AND filter = ?", per_filter["id"], flt))
+    assert seconds == pytest.approx(
+        cat.scalar(
+            "SELECT sum(exposure) FROM fits_files WHERE {session_key} = ? AND frame_type = 'LIGHT' "
+            "AND filter = ?",
+            per_filter["id"],
+            flt,
+        )
+    )
     page = server.get("/sessions").text
     assert _rows(page) == len(items)
     positions = [page.index(f">{s['id']}</a>") for s in items]
@@ -230,9 +250,17 @@ def test_session_detail(site: tuple[WebServer, SampleCatalog]) -> None:
     assert f'href="/raw-files?imaging_session={first["id"]}"' in page
 
 
-@pytest.mark.parametrize("path", ["/sessions/NO_SUCH_SESSION", "/api/sessions/NO_SUCH_SESSION",
-                                  "/processing/PS_nope", "/api/processing/PS_nope",
-                                  "/no-such-page", "/api/no-such-endpoint"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/sessions/NO_SUCH_SESSION",
+        "/api/sessions/NO_SUCH_SESSION",
+        "/processing/PS_nope",
+        "/api/processing/PS_nope",
+        "/no-such-page",
+        "/api/no-such-endpoint",
+    ],
+)
 def test_unknown_things_are_404(site: tuple[WebServer, SampleCatalog], path: str) -> None:
     server, _ = site
     resp = server.get(path)
@@ -254,8 +282,13 @@ def test_processing_page_lists_sessions_with_their_files(site: tuple[WebServer, 
     assert hostile["files"][0]["object"] == HOSTILE_OBJECT
     flats = by_name["First night flats"]
     assert set(flats["by_subfolder"]) == {"flats"}
-    assert flats["file_count"] == len(flats["files"]) == cat.scalar(
-        "SELECT count(*) FROM processing_session_files WHERE processing_session_id = ?", flats["id"])
+    assert (
+        flats["file_count"]
+        == len(flats["files"])
+        == cat.scalar(
+            "SELECT count(*) FROM processing_session_files WHERE processing_session_id = ?", flats["id"]
+        )
+    )
     page = server.get("/processing").text
     assert "<details>" in page and "First night flats" in page
     detail = server.api(f"/api/processing/{flats['id']}")
@@ -284,17 +317,26 @@ def test_healthz_reports_schema_state(site: tuple[WebServer, SampleCatalog]) -> 
     server, cat = site
     health = server.api("/healthz")
     expected = {"v1": (1, "v1", "before"), "v2": (2, "v2", "retired")}[cat.layout]
-    assert health == {"status": "ok", "schema_version": expected[0], "layout": expected[1],
-                      "phase": expected[2]}
+    assert health == {
+        "status": "ok",
+        "schema_version": expected[0],
+        "layout": expected[1],
+        "phase": expected[2],
+    }
 
 
 # -- escaping --------------------------------------------------------------------
 
+
 def _hostile_pages(server: WebServer, cat: SampleCatalog) -> list[str]:
     return [
-        "/", "/raw-files", "/raw-files?" + urlencode({"object": HOSTILE_OBJECT}),
+        "/",
+        "/raw-files",
+        "/raw-files?" + urlencode({"object": HOSTILE_OBJECT}),
         "/raw-files?" + urlencode({"filter": HOSTILE_FILTER}),
-        "/sessions", f"/sessions/{quote(cat.hostile_session)}", "/processing",
+        "/sessions",
+        f"/sessions/{quote(cat.hostile_session)}",
+        "/processing",
         f"/processing/{cat.processing_id}",
         "/raw-files?" + urlencode({"imaging_session": "<script>x</script>"}),
         "/sessions/" + quote("<script>alert(3)</script>"),
@@ -320,10 +362,15 @@ def test_hostile_headers_are_escaped_on_every_page(site: tuple[WebServer, Sample
 
 def test_hostile_headers_are_escaped_in_json(site: tuple[WebServer, SampleCatalog]) -> None:
     server, cat = site
-    for path in ["/api/stats", "/api/raw-files?" + urlencode({"object": HOSTILE_OBJECT}),
-                 "/api/sessions", f"/api/sessions/{quote(cat.hostile_session)}", "/api/processing",
-                 f"/api/processing/{cat.processing_id}",
-                 "/api/sessions/" + quote("<script>alert(3)</script>")]:
+    for path in [
+        "/api/stats",
+        "/api/raw-files?" + urlencode({"object": HOSTILE_OBJECT}),
+        "/api/sessions",
+        f"/api/sessions/{quote(cat.hostile_session)}",
+        "/api/processing",
+        f"/api/processing/{cat.processing_id}",
+        "/api/sessions/" + quote("<script>alert(3)</script>"),
+    ]:
         resp = server.get(path)
         assert resp.headers["content-type"].startswith("application/json"), path
         _assert_inert(resp.text, path)
@@ -337,13 +384,23 @@ def test_hostile_headers_are_escaped_in_json(site: tuple[WebServer, SampleCatalo
 
 # -- read-only -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
 def test_no_endpoint_writes(site: tuple[WebServer, SampleCatalog], method: str) -> None:
     server, cat = site
     before = cat.scalar("SELECT count(*) FROM fits_files")
-    for path in ["/", "/raw-files", "/sessions", "/processing", "/api/stats", "/api/raw-files",
-                 "/api/sessions", "/api/processing", "/healthz",
-                 f"/sessions/{quote(cat.hostile_session)}"]:
+    for path in [
+        "/",
+        "/raw-files",
+        "/sessions",
+        "/processing",
+        "/api/stats",
+        "/api/raw-files",
+        "/api/sessions",
+        "/api/processing",
+        "/healthz",
+        f"/sessions/{quote(cat.hostile_session)}",
+    ]:
         resp = server.request(method, path)
         assert resp.status == 405, (method, path)
         assert "GET" in resp.headers["allow"]
@@ -351,6 +408,7 @@ def test_no_endpoint_writes(site: tuple[WebServer, SampleCatalog], method: str) 
 
 
 # -- failures --------------------------------------------------------------------
+
 
 def test_a_database_error_is_a_clear_500_page_and_is_logged(tmp_path: Path) -> None:
     """In-process (Flask's test client) on a catalog with a table missing."""
@@ -376,29 +434,41 @@ def test_a_database_error_is_a_clear_500_page_and_is_logged(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("layout", ["v1", "v2"])
-def test_deep_pages_sorted_by_night_match_a_plain_sort(tmp_path: Path, layout: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deep_pages_sorted_by_night_match_a_plain_sort(
+    tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The per-night seek (used past DEEP_OFFSET rows) returns exactly the plain sort's pages,
     NULL nights included, in both orders and with filters."""
     db = DatabaseManager(make_db(tmp_path / "c.db", layout))
     nights = [None, "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-05", None, "2024-02-01"]
     DatabaseService(db).add_fits_files(
-        {"file": f"f{i}.fits", "folder": "/x", "md5sum": f"{i:032x}",
-         "obs_date": nights[i % len(nights)], "frame_type": "LIGHT" if i % 3 else "DARK",
-         "camera": "A" if i % 2 else "B"}
-        for i in range(57))
+        {
+            "file": f"f{i}.fits",
+            "folder": "/x",
+            "md5sum": f"{i:032x}",
+            "obs_date": nights[i % len(nights)],
+            "frame_type": "LIGHT" if i % 3 else "DARK",
+            "camera": "A" if i % 2 else "B",
+        }
+        for i in range(57)
+    )
 
     def pages(**args: str) -> list[list[int]]:
         out = []
         for page in range(1, 9):
-            query = file_list.FileQuery.from_args({"sort": "date", "per_page": "8",
-                                                   "page": str(page), **args})
+            query = file_list.FileQuery.from_args(
+                {"sort": "date", "per_page": "8", "page": str(page), **args}
+            )
             out.append([f["id"] for f in reads.read(db, lambda s: file_list.list_files(s, query))["items"]])
         return out
 
     try:
-        for args in ({"order": "desc"}, {"order": "asc"}, {"order": "desc", "camera": "A"},
-                     {"order": "asc", "frame_type": "LIGHT"}):
+        for args in (
+            {"order": "desc"},
+            {"order": "asc"},
+            {"order": "desc", "camera": "A"},
+            {"order": "asc", "frame_type": "LIGHT"},
+        ):
             monkeypatch.setattr(file_list, "DEEP_OFFSET", 10**9)
             plain = pages(**args)
             monkeypatch.setattr(file_list, "DEEP_OFFSET", 1)

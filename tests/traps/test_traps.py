@@ -15,10 +15,10 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from migration.connect import connect, open_migration_connection, write_transaction
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
 from compat.retire import plan_retire, retire
+from migration.connect import connect, open_migration_connection, write_transaction
 from tests.support import build_phase, fill_v1, make_v1, migrate
 
 
@@ -39,12 +39,12 @@ class _OldSession(_OldBase):
 def test_orm_on_the_view_hits_stale_data_error(tmp_path: Path) -> None:
     path = build_phase(tmp_path / "w.db", "window", files=30)
     raw = sqlite3.connect(path)
-    cur = raw.execute(
-        "UPDATE sessions SET telescope = 'X' WHERE session_id = '20240312_ASI2600MM_RC8'")
+    cur = raw.execute("UPDATE sessions SET telescope = 'X' WHERE session_id = '20240312_ASI2600MM_RC8'")
     raw.commit()
     assert cur.rowcount == 0  # the row did change, SQLite reports 0
-    assert raw.execute("SELECT telescope FROM imaging_sessions WHERE id = "
-                       "'20240312_ASI2600MM_RC8'").fetchone() == ("X",)
+    assert raw.execute(
+        "SELECT telescope FROM imaging_sessions WHERE id = '20240312_ASI2600MM_RC8'"
+    ).fetchone() == ("X",)
     raw.close()
     eng = create_engine(f"sqlite:///{path}")
     with Session(eng) as s:
@@ -115,8 +115,9 @@ def test_migration_keeps_index_names_and_the_renamed_one(tmp_path: Path) -> None
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"idx_session_date", "idx_session_telescope_camera", "idx_fits_imaging_session"} <= names
     assert "idx_session" not in names
-    plan = conn.execute("EXPLAIN QUERY PLAN SELECT * FROM fits_files WHERE imaging_session_id = 'a'"
-                        ).fetchall()
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM fits_files WHERE imaging_session_id = 'a'"
+    ).fetchall()
     assert "idx_fits_imaging_session" in plan[0][3]
 
 
@@ -167,21 +168,26 @@ def test_user_views_keep_their_output_names(tmp_path: Path) -> None:
     conn.execute(
         "CREATE VIEW v_lights_per_night AS SELECT s.session_date, count(*) AS n FROM fits_files f "
         "JOIN sessions s ON f.session_id = s.session_id WHERE f.frame_type = 'LIGHT' "
-        "GROUP BY s.session_date")
+        "GROUP BY s.session_date"
+    )
     conn.commit()
     before = conn.execute("SELECT session_date, n FROM v_lights_per_night ORDER BY 1").fetchall()
     migrate(path)
     assert conn.execute("SELECT session_date, n FROM v_lights_per_night ORDER BY 1").fetchall() == before
-    assert "imaging_sessions" in conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name='v_lights_per_night'").fetchone()[0]
+    assert (
+        "imaging_sessions"
+        in conn.execute("SELECT sql FROM sqlite_master WHERE name='v_lights_per_night'").fetchone()[0]
+    )
 
 
 # -- 7. DROP TABLE drops the table's triggers; long statements hold the lock -------------
 def _with_audit_trigger(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE audit (fid INTEGER, what TEXT)")
-    conn.execute("CREATE TRIGGER user_audit AFTER UPDATE ON fits_files "
-                 "BEGIN INSERT INTO audit VALUES (NEW.id, 'update'); END")
+    conn.execute(
+        "CREATE TRIGGER user_audit AFTER UPDATE ON fits_files "
+        "BEGIN INSERT INTO audit VALUES (NEW.id, 'update'); END"
+    )
     conn.commit()
     return conn
 
@@ -210,8 +216,9 @@ def test_retire_keeps_the_users_trigger_and_bounds_the_lock(tmp_path: Path) -> N
     # lock is bounded (a DROP COLUMN or a one-transaction copy is not).
     assert result["lock_ms"] < 250, result
     steps = result["lock_by_step"]
-    assert {"rebuild.start", "rebuild.copy", "rebuild.swap", "rebuild.drain",
-            "rebuild.drop_empty"} <= set(steps), steps
+    assert {"rebuild.start", "rebuild.copy", "rebuild.swap", "rebuild.drain", "rebuild.drop_empty"} <= set(
+        steps
+    ), steps
     assert sum(s["count"] for s in steps.values()) == result["transactions"]
     conn.execute("UPDATE fits_files SET bad = 1 WHERE id = 1")
     conn.commit()
