@@ -22,17 +22,19 @@ _FOREIGN_PLACEHOLDERS = re.compile(r"%\([^)\n]*\)[sdifr]|%[sdifr]|\{[^{}\n]*\}|\
 _STRING_PREFIX = re.compile(r"([rRbBuUfF]{0,2})('''|\"\"\"|'|\")")
 
 
-def _node_start(text: _Text, node: ast.AST) -> int:
+def _node_start(text: _Text, node: ast.expr) -> int:
     """The file offset where ``node`` starts."""
-    return text.offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+    return text.offset(node.lineno, node.col_offset)
 
 
-def _literal_as_written(text: _Text, node: ast.AST) -> tuple[str, list[int]] | None:
+def _literal_as_written(text: _Text, node: ast.Constant | ast.JoinedStr) -> tuple[str, list[int]] | None:
     """The literal's value as written (f-string fields as underscores) and
     each character's offset in the file; None if the source does not
     decode to the node's value."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None  # no end position (ast.parse always sets one)
     start = _node_start(text, node)
-    end = text.offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+    end = text.offset(node.end_lineno, node.end_col_offset)
     decoded = _decode_literals(text.text, start, end)
     if decoded is None:
         return None
@@ -41,7 +43,10 @@ def _literal_as_written(text: _Text, node: ast.AST) -> tuple[str, list[int]] | N
         expected = node.value
         plain = value
     else:
-        expected = "".join(v.value for v in node.values if isinstance(v, ast.Constant))  # type: ignore[attr-defined]
+        # an f-string's constant parts are always str
+        expected = "".join(
+            v.value for v in node.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+        )
         plain = "".join(c for i, c in enumerate(value) if i not in fields)
     return (value, where) if plain == expected else None
 
@@ -49,9 +54,13 @@ def _literal_as_written(text: _Text, node: ast.AST) -> tuple[str, list[int]] | N
 def _sql_string_hits(text: _Text, node: ast.Constant | ast.JoinedStr) -> list[_Hit]:
     """Old names in a string literal that looks like SQL, at offsets in the file."""
     if isinstance(node, ast.Constant):
+        if not isinstance(node.value, str):
+            return []  # bytes and numbers hold no SQL text
         value = node.value
     else:
-        value = "".join(v.value if isinstance(v, ast.Constant) else "__" for v in node.values)
+        value = "".join(
+            v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "__" for v in node.values
+        )
     if not _SQL_START.match(value) or not _MENTIONS.search(value):
         return []
     literal = _literal_as_written(text, node)

@@ -43,7 +43,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         self.package = package
         self.findings: list[Finding] = []
         self.scope = _Scope(None)
-        self.deferred: list[list[tuple[ast.AST, _Scope]]] = []
+        self.deferred: list[list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Scope]]] = []
         self.not_sql: set[int] = set()  # ids of string nodes that are not code (docstrings…)
 
     # -- driving ---------------------------------------------------------
@@ -61,17 +61,17 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
             self._function_body(function, parent)
         self.scope = outer
 
-    def _function_body(self, node: ast.AST, parent: _Scope) -> None:
+    def _function_body(self, node: ast.FunctionDef | ast.AsyncFunctionDef, parent: _Scope) -> None:
         scope = _Scope(parent)
-        args = node.args  # type: ignore[attr-defined]
+        args = node.args
         saved, self.scope = self.scope, parent  # annotations are evaluated outside
         for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
             scope.names[arg.arg] = self._annotation_type(arg.annotation)
-        for arg in (args.vararg, args.kwarg):
-            if arg is not None:
-                scope.names[arg.arg] = None
+        for star_arg in (args.vararg, args.kwarg):
+            if star_arg is not None:
+                scope.names[star_arg.arg] = None
         self.scope = saved
-        self._body(node.body, scope)  # type: ignore[attr-defined]
+        self._body(node.body, scope)
 
     # -- findings ----------------------------------------------------------
     def _add(self, offset: int, old: str, new: str, kind: str) -> None:
@@ -140,7 +140,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         # The body runs later: visit it once the enclosing function or module is done.
         self.deferred[-1].append((node, self.scope))
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for child in [*node.decorator_list, *node.bases, *node.keywords]:
@@ -222,7 +222,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         for statement in [*node.body, *node.orelse]:
             self.visit(statement)
 
-    visit_AsyncFor = visit_For  # type: ignore[assignment]
+    visit_AsyncFor = visit_For
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         for item in node.items:
@@ -233,7 +233,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         for statement in node.body:
             self.visit(statement)
 
-    visit_AsyncWith = visit_With  # type: ignore[assignment]
+    visit_AsyncWith = visit_With
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.type is not None:
@@ -271,10 +271,12 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         self.visit(node.body)
         self.scope = outer
 
-    def _comprehension(self, node: ast.AST, results: list[ast.AST]) -> None:
+    def _comprehension(
+        self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp, results: list[ast.expr]
+    ) -> None:
         scope = _Scope(self.scope)
         outer, self.scope = self.scope, scope
-        for generator in node.generators:  # type: ignore[attr-defined]
+        for generator in node.generators:
             self.visit(generator.iter)
             self._bind_loop_target(generator.target, generator.iter)
             for condition in generator.ifs:
@@ -283,10 +285,10 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
             self.visit(result)
         self.scope = outer
 
-    def visit_ListComp(self, node: ast.ListComp) -> None:
+    def visit_ListComp(self, node: ast.ListComp | ast.SetComp | ast.GeneratorExp) -> None:
         self._comprehension(node, [node.elt])
 
-    visit_SetComp = visit_GeneratorExp = visit_ListComp  # type: ignore[assignment]
+    visit_SetComp = visit_GeneratorExp = visit_ListComp
 
     def visit_DictComp(self, node: ast.DictComp) -> None:
         self._comprehension(node, [node.key, node.value])
@@ -354,12 +356,15 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         self.visit(node)
 
     def _string_annotation(self, node: ast.Constant) -> None:
+        value = node.value
+        if not isinstance(value, str):
+            return  # only string annotations hold names to parse
         try:
-            inner = ast.parse(node.value.strip(), mode="eval")
+            inner = ast.parse(value.strip(), mode="eval")
         except SyntaxError:
             return
         literal = self._literal(node)
-        lead = len(node.value) - len(node.value.lstrip())
+        lead = len(value) - len(value.lstrip())
         for name in ast.walk(inner):
             if isinstance(name, ast.Name):
                 ty = self.scope.lookup(name.id)
@@ -369,10 +374,10 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
                     self._add(offset, name.id, ty.name, PYTHON_NAME)
 
     # -- SQL in string literals ---------------------------------------------------
-    def _node_offset(self, node: ast.AST) -> int:
+    def _node_offset(self, node: ast.expr) -> int:
         return _node_start(self.text, node)
 
-    def _literal(self, node: ast.AST) -> tuple[str, list[int]] | None:
+    def _literal(self, node: ast.Constant | ast.JoinedStr) -> tuple[str, list[int]] | None:
         return _literal_as_written(self.text, node)
 
     def _scan_string(self, node: ast.Constant | ast.JoinedStr) -> None:

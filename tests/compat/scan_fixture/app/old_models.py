@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 import catalog.models as m
 from catalog.models import FitsFile, Session
+from sqlalchemy import select
 
 
 def widest(db) -> int:
@@ -34,5 +33,5 @@ def through_the_module(s) -> None:
         print(night.session_id, m.FitsFile.session_id)
 
 
-def by_name(frame: FitsFile | None) -> int:
-    return frame.x
+def by_name(frame: "FitsFile | None") -> int:
+    return getattr(frame, "x")

@@ -13,10 +13,8 @@ JOINED = """
     WHERE f.x > ?
 """
 
-UPSERT = (
-    "INSERT INTO sessions (session_id, session_date) VALUES (%s, %s) "
-    "ON CONFLICT (session_id) DO UPDATE SET session_date = excluded.session_date"
-)
+UPSERT = ("INSERT INTO sessions (session_id, session_date) VALUES (%s, %s) "
+          "ON CONFLICT (session_id) DO UPDATE SET session_date = excluded.session_date")
 
 
 def frame_sizes(conn: sqlite3.Connection, table: str, night: str) -> list:
