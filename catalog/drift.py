@@ -72,31 +72,40 @@ def model_drift(tables: dict[str, list[str]], *, layout_v1: bool) -> list[Drift]
     return out
 
 
-_NO_SUCH_COLUMN = re.compile(r"no such column: (?:(\w+)\.)?(\w+)")
+# SQLite's words for a missing column: in a query ("no such column: t.c", the ORM always
+# qualifies) and in an INSERT ("table t has no column named c").
+_MISSING = (
+    re.compile(r"no such column: (?:(?P<table>\w+)\.)?(?P<column>\w+)"),
+    re.compile(r"table (?P<table>\w+) has no column named (?P<column>\w+)"),
+)
 
 
 def explain_missing_column(message: str) -> MissingColumnError | None:
-    """A :class:`MissingColumnError` for SQLite's "no such column: t.c" when ``c`` is a
-    model column of table ``t`` (None for anything else, e.g. a typo in raw SQL)."""
-    m = _NO_SUCH_COLUMN.search(message)
+    """A :class:`MissingColumnError` for SQLite's missing-column errors when the column is
+    a model column of that table (None for anything else, e.g. a typo in raw SQL, or an
+    unqualified name more than one model has)."""
+    m = next((found for p in _MISSING if (found := p.search(message))), None)
     if not m:
         return None
-    table, column = m.group(1), m.group(2)
+    table, column = m.group("table"), m.group("column")
+    candidates = []
     for mapper in Base.registry.mappers:
         t = mapper.local_table
+        old = renames.table_by_new(t.name)
         for c in t.columns:
             names = {(t.name, c.name)}
-            old = renames.table_by_new(t.name)
             if old is not None:
                 names.add((old.old, old.column_v1(c.name)))
-            if any(col == column and (table is None or table == tn) for tn, col in names):
-                tn = table or t.name
-                return MissingColumnError(
-                    f"This catalog's table {tn} has no column {column}, which "
-                    f"`{mapper.class_.__name__}.{c.key}` needs (an older version of the "
-                    f"application created the table without it). Everything that does not use "
-                    f"that column keeps working. To use it, add the column: "
-                    f'ALTER TABLE {tn} ADD COLUMN "{column}" {c.type.compile()} '
-                    f"(metadata only, instant at any size)."
-                )
-    return None
+            for tn, col in names:
+                if col == column and (table is None or table == tn):
+                    candidates.append((tn, mapper.class_.__name__, c))
+    if len(candidates) != 1:
+        return None
+    tn, cls, c = candidates[0]
+    return MissingColumnError(
+        f"This catalog's table {tn} has no column {column}, which `{cls}.{c.key}` needs (an "
+        f"older version of the application created the table without it). Everything that "
+        f"does not use that column keeps working. To use it, add the column: "
+        f'ALTER TABLE {tn} ADD COLUMN "{column}" {c.type.compile()} '
+        f"(metadata only, instant at any size)."
+    )

@@ -249,10 +249,11 @@ def build_catalog(path: Path, files: int, *, layout: str = "v2", seed: int = 1) 
             first = 1 + p * 200
             conn.executemany(
                 "INSERT INTO processing_session_files (processing_session_id, fits_file_id, "
-                "original_path, original_filename, subfolder, created_at, file_size, frame_type) "
-                "VALUES (?, ?, ?, ?, 'lights', ?, 62000000, 'LIGHT')",
+                "original_path, original_filename, staged_path, staged_filename, subfolder, "
+                "created_at, file_size, frame_type) "
+                "VALUES (?, ?, ?, ?, '', ?, 'lights', ?, 62000000, 'LIGHT')",
                 [
-                    (ps_id, fid, f"/data/raw/x/f{fid}.fits", f"f{fid}.fits", now)
+                    (ps_id, fid, f"/data/raw/x/f{fid}.fits", f"f{fid}.fits", f"f{fid}.fits", now)
                     for fid in range(first, min(first + 120, len(rows) + 1))
                 ],
             )
