@@ -9,10 +9,14 @@ Capture software writes a large frame over seconds, so an event ("created",
 3. :func:`catalog.cataloger.read_for_catalog` reads it.
 
 A stable file that fails 2 or 3 is retried with a growing delay, up to
-``max_attempts``; a file that changes again starts over. Every failure is
-logged and none is fatal: a file deleted before it is read, an unreadable
-header, a duplicate md5, the database busy or in the middle of a migration
-(a write is retried with backoff until it lands). On start the monitor
+``max_attempts``; a file that changes again starts over. An entry the system
+will not let us read (a symlink loop, a dangling link, ``Permission denied``)
+is not retried by waiting: it is parked at once. A parked file is logged once
+and tried again only when its size, mtime, mode or ctime change, so a
+``chmod`` or a fixed link brings it back. Every failure is logged and none is
+fatal, nor keeps the other files waiting: a file deleted before it is read, an
+unreadable header or entry, a duplicate md5, the database busy or in the
+middle of a migration (a write is retried with backoff until it lands). On start the monitor
 catalogs what arrived while it was down, and a periodic rescan catches events
 the OS dropped. The monitor's state goes to ``system_settings`` (see
 :mod:`catalog.monitor_state`) for the web dashboard.

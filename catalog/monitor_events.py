@@ -1,7 +1,9 @@
 """File-system events into the monitor's queue: the watchdog handler and observer.
 
-Events only queue work ("created", "modified", "closed", "moved", "deleted");
-nothing slow happens on the watchdog thread. inotify is used where it starts,
+Events only queue work ("created", "modified", "closed", "attrib", "moved",
+"deleted"); nothing slow happens on the watchdog thread. "attrib" (a
+``chmod``, a ``touch``) matters for a file parked as unreadable: its mode and
+ctime changed, so it is tried again. inotify is used where it starts,
 polling otherwise (or when asked: network shares, some containers).
 """
 
@@ -36,7 +38,7 @@ class QueueEvents(FileSystemEventHandler):
             if kind in ("created", "moved"):
                 self.queue.scan_folder(Path(dest or src))
             return
-        if kind in ("created", "modified", "closed"):
+        if kind in ("created", "modified", "closed", "attrib"):
             self.queue.enqueue(Path(src))
         elif kind == "moved":
             self.queue.forget(Path(src))

@@ -3,25 +3,46 @@
 A file an event or a scan finds is *pending* (waiting to settle, see
 :mod:`catalog.monitor_settle`), then *ready* (read, waiting for its database
 write, see :mod:`catalog.monitor_sync`), then *known* (in the catalog). A file
-given up on is remembered with its size and mtime, so the same bytes are not
-tried again. The watchdog thread and the monitor's loop both use the queue;
-one lock guards it.
+given up on is *parked*: remembered with its :func:`signature` (size, mtime,
+mode and ctime), and tried again only when that changes, so the same bytes are
+not tried again but a rewrite, a ``chmod`` or a fixed symlink is. The watchdog
+thread and the monitor's loop both use the queue; one lock guards it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from catalog import cataloger
 from catalog.monitor_state import StatusReporter
 from migration.logs import get_logger
 
 log = get_logger(__name__)
+
+# What "changed" means for a parked file: size, mtime, mode and ctime. A chmod
+# changes the last two only; a rewrite all but the mode.
+Signature: TypeAlias = tuple[int, int, int, int]
+
+
+def signature_of(st: os.stat_result) -> Signature:
+    return (st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns)
+
+
+def signature(path: Path) -> Signature | None:
+    """The file's :data:`Signature`; the link's own when it cannot be followed
+    (a loop, a dangling link); None when neither can be read."""
+    for follow in (True, False):
+        try:
+            return signature_of(path.stat(follow_symlinks=follow))
+        except OSError:
+            continue
+    return None
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -38,6 +59,8 @@ class Pending:
     first_seen: float
     size: int = -1
     mtime_ns: int = -1
+    mode: int = -1
+    ctime_ns: int = -1
     stable_since: float = 0.0
     attempts: int = 0
     next_try: float = 0.0
@@ -61,7 +84,7 @@ class PathQueue:
         self.pending: dict[str, Pending] = {}
         self.to_write: list[Ready] = []
         self.known: set[str] = set()
-        self.failed: dict[str, tuple[int, int]] = {}  # key -> (size, mtime_ns) when given up
+        self.failed: dict[str, Signature | None] = {}  # parked: key -> signature when given up
 
     @staticmethod
     def key(path: Path) -> str:
@@ -81,12 +104,8 @@ class PathQueue:
             if key in self.known:
                 return
             if key in self.failed:
-                try:
-                    st = path.stat()
-                except OSError:
-                    return
-                if (st.st_size, st.st_mtime_ns) == self.failed[key]:
-                    return  # the same bytes we gave up on
+                if signature(path) == self.failed[key]:
+                    return  # parked, and unchanged since
                 del self.failed[key]
             entry = self.pending.get(key)
             if entry is None:
@@ -127,11 +146,15 @@ class PathQueue:
         with self.lock:
             self.pending.pop(key, None)
 
-    def give_up(self, key: str, entry: Pending) -> None:
-        """No more tries for these bytes (until the file changes)."""
-        self.drop(key)
+    def park(self, key: str, path: Path, sig: Signature | None) -> None:
+        """No more tries for ``path`` until its signature differs from ``sig``
+        (the one it had when it was tried)."""
         with self.lock:
-            self.failed[key] = (entry.size, entry.mtime_ns)
+            self.pending.pop(key, None)
+            self.failed[key] = sig
+            self.status.queue_length = len(self.pending) + len(self.to_write)
+        if signature(path) != sig:  # changed meanwhile: its event may be spent
+            self.enqueue(path)
 
     def add_ready(self, ready: Ready) -> None:
         with self.lock:

@@ -4,7 +4,8 @@ On start the monitor learns the files the catalog knows and queues the ones
 that arrived while it was down (:meth:`CatalogSync.catch_up`). Each file read
 is written in its own small transaction. None of the database's answers is
 fatal: busy, or the schema in the middle of a migration (cut-over), means
-wait and retry with a growing delay; any other error fails that file only.
+wait and retry with a growing delay; any other error (a bug included) fails
+that file only, with one log line, and the next file is written.
 """
 
 from __future__ import annotations
@@ -99,11 +100,10 @@ class CatalogSync:
                 self.backoff(exc, "catalog", path=str(ready.path))
                 return False
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            self.status.failed += 1
-            self.status.note_error(str(ready.path), detail)
-            log.error(
-                "monitor.file_failed", path=str(ready.path), error=detail, error_type=type(exc).__name__
-            )
+            self.failed(ready, detail, exc)
+            return True
+        except Exception as exc:  # one file's bug must not keep the next ones from the catalog
+            self.failed(ready, f"{type(exc).__name__}: {exc}", exc, unexpected=True)
             return True
         self.db_attempts = 0
         self.queue.add_known([ready.key])
@@ -122,6 +122,19 @@ class CatalogSync:
             log.info("monitor.duplicate", path=str(ready.path), md5sum=row.get("md5sum"))
         self.reporter.dirty = True
         return True
+
+    def failed(self, ready: Ready, detail: str, exc: BaseException, *, unexpected: bool = False) -> None:
+        """The file is not written; one line says why (a later event or rescan reads it again)."""
+        self.status.failed += 1
+        self.status.note_error(str(ready.path), detail)
+        self.reporter.dirty = True
+        log.error(
+            "monitor.file_failed",
+            path=str(ready.path),
+            error=detail,
+            error_type=type(exc).__name__,
+            exc_info=unexpected,
+        )
 
     def backoff(self, exc: BaseException, doing: str, **fields: Any) -> None:
         self.db_attempts += 1
