@@ -12,6 +12,19 @@ from catalog.clikit import db_option, existing_db, handle_errors, json_option, p
 from catalog.config import resolve_raw_dir
 
 
+def _check_allowed_hosts(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from catalog.web.hosts import parse_allowed
+
+    for value in values:
+        try:
+            parse_allowed(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return values
+
+
 @click.command()
 @db_option
 @click.option(
@@ -31,24 +44,37 @@ from catalog.config import resolve_raw_dir
 @click.option(
     "--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests served at once."
 )
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    metavar="NAME",
+    multiple=True,
+    callback=_check_allowed_hosts,
+    help="Also answer requests for this host name (repeatable): NAME at any port, or NAME:PORT. "
+    "Needed when the catalog is reached by a name (a reverse proxy, a LAN name); other names "
+    "are refused, so that web pages cannot read the catalog through your browser.",
+)
 @handle_errors
-def web(db: Path | None, host: str, port: int, threads: int) -> None:
+def web(db: Path | None, host: str, port: int, threads: int, allow_hosts: tuple[str, ...]) -> None:
     """Serve the catalog's web pages and JSON API (read-only) until Ctrl-C/SIGTERM.
 
     Pages: / (dashboard), /raw-files, /sessions, /processing; JSON under /api/;
-    /healthz reports the schema version and migration phase. It keeps serving
-    while the schema migrates from v1 to v2.
+    /healthz reports the schema version and migration phase (HTTP 503 and the
+    reason when the catalog cannot be read). It keeps serving while the schema
+    migrates from v1 to v2. It answers only requests addressed to the address
+    it listens on (localhost, 127.0.0.1, [::1] by default) and to --allow-host names.
 
     \b
     Example:
       catalog web --db ~/Astro/fits_catalog.db --port 8080
       curl http://127.0.0.1:8080/healthz
+      catalog web --host 0.0.0.0 --allow-host astro-pi.lan
     """
     from catalog.web import create_app
     from catalog.web.server import serve
 
     service = open_service(db)  # checks the file is a catalog (v1 or v2)
-    app = create_app(service.db)
+    app = create_app(service.db, allowed_hosts=allow_hosts)
     serve(
         app,
         host=host,

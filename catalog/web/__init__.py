@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from catalog.manager import DatabaseManager
-from catalog.web import views
+from catalog.web import hosts, views
+from catalog.web.health import HEALTH_KEY, CatalogFile, health_timeout_ms
 from catalog.web.reads import EXTENSION_KEY, database
 
 __all__ = ["EXTENSION_KEY", "SafeJSONProvider", "create_app", "database"]
@@ -52,13 +54,24 @@ class SafeJSONProvider(DefaultJSONProvider):
         )
 
 
-def create_app(db: DatabaseManager | str | os.PathLike[str]) -> Flask:
-    """The web app on a catalog database (a path or an open :class:`DatabaseManager`)."""
+def create_app(db: DatabaseManager | str | os.PathLike[str], *, allowed_hosts: Iterable[str] = ()) -> Flask:
+    """The web app on a catalog database (a path or an open :class:`DatabaseManager`).
+
+    ``allowed_hosts`` are ``Host`` names it answers besides its own
+    (``NAME`` or ``NAME:PORT``, see :mod:`catalog.web.hosts`); until
+    :func:`catalog.web.server.serve` binds it to an address it answers the
+    loopback names at any port.
+    """
+    host_policy = hosts.unbound_policy(allowed_hosts)  # ValueError on a malformed name
     manager = db if isinstance(db, DatabaseManager) else DatabaseManager(db)
     app = Flask(__name__)
     app.json = SafeJSONProvider(app)
     # Flask autoescapes .html templates already; make it unconditional.
     app.jinja_env.autoescape = True
     app.extensions[EXTENSION_KEY] = manager
+    app.extensions[HEALTH_KEY] = CatalogFile(manager)
+    app.extensions[hosts.HOSTS_KEY] = host_policy
+    # how long /healthz waits for a locked catalog before answering 503
+    app.config["CATALOG_HEALTH_TIMEOUT_MS"] = health_timeout_ms()
     views.register(app)
     return app

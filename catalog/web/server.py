@@ -1,8 +1,11 @@
-"""Serving the web app with waitress until SIGTERM or SIGINT."""
+"""Serving the web app with waitress until SIGTERM or SIGINT.
+
+Once the server has its address, the app answers only the ``Host`` names of
+that address (and its ``allowed_hosts``): see :mod:`catalog.web.hosts`.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import threading
 from collections.abc import Callable
@@ -11,19 +14,10 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
-from catalog.web import database
+from catalog.web import database, hosts
 from migration.logs import get_logger
 
 log = get_logger(__name__)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def serve(
@@ -42,8 +36,12 @@ def serve(
         app, host=host, port=port, threads=threads, ident="astro-catalog", clear_untrusted_proxy_headers=True
     )
     effective_port = int(getattr(server, "effective_port", port))
-    url = f"http://{host}:{effective_port}"
-    if not _is_loopback(host):
+    effective_host = getattr(server, "effective_host", None)
+    policy = hosts.bind(
+        app, host, effective_port, effective_host if isinstance(effective_host, str) else None
+    )
+    url = f"http://{hosts.show(host.strip('[]'))}:{effective_port}"
+    if not hosts.is_loopback(host):
         log.warning(
             "web.public_bind",
             host=host,
@@ -57,7 +55,14 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    log.info("web.started", url=url, host=host, port=effective_port, threads=threads)
+    log.info(
+        "web.started",
+        url=url,
+        host=host,
+        port=effective_port,
+        threads=threads,
+        allowed_hosts=policy.describe(),
+    )
     if on_ready is not None:
         on_ready(url)
     try:

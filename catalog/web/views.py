@@ -1,7 +1,10 @@
 """Pages, the JSON API under ``/api/``, ``/healthz`` and the error handlers.
 
 Every route is GET (HEAD) only: the app never writes. Each request reads in
-one snapshot (:mod:`catalog.web.reads`) and renders plain dicts.
+one snapshot (:mod:`catalog.web.reads`) and renders plain dicts. Before it,
+the ``Host`` header is checked (:mod:`catalog.web.hosts`) and so is the
+catalog file (:mod:`catalog.web.health`); ``/healthz`` probes the file on a
+connection of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
 from catalog.stats import catalog_stats
-from catalog.web import file_list, imaging_sessions, params, processing_sessions, reads, state
+from catalog.web import file_list, health, hosts, imaging_sessions, params, processing_sessions, reads, state
 from catalog.web.params import BadRequest
 from catalog.web.reads import database
 from migration.logs import get_logger
@@ -144,13 +147,23 @@ def api_processing_detail(ps_id: str) -> Response:
 
 
 def healthz() -> tuple[Response, int]:
-    """Liveness plus the schema state; 503 when the database cannot be read."""
-    try:
-        info = _read(state.schema_info)
-    except (SQLAlchemyError, sqlite3.Error) as exc:
-        log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
-        return jsonify(status="error", error="The catalog database cannot be read."), 503
-    return jsonify(status="ok", **info), 200
+    """200 with the schema state when a fresh read of the catalog succeeds; else 503 and why.
+
+    The probe opens its own connection (:func:`catalog.web.health.probe`): the
+    pooled ones may still read a file that was deleted or replaced.
+    """
+    path = database(current_app).path
+    if path is None:  # an in-memory catalog: the pool is the catalog
+        try:
+            info = _read(state.schema_info)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
+            return jsonify(status="error", reason=health.UNREADABLE, error="The catalog cannot be read."), 503
+        return jsonify(status="ok", **info), 200
+    result = health.probe(path, current_app.config["CATALOG_HEALTH_TIMEOUT_MS"])
+    if not result.ok:
+        log.error("web.healthz_failed", reason=result.reason, error=result.message)
+    return jsonify(result.body()), 200 if result.ok else 503
 
 
 ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
@@ -216,6 +229,39 @@ def _database_error(exc: SQLAlchemyError | sqlite3.Error) -> tuple[Any, int]:
     )
 
 
+def _check_host() -> tuple[Any, int] | None:
+    """Refuse a ``Host`` the server does not answer to (DNS rebinding); see :mod:`catalog.web.hosts`."""
+    policy = hosts.policy(current_app)
+    header = request.environ.get("HTTP_HOST")
+    if policy.allows(header):
+        return None
+    shown = (header or "")[:100]
+    log.warning("web.host_refused", host=shown, path=request.path, allowed=policy.describe())
+    message = (
+        f"This catalog web app does not answer to the host {shown!r}: it answers only the "
+        f"addresses it serves (such as http://{policy.example()}/), so that other web sites "
+        f"cannot read the catalog through your browser."
+    )
+    parsed = hosts.split_host(shown)
+    if parsed is not None:
+        message += (
+            f" If {hosts.show(parsed[0])!r} is a name of this server, start it with "
+            f"'catalog web --allow-host {hosts.show(*parsed)}'."
+        )
+    return _error(400, "Unknown host", message)
+
+
+def _check_catalog_file() -> tuple[Any, int] | None:
+    """A missing catalog file is a 503 (a new connection would create an empty one there)."""
+    if request.endpoint in ("static", "healthz"):
+        return None
+    found = current_app.extensions[health.HEALTH_KEY].check()
+    if found.ok:
+        return None
+    log.error("web.catalog_unavailable", path=request.path, reason=found.reason, error=found.message)
+    return _error(503, "Catalog unavailable", found.message)
+
+
 def _unexpected(exc: Exception) -> tuple[Any, int]:
     log.exception("web.request_failed", path=request.path, error=str(exc), error_type=type(exc).__name__)
     return _error(
@@ -279,8 +325,9 @@ def register(app: Flask) -> None:
     app.add_template_filter(_size, "filesize")
 
     @app.before_request
-    def _start_timer() -> None:
+    def _start() -> tuple[Any, int] | None:
         g.started = time.perf_counter()
+        return _check_host() or _check_catalog_file()
 
     @app.after_request
     def _finish(response: Response) -> Response:
