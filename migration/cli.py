@@ -331,20 +331,36 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
 
 @main.command()
 @db_option
-@click.option("--prune", is_flag=True, help="Delete the oldest backups beyond --keep.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete the oldest backups beyond --keep, and the leftovers of killed backups.",
+)
 @click.option(
     "--keep",
     type=click.IntRange(0),
     default=5,
     show_default=True,
-    help="How many backups --prune keeps (the newest verified one is always kept).",
+    help="How many backups --prune keeps; the newest verified backup of each schema "
+    "version is kept as well, even with --keep 0.",
 )
 @click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted.")
 @json_option
 @handle_errors
 def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: bool) -> None:
     """List the backups beside the database (size, date, schema version,
-    verification state); --prune deletes old ones.
+    verification state) and the leftovers of killed backups (.partial files);
+    --prune deletes old backups and those leftovers.
+
+    A backup is "verified" while its content has the sha256 recorded when it was
+    verified: touching it or copying it back from another disk does not change
+    that; changing a byte does ("changed since verified").
+
+    --prune never deletes the newest verified backup of each schema version (such
+    as the schema v1 backup made before the migration, the one to restore in a
+    disaster), whatever --keep says, even --keep 0; it says which it kept and why.
+    Backups without a manifest of ours (made by hand or another tool) are never
+    deleted.
 
     \b
     Example:
@@ -356,13 +372,19 @@ def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: boo
 
     path = existing_db(db)
     folder = backups_dir(path)
-    deleted = bk.prune_backups(folder, keep, source=path, dry_run=dry_run) if prune else []
+    pruned = bk.prune(folder, keep, source=path, dry_run=dry_run) if prune else bk.PruneResult()
     found = bk.list_backups(folder, source=path, profile=PROFILE)
+    leftovers = bk.list_leftovers(folder)
     if as_json:
         print_json(
             {
                 "backups": [b.to_dict() for b in found],
-                "deleted" if not dry_run else "would_delete": [str(p) for p in deleted],
+                "leftovers": [x.to_dict() for x in leftovers],
+                "deleted" if not dry_run else "would_delete": [str(b.path) for b in pruned.deleted],
+                "kept": [k.to_dict() for k in pruned.kept],
+                "removed_leftovers" if not dry_run else "would_remove_leftovers": [
+                    str(x.path) for x in pruned.leftovers
+                ],
             }
         )
         return
@@ -371,8 +393,17 @@ def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: boo
     for b in found:
         when = f"{b.created_at:%Y-%m-%d %H:%M:%S}" if b.created_at else "?"
         click.echo(f"{when}  {b.size / 2**20:8.1f} MiB  v{b.version or '?'}  {b.state:24} {b.path}")
-    for p in deleted:
-        click.echo(("would delete " if dry_run else "deleted ") + str(p))
+    for x in leftovers:
+        click.echo(
+            f"{x.modified:%Y-%m-%d %H:%M:%S}  {x.size / 2**20:8.1f} MiB  --  {x.state:24} {x.path}: "
+            f"{x.describe()}"
+        )
+    for k in pruned.kept:
+        click.echo(("would keep " if dry_run else "kept ") + f"{k.backup.path}: {k.reason}")
+    for b in pruned.deleted:
+        click.echo(("would delete " if dry_run else "deleted ") + str(b.path))
+    for x in pruned.leftovers:
+        click.echo(("would remove leftover " if dry_run else "removed leftover ") + str(x.path))
 
 
 @main.command()

@@ -9,7 +9,18 @@ only re-exports the public API of the package's modules.
 """
 
 from migration.backup.create import create_backup
-from migration.backup.listing import ORPHAN_AGE_SECONDS, list_backups, prune_backups
+from migration.backup.listing import (
+    IN_PROGRESS,
+    LEFTOVER,
+    ORPHAN_AGE_SECONDS,
+    KeptBackup,
+    Leftover,
+    PruneResult,
+    list_backups,
+    list_leftovers,
+    prune,
+    prune_backups,
+)
 from migration.backup.manifest import (
     CHANGED,
     FAILED,
@@ -33,8 +44,10 @@ __all__ = [
     "CHANGED",
     "FAILED",
     "GENERIC",
+    "IN_PROGRESS",
     "LABEL_PRE_PHASE3",
     "LABEL_PRE_RESTORE",
+    "LEFTOVER",
     "MANIFEST_FORMAT",
     "ORPHAN_AGE_SECONDS",
     "STATES",
@@ -43,13 +56,18 @@ __all__ = [
     "BackupCheck",
     "BackupInfo",
     "DiskSpaceError",
+    "KeptBackup",
+    "Leftover",
+    "PruneResult",
     "RestoreReport",
     "RestoreResult",
     "SchemaProfile",
     "TableDiff",
     "create_backup",
     "list_backups",
+    "list_leftovers",
     "manifest_path",
+    "prune",
     "prune_backups",
     "restore_backup",
     "restore_report",

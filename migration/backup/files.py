@@ -36,6 +36,22 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def file_stamp(st: os.stat_result) -> dict[str, int]:
+    """What identifies one state of a file without reading it: size, mtime, ctime, inode.
+
+    Recorded when the file's sha256 matched, it lets a listing skip hashing an
+    untouched file. Any write (even with the old mtime put back), ``touch``, copy
+    or rename changes the ctime or the inode, which nobody can set back; a stamp
+    that differs means "hash again", never "changed".
+    """
+    return {
+        "bytes": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "ino": st.st_ino,
+    }
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -95,6 +111,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, to about a second),
+    or None where this cannot be read (not Linux, no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        # fields after "(comm)": state is field 3, starttime (clock ticks after boot) field 22
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def db_bytes(db: Path) -> int:

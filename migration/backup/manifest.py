@@ -21,8 +21,8 @@ LABEL_PRE_RESTORE = "pre_restore"
 MANIFEST_FORMAT = "astro-catalog-backup/1"
 
 # Verification states shown by ``migration backups``.
-VERIFIED = "verified"
-CHANGED = "changed since verified"
+VERIFIED = "verified"  # passed verification, and the content still has the sha256 recorded then
+CHANGED = "changed since verified"  # the content's sha256 is no longer the recorded one
 FAILED = "failed verification"
 UNVERIFIED = "unverified"  # no manifest of ours: made by hand or by another tool
 STATES = (VERIFIED, CHANGED, FAILED, UNVERIFIED)

@@ -32,7 +32,8 @@ def verify_backup(
     warnings (a backup reproduces the live database faithfully, orphans included).
     Layout and version come from ``profile.describe``; ``counts`` has the rows of
     every table. With ``update_manifest=True`` the manifest beside the file (if
-    ours) is rewritten with this result and the file's current sha256, size and mtime.
+    ours) is rewritten with this result and the file's current sha256, size and mtime:
+    the content that is now "verified" (see :func:`~migration.backup.list_backups`).
     """
     path = Path(path)
     started = time.monotonic()
@@ -117,6 +118,7 @@ def verify_backup(
                 counts=counts,
                 verification=verification_dict(result),
             )
+            m.pop("hashed_stat", None)  # the next listing hashes it again and records it
             write_json_atomic(manifest_path(path), m)
     return result
 

@@ -499,7 +499,9 @@ def test_prune_keeps_the_newest_verified_and_never_touches_foreign_files(v2_cata
     # the newest backup was modified after verification: it no longer counts as verified
     with made[3].path.open("r+b") as fh:
         fh.seek(200)
-        fh.write(b"\x00")
+        byte = fh.read(1)[0]
+        fh.seek(200)
+        fh.write(bytes([byte ^ 0xFF]))
     assert [b.state for b in listed_of(v2_catalog)] == [bk.CHANGED] + [bk.VERIFIED] * 3
     # a backup made by the original script (no manifest of ours) and unrelated files
     foreign = folder / "fits_catalog_pre_phase3_20200101_000000.db"
