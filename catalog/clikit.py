@@ -163,3 +163,6 @@ def _default(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_default, sort_keys=False))
+
+
+yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")

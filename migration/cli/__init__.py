@@ -14,24 +14,27 @@ from catalog.clikit import (
     check_sqlite_file,
     db_option,
     existing_catalog,
-    existing_db,
     handle_errors,
     json_option,
     log_json_option,
     print_json,
+    yes_option,
 )
-from catalog.config import backups_dir, resolve_db
+from catalog.config import resolve_db
 from catalog.phase3 import engine
 from catalog.phase3 import rollback as phase3_rollback
 from catalog.phase3 import status as phase3_status
 from catalog.phase3.baseline import create_v1_file
+from catalog.phase3.repair import diagnose
+from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
 from compat import renames
+from migration.chunks import ChunkPolicy
+from migration.cli.backups import backups, restore
 from migration.connect import connect
 from migration.errors import UsageError
 
 RULE = "=" * 60
-yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -185,7 +188,6 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
       migration run            # asks for 'yes' after the backup
       migration run --yes      # for scripts
     """
-    from migration.chunks import ChunkPolicy
 
     path = existing_catalog(db)
     if not yes and not sys.stdin.isatty():
@@ -331,134 +333,6 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
 
 @main.command()
 @db_option
-@click.option(
-    "--prune",
-    is_flag=True,
-    help="Delete the oldest backups beyond --keep, and the leftovers of killed backups.",
-)
-@click.option(
-    "--keep",
-    type=click.IntRange(0),
-    default=5,
-    show_default=True,
-    help="How many backups --prune keeps; the newest verified backup of each schema "
-    "version is kept as well, even with --keep 0.",
-)
-@click.option("--dry-run", is_flag=True, help="With --prune: say what would be deleted.")
-@json_option
-@handle_errors
-def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: bool) -> None:
-    """List the backups beside the database (size, date, schema version,
-    verification state) and the leftovers of killed backups (.partial files);
-    --prune deletes old backups and those leftovers.
-
-    A backup is "verified" while its content has the sha256 recorded when it was
-    verified: touching it or copying it back from another disk does not change
-    that; changing a byte does ("changed since verified").
-
-    --prune never deletes the newest verified backup of each schema version (such
-    as the schema v1 backup made before the migration, the one to restore in a
-    disaster), whatever --keep says, even --keep 0; it says which it kept and why.
-    Backups without a manifest of ours (made by hand or another tool) are never
-    deleted.
-
-    \b
-    Example:
-      migration backups
-      migration backups --prune --keep 3
-    """
-    from catalog.phase3.backup_profile import PROFILE
-    from migration import backup as bk
-
-    path = existing_db(db)
-    folder = backups_dir(path)
-    pruned = bk.prune(folder, keep, source=path, dry_run=dry_run) if prune else bk.PruneResult()
-    found = bk.list_backups(folder, source=path, profile=PROFILE)
-    leftovers = bk.list_leftovers(folder)
-    if as_json:
-        print_json(
-            {
-                "backups": [b.to_dict() for b in found],
-                "leftovers": [x.to_dict() for x in leftovers],
-                "deleted" if not dry_run else "would_delete": [str(b.path) for b in pruned.deleted],
-                "kept": [k.to_dict() for k in pruned.kept],
-                "removed_leftovers" if not dry_run else "would_remove_leftovers": [
-                    str(x.path) for x in pruned.leftovers
-                ],
-            }
-        )
-        return
-    if not found:
-        click.echo(f"No backups of {path} (they go to {path.parent / 'backups'}).")
-    for b in found:
-        when = f"{b.created_at:%Y-%m-%d %H:%M:%S}" if b.created_at else "?"
-        click.echo(f"{when}  {b.size / 2**20:8.1f} MiB  v{b.version or '?'}  {b.state:24} {b.path}")
-    for x in leftovers:
-        click.echo(
-            f"{x.modified:%Y-%m-%d %H:%M:%S}  {x.size / 2**20:8.1f} MiB  --  {x.state:24} {x.path}: "
-            f"{x.describe()}"
-        )
-    for k in pruned.kept:
-        click.echo(("would keep " if dry_run else "kept ") + f"{k.backup.path}: {k.reason}")
-    for b in pruned.deleted:
-        click.echo(("would delete " if dry_run else "deleted ") + str(b.path))
-    for x in pruned.leftovers:
-        click.echo(("would remove leftover " if dry_run else "removed leftover ") + str(x.path))
-
-
-@main.command()
-@click.argument("backup_file", type=click.Path(path_type=Path))
-@db_option
-@yes_option
-@json_option
-@handle_errors
-def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> None:
-    """For disasters: restore a backup INTO the live database (other processes
-    see it at their next statement), after showing what would be lost.
-
-    \b
-    Example:
-      migration restore ~/Astro/backups/fits_catalog_pre_phase3_20250101_120000.db
-    """
-    from catalog.phase3.backup_profile import PROFILE
-    from migration import backup as bk
-
-    live = existing_db(db)
-    report = bk.restore_report(backup_file, live, profile=PROFILE)
-    if as_json and not yes:
-        print_json({"report": report.to_dict(), "restored": False})
-        return
-    if not as_json:
-        for line in report.lines():
-            click.echo(line)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "Restore asks for confirmation but there is no terminal; pass "
-                "--yes from scripts. Nothing was changed."
-            )
-        if not click.confirm("Restore this backup into the live database?"):
-            click.echo("Nothing was changed.")
-            return
-    result = bk.restore_backup(backup_file, live, dest_dir=backups_dir(live), profile=PROFILE)
-    if as_json:
-        print_json(
-            {
-                "report": report.to_dict(),
-                "restored": True,
-                "safety_backup": str(result.safety_backup.path),
-                "seconds": round(result.seconds, 2),
-            }
-        )
-    else:
-        click.echo(
-            f"✓ Restored {backup_file} into {live} in {result.seconds:.1f} s; the state "
-            f"before the restore is kept in {result.safety_backup.path}"
-        )
-
-
-@main.command()
-@db_option
 @yes_option
 @click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
 @json_option
@@ -471,8 +345,6 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
     Example:
       migration repair --yes
     """
-    from catalog.phase3.repair import diagnose
-    from catalog.phase3.repair import repair as do_repair
 
     path = existing_catalog(db)
     conn = connect(path)
@@ -505,3 +377,7 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+main.add_command(backups)
+main.add_command(restore)
