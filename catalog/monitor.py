@@ -18,14 +18,18 @@ fatal, nor keeps the other files waiting: a file deleted before it is read, an
 unreadable header or entry, a duplicate md5, the database busy or in the
 middle of a migration (a write is retried with backoff until it lands). On start the monitor
 catalogs what arrived while it was down, and a periodic rescan catches events
-the OS dropped. The monitor's state goes to ``system_settings`` (see
-:mod:`catalog.monitor_state`) for the web dashboard.
+the OS dropped. When the catalog goes back in time under it (``migration
+restore`` of an older backup), it notices at its next pass, reads the catalog
+again and catalogs the files it lost once more (``monitor.resync``). The
+monitor's state goes to ``system_settings`` (see :mod:`catalog.monitor_state`)
+for the web dashboard.
 
 This module holds the service: :class:`FileMonitor`'s loop and
 :func:`run_monitor`. Its parts: the events (:mod:`catalog.monitor_events`)
 feed the queue (:mod:`catalog.monitor_queue`); the settle check
 (:mod:`catalog.monitor_settle`) moves complete files on; the database side
-(:mod:`catalog.monitor_sync`) catches up on start and writes them.
+(:mod:`catalog.monitor_sync`) catches up on start, writes them, and re-syncs
+when a restore took rows away (:mod:`catalog.monitor_resync` notices).
 
 Python API: :func:`run_monitor`. CLI: ``catalog monitor``.
 """
@@ -156,6 +160,7 @@ class FileMonitor:
         Returns True when more files were due than one pass takes (a backlog).
         """
         now = time.monotonic() if now is None else now
+        self.sync.resync_if_needed()  # first: a restore may have taken known files away
         due = self.queue.due(now)
         for entry in due[:STEP_FILES]:
             self.settler.examine(entry, now)
@@ -181,6 +186,7 @@ class FileMonitor:
             log.exception("monitor.unexpected_error", error=str(exc))
         if self._observer is not None:
             self._observer.join(timeout=5)
+        self.sync.watch.close()
         self.status.state = "stopped"
         self.status.queue_length = self.queue_length()
         self.reporter.write(force=True)

@@ -94,18 +94,19 @@ class PathQueue:
     def wanted(self, path: Path) -> bool:
         return cataloger.is_fits_name(path) and not is_hidden(path.absolute(), self.root)
 
-    def enqueue(self, path: Path, *, now: float | None = None) -> None:
-        """Queue a file to be cataloged once complete (idempotent)."""
+    def enqueue(self, path: Path, *, now: float | None = None) -> bool:
+        """Queue a file to be cataloged once complete (idempotent); True if it was
+        not pending before."""
         if not self.wanted(path):
-            return
+            return False
         key = self.key(path)
         now = time.monotonic() if now is None else now
         with self.lock:
             if key in self.known:
-                return
+                return False
             if key in self.failed:
                 if signature(path) == self.failed[key]:
-                    return  # parked, and unchanged since
+                    return False  # parked, and unchanged since
                 del self.failed[key]
             entry = self.pending.get(key)
             if entry is None:
@@ -113,6 +114,7 @@ class PathQueue:
             else:
                 entry.next_try = min(entry.next_try, now)  # look again at once
             self.status.queue_length = len(self.pending) + len(self.to_write)
+        return entry is None
 
     def forget(self, path: Path, *, deleted: bool = False) -> None:
         key = self.key(path)
@@ -132,6 +134,17 @@ class PathQueue:
                 self.enqueue(path)
                 count += len(self.pending) - before
         return count
+
+    def resync(self, keys: Iterable[str]) -> int:
+        """The catalog was read again (after a restore): ``keys`` replace the known
+        files, and the FITS files below ``root`` it lacks are queued, except those
+        already read and waiting for their write. How many were queued."""
+        with self.lock:
+            self.known = set(keys)
+            ready = {r.key for r in self.to_write}
+        return sum(
+            1 for path in cataloger.iter_fits(self.root) if self.key(path) not in ready and self.enqueue(path)
+        )
 
     def length(self) -> int:
         with self.lock:

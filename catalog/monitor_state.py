@@ -52,9 +52,12 @@ class MonitorStatus:
     retries: int = 0
     db_retries: int = 0
     errors: int = 0
+    resyncs: int = 0  # times the catalog was read again after rows left it (a restore)
+    requeued: int = 0  # files queued again by those re-syncs
     last_file: str | None = None
     last_cataloged_at: str | None = None
     last_error: dict[str, str] | None = None
+    last_resync: dict[str, Any] | None = None
     recent_errors: list[dict[str, str]] = field(default_factory=list)
 
     def note_error(self, path: str | None, error: str) -> None:
@@ -67,6 +70,14 @@ class MonitorStatus:
         self.cataloged += 1
         self.last_file = path
         self.last_cataloged_at = _iso(time.time())
+
+    def note_resync(self, reason: str, requeued: int, lost: int) -> None:
+        """The catalog lost rows (a restore): ``lost`` files this process cataloged are
+        no longer counted; ``requeued`` files of the raw folder are queued again."""
+        self.resyncs += 1
+        self.requeued += requeued
+        self.cataloged = max(0, self.cataloged - lost)
+        self.last_resync = {"reason": reason, "requeued": requeued, "lost": lost, "at": _iso(time.time())}
 
     def to_json(self) -> str:
         self.heartbeat = time.time()

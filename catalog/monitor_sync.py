@@ -6,10 +6,16 @@ is written in its own small transaction. None of the database's answers is
 fatal: busy, or the schema in the middle of a migration (cut-over), means
 wait and retry with a growing delay; any other error (a bug included) fails
 that file only, with one log line, and the next file is written.
+
+When rows the monitor knew of leave the catalog (a ``migration restore`` of an
+older backup; :mod:`catalog.monitor_resync` notices), it reads the catalog
+again and queues the files of the raw folder the catalog no longer has
+(:meth:`CatalogSync.resync`); they are cataloged again, once each.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -19,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from catalog import cataloger
 from catalog.monitor_queue import PathQueue, Ready
+from catalog.monitor_resync import CatalogWatch
 from catalog.service import DatabaseService
 from migration.logs import get_logger
 
@@ -45,6 +52,9 @@ class CatalogSync:
         self.status = queue.status
         self.db_attempts = 0
         self.db_next_try = 0.0
+        self.watch = CatalogWatch(service.db.path)
+        self.own: dict[str, int] = {}  # files this process cataloged -> their row id
+        self.own_duplicates: set[str] = set()  # files it found to be duplicates
 
     def catch_up(self, stop: threading.Event) -> bool:
         """Queue what arrived while the monitor was down (the observer is already on).
@@ -55,23 +65,71 @@ class CatalogSync:
         self.reporter.write(force=True)
         while not stop.is_set():
             try:
+                self.watch.mark()
                 known = self.service.known_files()
                 report = cataloger.scan(self.service, self.queue.root)
                 break
-            except SQLAlchemyError as exc:
-                if not db_transient(exc):
+            except (SQLAlchemyError, sqlite3.Error) as exc:
+                if isinstance(exc, SQLAlchemyError) and not db_transient(exc):
                     raise
                 self.backoff(exc, "catch_up")
                 stop.wait(max(0.0, self.db_next_try - time.monotonic()))
         else:
             return False
         self.db_attempts = 0
+        self.watch.known(known)
         self.queue.add_known(known)
         for path in report.new:
             self.queue.enqueue(Path(path))
         self.status.backlog = len(report.new)
         log.info("monitor.catching_up", new=len(report.new), known=len(known))
         return True
+
+    def resync_if_needed(self) -> bool:
+        """Re-sync if rows the monitor knew of left the catalog; whether it did.
+
+        Cheap when nothing was committed since the last look (one pragma). An
+        error is retried at a later pass, with the writes' backoff (the check
+        says so again until a re-sync succeeds); one that waiting will not fix
+        is logged as an error too.
+        """
+        if time.monotonic() < self.db_next_try:
+            return False
+        try:
+            reason = self.watch.check()
+            if reason is None:
+                return False
+            self.resync(reason)
+        except Exception as exc:
+            if not (isinstance(exc, sqlite3.Error) or db_transient(exc)):
+                log.error("monitor.resync_failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            self.backoff(exc, "resync")
+            return False
+        self.db_attempts = 0
+        return True
+
+    def resync(self, reason: str) -> int:
+        """Read the catalog again and queue the files of the raw folder it lacks;
+        how many. The files this process cataloged that it lost are no longer
+        counted as cataloged (they are again once written again)."""
+        self.watch.mark()
+        known = self.service.known_files()
+        self.watch.known(known)
+        requeued = self.queue.resync(known)
+        lost = [key for key, fid in self.own.items() if known.get(key, (None,))[0] != fid]
+        for key in lost:
+            del self.own[key]
+        self.status.note_resync(reason, requeued, len(lost))
+        log.info(
+            "monitor.resync",
+            reason=reason,
+            requeued=requeued,
+            lost_by_this_monitor=len(lost),
+            cataloged_now=len(known),
+        )
+        self.reporter.dirty = True
+        self.reporter.write(force=True)
+        return requeued
 
     def write_ready(self, *, deadline: float | None = None) -> None:
         """Write the ready files in order; until ``deadline`` if the database is busy."""
@@ -108,6 +166,8 @@ class CatalogSync:
         self.db_attempts = 0
         self.queue.add_known([ready.key])
         if ids:
+            self.own[ready.key] = ids[0]
+            self.watch.note_written(ids[0], ready.key, row.get("md5sum"))
             self.status.note_cataloged(str(ready.path))
             log.info(
                 "monitor.file_cataloged",
@@ -118,7 +178,9 @@ class CatalogSync:
                 object=row.get("object"),
             )
         else:
-            self.status.duplicates += 1
+            if ready.key not in self.own_duplicates:  # not again when a re-sync queued it again
+                self.own_duplicates.add(ready.key)
+                self.status.duplicates += 1
             log.info("monitor.duplicate", path=str(ready.path), md5sum=row.get("md5sum"))
         self.reporter.dirty = True
         return True
