@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,9 @@ from catalog.config import resolve_db
 from migration import logs
 from migration.connect import check_sqlite_file as _check_sqlite_file
 from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError
+
+if TYPE_CHECKING:
+    from compat.phases import SchemaState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,34 +61,95 @@ def log_json_option(f: F) -> F:
 
 
 def existing_db(option: Path | None) -> Path:
-    """The configured database path, checked to exist and to be SQLite."""
+    """The configured database path, checked to exist, to be SQLite and to hold a
+    catalog, by :func:`probe` (nothing is written, whatever the file is).
+
+    A catalog missing some of its tables passes (``migration restore`` is how one
+    repairs it; the commands that need every table say so themselves); an empty
+    file, or another program's database, is refused.
+    """
     path = resolve_db(option)
     check_sqlite_file(path)
+    _refuse_what_is_not_a_catalog(path, probe(path), damaged_ok=True)
     return path
 
 
 def existing_catalog(option: Path | None) -> Path:
-    """:func:`existing_db`, and a catalog (v1 or v2 tables): checked on a
-    read-only connection, so a file that is not a catalog is left exactly as it
-    was (the project's connections would switch it to WAL mode)."""
-    from compat.phases import EMPTY, UNKNOWN, read_state
-    from migration.errors import SchemaVersionError
+    """:func:`existing_db`, and a whole catalog (the v1 or the v2 tables)."""
+    path = resolve_db(option)
+    check_sqlite_file(path)
+    _refuse_what_is_not_a_catalog(path, probe(path), damaged_ok=False)
+    return path
 
-    path = existing_db(option)
+
+# Tables only a catalog has: a file with one of them is a (damaged) catalog.
+CATALOG_TABLES = frozenset({"sessions", "imaging_sessions", "fits_files", "schema_version"})
+
+
+def probe(path: Path) -> SchemaState:
+    """The layout of the SQLite file ``path``, read without changing anything.
+
+    Every command looks with this before it opens the file with the project's
+    connections (which may switch a catalog to WAL mode before they write, and
+    create ``-wal``/``-shm`` files): a wrong ``--db`` (another program's
+    database, an empty file) is refused and left exactly as it was, bytes, mtime
+    and folder. A 0-byte file is not opened at all; a WAL-mode file that no one
+    has open (no ``-wal``/``-shm`` beside it) is read as immutable, so the probe
+    does not create those either.
+    """
+    from compat.phases import EMPTY, SchemaState, read_state
+
+    if path.stat().st_size == 0:
+        return SchemaState(layout=EMPTY, version=None, tables=frozenset())
+    target = path.absolute().as_uri() + "?mode=ro"
+    if _closed_wal_file(path):
+        target += "&immutable=1"
     try:
-        probe = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        conn = sqlite3.connect(target, uri=True)
         try:
-            state = read_state(probe)
+            return read_state(conn)
         finally:
-            probe.close()
+            conn.close()
     except sqlite3.DatabaseError as exc:
         raise translate_sqlite_error(exc, f"opening {path}") from exc
-    if state.layout in (EMPTY, UNKNOWN):
-        raise SchemaVersionError(
-            f"{path} is a SQLite database but not a FITS catalog (it has neither the v1 tables "
-            f"sessions and fits_files nor the v2 ones). Check --db. Nothing was changed."
-        )
-    return path
+
+
+def _closed_wal_file(path: Path) -> bool:
+    with path.open("rb") as fh:
+        wal_header = fh.read(20)[18:20] == b"\x02\x02"
+    return wal_header and not any(Path(f"{path}{s}").exists() for s in ("-wal", "-shm"))
+
+
+def _refuse_what_is_not_a_catalog(path: Path, state: SchemaState, *, damaged_ok: bool) -> None:
+    from compat.phases import EMPTY, V1, V2
+    from migration.errors import SchemaVersionError
+
+    if state.layout in (V1, V2):
+        return
+    if state.layout == EMPTY:
+        what = "is empty (0 bytes)" if path.stat().st_size == 0 else "is a SQLite database with no tables"
+        raise SchemaVersionError(_empty_message(path, what))
+    if damaged_ok and state.tables & CATALOG_TABLES:
+        return
+    raise SchemaVersionError(
+        f"{path} is a SQLite database but not a FITS catalog (it has neither the v1 tables "
+        f"sessions and fits_files nor the v2 ones). Check --db, or create a catalog in a new "
+        f"file with 'catalog init --db NEW_FILE'. Nothing was changed."
+    )
+
+
+def _empty_message(path: Path, what: str) -> str:
+    """Why an empty database is refused, and what to do: the command's own advice."""
+    ctx = click.get_current_context(silent=True)
+    backup = ctx.params.get("backup_file") if ctx is not None else None
+    if isinstance(backup, Path):  # migration restore BACKUP: it cannot restore into nothing
+        from migration.backup.restore import empty_live_message
+
+        return empty_live_message(backup, path, what)
+    return (
+        f"{path} {what}: it is not a FITS catalog, and nothing was changed. Check --db (or "
+        f"CATALOG_DB); to start a new catalog in this file, run 'catalog init --db {path}'."
+    )
 
 
 def check_sqlite_file(path: Path) -> None:

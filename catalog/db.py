@@ -1,5 +1,6 @@
 """The SQLAlchemy engine of the catalog: the connection rules of
-:mod:`migration.connect`, the compat layer's v1 bridge, and clear errors for
+:mod:`migration.connect` (WAL mode switched on right before the first write,
+unless told otherwise), the compat layer's v1 bridge, and clear errors for
 model columns an older catalog lacks."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from catalog.drift import explain_missing_column
 from compat.orm import bridge
 from compat.usage import register_database
-from migration.connect import configure, is_write
+from migration.connect import ON_WRITE, WAL_FOR_WRITERS, Connection, WalChoice, configure, is_write
 
 
 def sqlite_url(target: str | os.PathLike[str]) -> str:
@@ -25,25 +26,36 @@ def sqlite_url(target: str | os.PathLike[str]) -> str:
     return f"sqlite:///{text}"
 
 
-def make_engine(target: str | os.PathLike[str], *, timeout_ms: int | None = None) -> Engine:
+def make_engine(
+    target: str | os.PathLike[str],
+    *,
+    timeout_ms: int | None = None,
+    wal: WalChoice = ON_WRITE,
+    needed_for: str = WAL_FOR_WRITERS,
+) -> Engine:
     """An engine whose connections follow the rules in this module's docstring.
 
-    Statements pass through the compat layer's v1 bridge (a no-op on v2).
+    ``wal``: when a catalog in rollback-journal mode is switched to WAL mode
+    (:data:`migration.connect.WalChoice`): by default right before the first write,
+    so that an engine that only reads (the web app, ``catalog list``) leaves it as
+    it is. Statements pass through the compat layer's v1 bridge (a no-op on v2).
     """
     engine = create_engine(
         sqlite_url(target),
-        connect_args={"check_same_thread": False, "timeout": 0},
+        connect_args={"check_same_thread": False, "timeout": 0, "factory": Connection},
     )
     # old-name uses in this process are written to this database in batches
     register_database(engine.url.database or "")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        configure(dbapi_conn, timeout_ms=timeout_ms)
+        configure(dbapi_conn, timeout_ms=timeout_ms, wal=wal, needed_for=needed_for)
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _before_execute(conn, cursor, statement, parameters, context, executemany):
         dbapi_conn = cursor.connection
+        if isinstance(dbapi_conn, Connection):
+            dbapi_conn.before_statement(statement)  # a pending switch to WAL, before a write
         if not dbapi_conn.in_transaction and is_write(statement):
             dbapi_conn.execute("BEGIN IMMEDIATE")
         # catalog.models speaks v2; on a v1 database the compat layer translates

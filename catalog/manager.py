@@ -14,18 +14,26 @@ from sqlalchemy.orm import sessionmaker
 from catalog.db import make_engine, sqlite_url
 from catalog.schema import create_missing_tables
 from compat.orm import sync_retired
+from migration.connect import ON_WRITE, WalChoice
 
 
 class DatabaseManager:
     """The catalog database: an engine and ORM sessions on it.
 
     ``DatabaseManager('sqlite:///path/to/fits_catalog.db')`` or a plain path.
+
+    ``wal``: when a catalog in rollback-journal mode (``journal_mode=DELETE``, as
+    the upstream left them) is switched to WAL mode: ``"on_write"`` (default)
+    right before this manager's first write, so a manager that only reads leaves
+    the file as it is; ``True`` at once; ``False`` never.
     """
 
-    def __init__(self, url: str | os.PathLike[str], *, timeout_ms: int | None = None):
+    def __init__(
+        self, url: str | os.PathLike[str], *, timeout_ms: int | None = None, wal: WalChoice = ON_WRITE
+    ):
         self.url = sqlite_url(url)
         self.path = Path(self.url.removeprefix("sqlite:///")) if self.url != "sqlite://" else None
-        self.engine = make_engine(self.url, timeout_ms=timeout_ms)
+        self.engine = make_engine(self.url, timeout_ms=timeout_ms, wal=wal)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         if self.path is not None and self.path.exists():
             # old names raise from the first use if the shims are retired

@@ -37,6 +37,25 @@ def open_source(db: Path, timeout_ms: int | None) -> sqlite3.Connection:
     return conn
 
 
+def is_wal_file(path: Path) -> bool:
+    """Whether the file's header says WAL mode (bytes 18-19: 2; 1 is a rollback journal)."""
+    with path.open("rb") as fh:
+        return fh.read(20)[18:20] == b"\x02\x02"
+
+
+def change_counter(path: Path) -> int | None:
+    """The file change counter of a database's header (bytes 24-27), as on disk.
+
+    In rollback-journal mode every commit increments it, so while a connection holds
+    a lock that keeps writers out, an unchanged counter means nobody committed since
+    it was read. (WAL mode does not maintain it: use ``PRAGMA data_version`` there.)
+    ``None`` for a file too short to have a header.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(28)
+    return int.from_bytes(head[24:28], "big") if len(head) == 28 else None
+
+
 def page_size(path: Path) -> int:
     conn = sqlite3.connect(uri(path, "ro"), uri=True)
     try:
