@@ -131,6 +131,25 @@ class LiveSystem:
                 self.procs[name].popen.kill()
 
     # -- observations --------------------------------------------------------
+    def wait_for_work(self, at_least: dict[str, int], timeout: float = 240) -> None:
+        """Wait until each named client has acknowledged at least that many requests or
+        writes in all (a condition, not a time: a slow machine just takes longer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            short = {
+                n: len(self.procs[n].acks())
+                for n, want in at_least.items()
+                if len(self.procs[n].acks()) < want
+            }
+            if not short:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"clients did not get this far within {timeout} s: {short}")
+            time.sleep(0.2)
+
+    def acked(self, names: tuple[str, ...]) -> dict[str, int]:
+        return {n: len(self.procs[n].acks()) for n in names}
+
     def wait_for_monitor(self, md5s: set[str], timeout: float = 60) -> set[str]:
         """Wait until every md5 is cataloged; returns the ones still missing."""
         deadline = time.monotonic() + timeout

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,18 @@ def test_live_migration_with_everything_running(tmp_path: Path) -> None:
     before = table_checksums(live.db, before_keys)
     live.start_services()
     live.start_clients()
+    clients = ("producer", "legacy-models", "legacy-sql", "poller-0", "poller-1")
     try:
-        time.sleep(3)  # every client working in phase "before"
+        # every client working in phase "before" (waits on their progress, not on time)
+        live.wait_for_work(
+            {"producer": 5, "legacy-models": 6, "legacy-sql": 6, "poller-0": 26, "poller-1": 26}
+        )
         run = run_cli("migration", "run", "--yes", "--json", env=live.env)
         report = json.loads(run.stdout)
         assert report["verification"]["ok"], report["verification"]
-        time.sleep(3)  # and on, in the window, with no restart
+        # and on, in the window, with no restart: each does more work after the cut-over
+        after_cutover = live.acked(clients)
+        live.wait_for_work({n: after_cutover[n] + (25 if n.startswith("poller") else 5) for n in clients})
         health = json.loads(__import__("urllib.request").request.urlopen(live.url + "/healthz").read())
         assert (health["schema_version"], health["phase"]) == (2, "window")
     finally:
