@@ -23,8 +23,6 @@ from migration import backup
 SESSIONS = renames.TABLES[0]
 FITS_TABLE = "fits_files"  # the same name in v1 and v2
 
-RENAMES = renames.AS_RENAMES
-
 
 def describe(conn: sqlite3.Connection) -> tuple[str | None, int | None]:
     """Layout (v1, v2, empty or unknown) and ``MAX(schema_version.version)``."""
@@ -40,7 +38,7 @@ def summary(counts: Mapping[str, int]) -> str:
 
 PROFILE = backup.SchemaProfile(
     describe=describe,
-    renames=RENAMES,
+    renames=renames.AS_RENAMES,
     layouts=(V1, V2),
     summary=summary,
     check_file=check_sqlite_file,

@@ -8,6 +8,7 @@ from importlib import resources
 from typing import NamedTuple
 
 from compat import renames
+from migration.connect import connect
 
 _V1_SQL = "upstream_v1.sql"
 
@@ -81,7 +82,6 @@ def v2_objects() -> list[SchemaObject]:
 def create_v1_file(path: str | os.PathLike[str]) -> None:
     """Create the empty v1 schema in the database file ``path`` (opened with the
     project's connection settings, then closed)."""
-    from migration.connect import connect
 
     conn = connect(path)
     try:

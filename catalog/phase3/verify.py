@@ -15,9 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from catalog.drift import model_drift
+from catalog.manager import DatabaseManager
+from catalog.models import Base, FitsFile, ImagingSession
+from catalog.service import DatabaseService
 from compat import db_shims, renames
 from compat.phases import DURING, V1, V2, WINDOW, read_state
+from compat.state import unfinished_rebuilds
 from migration import ddl, snapshot, state
 from migration.connect import connect, long_read
 from migration.sqltext import q, table_columns
@@ -26,7 +32,6 @@ from migration.state import MIGRATION_STATE_TABLE
 SESSIONS = renames.renamed_tables()[0]
 FITS = renames.table("fits_files")
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
-RENAMES = renames.AS_RENAMES
 
 
 @dataclass
@@ -80,7 +85,6 @@ class Verification:
 
 
 def _model_indexes() -> dict[str, dict[str, list[str]]]:
-    from catalog.models import Base
 
     out: dict[str, dict[str, list[str]]] = {}
     for table in Base.metadata.sorted_tables:
@@ -104,7 +108,7 @@ def verify(db_path: Path) -> Verification:
         now = snapshot.describe(conn)
         before = snapshot.recorded(conn, state.LOG_TABLE)
         if before is not None and st.layout == V2:
-            before = snapshot.renamed(before, RENAMES)
+            before = snapshot.renamed(before, renames.AS_RENAMES)
         if st.layout == V2:
             _schema_checks(conn, result, st.phase == WINDOW, before)
             _application_checks(db_path, result)
@@ -232,11 +236,6 @@ def _schema_checks(
 
 
 def _application_checks(db_path: Path, r: Verification) -> None:
-    from sqlalchemy import select
-
-    from catalog.manager import DatabaseManager
-    from catalog.models import FitsFile, ImagingSession
-    from catalog.service import DatabaseService
 
     r.add("import", "catalog.models imports", True)
     db = DatabaseManager(db_path)
@@ -336,8 +335,6 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
         temp += [f"fits_files.{s}" for s in shadows]
     hint = ""
     if any(n.startswith("_rebuild_") for n in temp):
-        from compat.state import unfinished_rebuilds
-
         advice = unfinished_rebuilds(conn)
         hint = " — " + "; ".join(advice) if advice else ""
     r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)

@@ -17,7 +17,6 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from typing import Any
 import click
 import pytest
 
-BIN = Path(sys.executable).parent
-PARALLEL = max(2, os.cpu_count() or 2)
+from tests import cli_files
+from tests.cli_files import BIN, PARALLEL
+
 CREATE_IN_AN_EMPTY_FILE = {("catalog", "init"), ("migration", "baseline")}
 FILLERS = {"session_id": "20240312_ASI2600MM_RC8", "ps_id": "1", "name": "M31", "imaging_session": "X"}
 
@@ -75,10 +75,7 @@ def argv(case: Case, db: Path, *, backup: Path, raw_dir: Path) -> list[str]:
 
 
 def env_for(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_")}
-    env.update(HOME=os.fspath(home), CATALOG_CONFIG=os.fspath(home / "no-config.toml"))
-    env["CATALOG_BUSY_TIMEOUT_MS"] = "60000"  # a wait on a lock shows up as a test timeout
-    return env
+    return cli_files.env_for(home, CATALOG_BUSY_TIMEOUT_MS="60000")  # a lock wait shows as a test timeout
 
 
 def observe(db: Path) -> dict[str, Any]:

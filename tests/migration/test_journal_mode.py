@@ -8,63 +8,27 @@ Real console scripts on a catalog built with the upstream DDL and rows.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.upstream_catalogs import build_upstream_catalog
-
-BIN = Path(sys.executable).parent
-PARALLEL = max(2, os.cpu_count() or 2)
-SWITCHED = "switched the catalog to WAL journal mode"
-
-
-def env_for(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATALOG_")}
-    env.update(HOME=os.fspath(home), CATALOG_CONFIG=os.fspath(home / "no-config.toml"))
-    return env
-
-
-def run(*args: str | os.PathLike[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [os.fspath(BIN / os.fspath(args[0])), *map(os.fspath, args[1:])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def journal_mode(db: Path) -> str:
-    """The mode the file header says (bytes 18-19: 1 = rollback journal, 2 = WAL)."""
-    return {b"\x01\x01": "delete", b"\x02\x02": "wal"}.get(db.read_bytes()[18:20], "?")
-
-
-def sha256(db: Path) -> str:
-    return hashlib.sha256(db.read_bytes()).hexdigest()
-
-
-def beside(db: Path) -> list[str]:
-    return sorted(p.name for p in db.parent.iterdir() if p.name != db.name)
+from tests.cli_files import (
+    PARALLEL,
+    SWITCHED,
+    beside,
+    copy_of,
+    delete_journal_catalog,
+    env_for,
+    journal_mode,
+    run,
+    sha256,
+)
 
 
 @pytest.fixture(scope="module")
 def delete_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    db = build_upstream_catalog(tmp_path_factory.mktemp("upstream") / "fits_catalog.db", "bare", files=20)
-    assert journal_mode(db) == "delete"
-    return db
-
-
-def copy_of(catalog: Path, folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    return Path(shutil.copy2(catalog, folder / "fits_catalog.db"))
+    return delete_journal_catalog(tmp_path_factory.mktemp("upstream"))
 
 
 READ_ONLY = {

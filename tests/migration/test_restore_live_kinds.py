@@ -19,6 +19,7 @@ import pytest
 from catalog.phase3.backup_profile import PROFILE, backup_catalog
 from migration import backup as bk
 from migration.errors import CatalogError
+from tests.cli_files import journal_mode
 from tests.migration.writer_client import assert_error_paragraph, cli_env, fingerprint, run_migration
 from tests.upstream_catalogs import build_upstream_catalog
 
@@ -27,10 +28,6 @@ BUSY_MS = "60000"
 
 def env() -> dict[str, str]:
     return cli_env(CATALOG_BUSY_TIMEOUT_MS=BUSY_MS)
-
-
-def journal_mode(db: Path) -> str:
-    return {b"\x01\x01": "delete", b"\x02\x02": "wal"}.get(db.read_bytes()[18:20], "?")
 
 
 def pre_restore_backups(live: Path) -> list[Path]:
