@@ -194,7 +194,7 @@ def finish(db: Path, phase: str, pool: WriterPool, base, log: Path) -> dict:
         proc = run_migration("rollback", "--yes", "--json", "--db", str(db))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert one_json(proc.stdout)["schema_version"] == 1
-        time.sleep(0.2)  # writes land on the rolled-back schema too
+        pool.wait_more_writes()  # writes land on the rolled-back schema too
         assert assert_consistent(db, pool.snapshot(), base) == "v1-during"
     proc = run_migration("run", "--yes", "--no-backup", "--json", "--db", str(db))
     with open(log, "a") as fh:
@@ -223,7 +223,7 @@ def crash_scenario(
         outcome = run_and_kill(db, cond, log)
         phase = assert_consistent(db, pool.snapshot(), base)
         report = finish(db, phase, pool, base, log)
-        time.sleep(0.3)
+        pool.wait_more_writes()
         records = pool.stop()
     assert pool.errors(records) == [], pool.errors(records)[:10]
     assert assert_consistent(db, records, base, strict=True) == "v2-window"
@@ -268,7 +268,7 @@ def test_killed_mid_backfill_before_and_after_cutover_then_rollback_and_rerun(
 
         # 4. rollback from the window keeps every row; 5. migrate again to the end
         report = finish(db, phase, pool, base, log)
-        time.sleep(0.3)
+        pool.wait_more_writes()
         records = pool.stop()
     for label, o, p in seen:
         print(f"kill at {label}: seen {o.seen_phase} {o.done}/{o.high} after {o.seconds:.2f}s -> {p}")
@@ -404,11 +404,11 @@ def test_killed_mid_backfill_then_abandoned_with_rollback(fast_base: Path, tmp_p
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "abandoned" in proc.stdout
         assert_abandoned_clean(db)
-        time.sleep(0.3)
+        pool.wait_more_writes()
         assert assert_consistent(db, pool.snapshot(), base) == "v1-before"
         proc = run_migration("run", "--yes", "--no-backup", "--json", "--db", str(db))
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        time.sleep(0.3)
+        pool.wait_more_writes()
         records = pool.stop()
     assert pool.errors(records) == [], pool.errors(records)[:10]
     assert assert_consistent(db, records, base, strict=True) == "v2-window"

@@ -82,7 +82,7 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
             c for c in reports["run"]["verification"]["checks"] if not c["ok"]
         ]
         marks.append(("window", time.time()))
-        time.sleep(1.0)
+        pool.wait_more_writes()  # the writers worked in this phase
         # every acknowledged write, through the old and the new names
         assert assert_consistent(db, pool.snapshot(), base) == "v2-window"
 
@@ -92,7 +92,7 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         reports["rollback"] = one_json(proc.stdout)
         marks.append(("rolled back", time.time()))
-        time.sleep(1.0)
+        pool.wait_more_writes()  # the writers worked in this phase
         # every row written in the window is still there, through the v1 names
         assert assert_consistent(db, pool.snapshot(), base) == "v1-during"
 
@@ -103,7 +103,7 @@ def test_writers_through_run_rollback_and_rerun(base_db: Path, tmp_path: Path) -
         reports["rerun"] = one_json(proc.stdout)
         assert reports["rerun"]["resumed"] and reports["rerun"]["verification"]["ok"]
         marks.append(("window again", time.time()))
-        time.sleep(0.5)
+        pool.wait_more_writes()
         records = pool.stop()
 
     # -- what the clients saw ---------------------------------------------------------

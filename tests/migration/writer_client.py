@@ -409,23 +409,40 @@ class WriterPool:
         with self._lock:
             return list(self.records)
 
-    def wait_ready(self, timeout: float = 60.0, min_writes: int = 3) -> None:
-        """Every client is up and has acknowledged a few writes."""
+    def _writes_per_writer(self) -> dict[int, int]:
+        """Acknowledged writes so far, per writer process (by pid)."""
+        recs = self.snapshot()
+        counts = {p.pid: 0 for p in self.procs}
+        names = {r["w"]: r["pid"] for r in recs if r["op"] == "ready"}
+        for r in recs:
+            if r["op"] in WRITE_OPS and r["w"] in names:
+                counts[names[r["w"]]] = counts.get(names[r["w"]], 0) + 1
+        return counts
+
+    def _wait_for(self, enough: Callable[[dict[int, int]], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            recs = self.snapshot()
-            counts = {p.pid: 0 for p in self.procs}
-            names = {r["w"]: r["pid"] for r in recs if r["op"] == "ready"}
-            for r in recs:
-                if r["op"] in WRITE_OPS and r["w"] in names:
-                    counts[names[r["w"]]] = counts.get(names[r["w"]], 0) + 1
-            if all(c >= min_writes for c in counts.values()):
+            if enough(self._writes_per_writer()):
                 return
             dead = [p for p in self.procs if p.poll() is not None]
             if dead:
                 raise AssertionError(f"a writer exited early: {self.stderr_tail()}")
             time.sleep(0.05)
-        raise AssertionError(f"writers not ready after {timeout}s: {self.stderr_tail()}")
+        raise AssertionError(f"writers did not {what} within {timeout} s: {self.stderr_tail()}")
+
+    def wait_ready(self, timeout: float = 60.0, min_writes: int = 3) -> None:
+        """Every client is up and has acknowledged a few writes."""
+        self._wait_for(lambda c: all(n >= min_writes for n in c.values()), "start", timeout)
+
+    def wait_more_writes(self, more: int = 3, timeout: float = 120.0) -> None:
+        """Every client acknowledges ``more`` writes from now on: the writers have
+        worked in the current phase (a condition, not a sleep)."""
+        start = self._writes_per_writer()
+        self._wait_for(
+            lambda c: all(c.get(pid, 0) >= n + more for pid, n in start.items()),
+            f"make {more} more writes each",
+            timeout,
+        )
 
     def stderr_tail(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.stderr_paths if p.exists())
