@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from catalog.config import resolve_db
+from catalog.phase3.declaration import PHASE3
 from migration import logs
 from migration.connect import check_sqlite_file as _check_sqlite_file
 from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError
@@ -107,7 +108,7 @@ def probe(path: Path) -> SchemaState:
     try:
         conn = sqlite3.connect(target, uri=True)
         try:
-            return read_state(conn)
+            return read_state(conn, PHASE3)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

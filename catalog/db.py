@@ -13,9 +13,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
 from catalog.drift import explain_missing_column
-from compat.orm import bridge
+from catalog.phase3.declaration import PHASE3
+from compat.orm import Bridge
 from compat.usage import register_database
 from migration.connect import ON_WRITE, WAL_FOR_WRITERS, Connection, WalChoice, configure, is_write
+
+_BRIDGE = Bridge(PHASE3)  # the models' new names, translated while a catalog is still v1
 
 
 def sqlite_url(target: str | os.PathLike[str]) -> str:
@@ -59,7 +62,7 @@ def make_engine(
         if not dbapi_conn.in_transaction and is_write(statement):
             dbapi_conn.execute("BEGIN IMMEDIATE")
         # catalog.models speaks v2; on a v1 database the compat layer translates
-        return bridge(dbapi_conn, conn.info, statement), parameters
+        return _BRIDGE(dbapi_conn, conn.info, statement), parameters
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from catalog.models import Base
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from migration.errors import CatalogError
 
 
@@ -45,7 +45,7 @@ class MissingColumnError(CatalogError):
 
 
 def _db_name(table: str, column: str | None, layout_v1: bool) -> tuple[str, str | None]:
-    t = renames.table_by_new(table) if layout_v1 else None
+    t = PHASE3.table_by_new(table) if layout_v1 else None
     if t is None:
         return table, column
     return t.old, (t.column_v1(column) if column else None)
@@ -91,7 +91,7 @@ def explain_missing_column(message: str) -> MissingColumnError | None:
     candidates = []
     for mapper in Base.registry.mappers:
         t = mapper.local_table
-        old = renames.table_by_new(t.name)
+        old = PHASE3.table_by_new(t.name)
         for c in t.columns:
             names = {(t.name, c.name)}
             if old is not None:

@@ -7,13 +7,13 @@ from sqlalchemy.engine import Engine
 
 from catalog.models import SchemaVersion, utcnow
 from catalog.phase3.baseline import v1_objects, v2_objects
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from compat.phases import EMPTY, V1, SchemaState, read_state
 
 
 def state_of(connection: Connection) -> SchemaState:
     """:func:`read_state` for a SQLAlchemy connection."""
-    return read_state(connection.connection.dbapi_connection)  # type: ignore[arg-type]
+    return read_state(connection.connection.dbapi_connection, PHASE3)  # type: ignore[arg-type]
 
 
 def create_missing_tables(engine: Engine) -> SchemaState:
@@ -32,7 +32,7 @@ def create_missing_tables(engine: Engine) -> SchemaState:
         objects = v1_objects() if state.layout == V1 else v2_objects()
         missing = {o.table for o in objects if o.type == "table"} - set(state.tables)
         if state.layout == V1:
-            missing -= {t.new for t in renames.renamed_tables()}
+            missing -= {t.new for t in PHASE3.renamed_tables()}
         for o in objects:
             if o.table in missing:
                 connection.exec_driver_sql(o.sql)
@@ -41,8 +41,12 @@ def create_missing_tables(engine: Engine) -> SchemaState:
             connection.execute(
                 SchemaVersion.__table__.insert(),
                 [
-                    {"version": renames.SCHEMA_V1, "applied_at": now, "description": renames.V1_DESCRIPTION},
-                    {"version": renames.SCHEMA_V2, "applied_at": now, "description": renames.V2_DESCRIPTION},
+                    {
+                        "version": PHASE3.from_version,
+                        "applied_at": now,
+                        "description": PHASE3.from_description,
+                    },
+                    {"version": PHASE3.to_version, "applied_at": now, "description": PHASE3.to_description},
                 ],
             )
         return state_of(connection)

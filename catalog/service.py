@@ -22,15 +22,15 @@ from sqlalchemy.orm import Session as OrmSession
 
 from catalog.manager import DatabaseManager
 from catalog.models import CatalogDeprecationWarning, FitsFile, ImagingSession, utcnow
+from catalog.phase3.declaration import PHASE3
 from catalog.service_admin import ServiceAdminMixin
 from catalog.stats import catalog_stats
-from compat import renames
 
 _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
 _SESSION_COLUMNS = frozenset(c.key for c in ImagingSession.__table__.columns)
 # v1 key -> v2 column, from the one rename map
-_FITS_OLD_KEYS = {c.old: c.new for c in renames.table("fits_files").columns}
-_SESSION_OLD_KEYS = {c.old: c.new for c in renames.table_by_new("imaging_sessions").columns}
+_FITS_OLD_KEYS = {c.old: c.new for c in PHASE3.table("fits_files").columns}
+_SESSION_OLD_KEYS = {c.old: c.new for c in PHASE3.table_by_new("imaging_sessions").columns}
 
 
 def _v2_keys(

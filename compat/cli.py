@@ -16,10 +16,17 @@ from catalog.clikit import (
     log_json_option,
     print_json,
 )
-from compat.state import LIMITS, QUIET_DAYS, WINDOW_DAYS, read_status
+from catalog.phase3.backup_profile import backup_catalog
+from catalog.phase3.declaration import PHASE3
+from compat.install import install as do_install
+from compat.retire import RetireRefused, finish_interrupted, interrupted, plan_retire, refusal_message
+from compat.retire import abandon as do_abandon
+from compat.retire import retire as do_retire
+from compat.scan import exit_code, format_findings, scan_paths
+from compat.state import QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
 from migration.connect import connect
-from migration.rebuild import unfinished
+from migration.rebuild import RETIRE, check_free, unfinished
 from migration.runlock import holder
 
 
@@ -41,7 +48,7 @@ def _status(db: Path | None):
     flush_now()
     conn = connect(path)
     try:
-        return path, read_status(conn)
+        return path, read_status(conn, PHASE3)
     finally:
         conn.close()
 
@@ -93,7 +100,7 @@ def status(db: Path | None, as_json: bool) -> None:
         for line in st.unfinished:
             click.echo(f"Interrupted: {line}")
     click.echo("Limits:")
-    for line in LIMITS:
+    for line in st.limits:
         click.echo(f"  - {line}")
 
 
@@ -132,9 +139,7 @@ def install(db: Path | None, as_json: bool) -> None:
     Example:
       compat install
     """
-    from compat.install import install as do_install
-
-    result = do_install(existing_catalog(db), say=(lambda _l: None) if as_json else click.echo)
+    result = do_install(existing_catalog(db), PHASE3, say=(lambda _l: None) if as_json else click.echo)
     if as_json:
         print_json(result)
     elif not result["installed"]:
@@ -154,12 +159,11 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     Example:
       compat scan ./scripts ./queries.sql
     """
-    from compat.scan import exit_code, format_findings, scan_paths
 
     def skipped(path: Path, reason: str) -> None:
         click.echo(f"warning: skipped {path}: {reason}", err=True)
 
-    findings = scan_paths(paths, on_skip=skipped)
+    findings = scan_paths(paths, decl=PHASE3, on_skip=skipped)
     if as_json:
         print_json(
             [
@@ -226,31 +230,20 @@ def retire(
       compat retire --dry-run
       compat retire --yes
     """
-    from catalog.phase3.backup_profile import backup_catalog
-    from compat.retire import (
-        RetireRefused,
-        finish_interrupted,
-        interrupted,
-        plan_retire,
-        refusal_message,
-    )
-    from compat.retire import abandon as do_abandon
-    from compat.retire import retire as do_retire
-    from migration.rebuild import RETIRE, check_free
-
     path, st = _status(db)
     say = (lambda _l: None) if as_json else click.echo
     if abandon:
-        result = do_abandon(path, say=say, dry_run=dry_run)
+        result = do_abandon(path, PHASE3, say=say, dry_run=dry_run)
         if as_json:
             print_json(result)
         return
     conn = connect(path)
     try:
-        ours = interrupted(conn)
+        ours = interrupted(conn, PHASE3)
         drains = [u for u in ours if u.stage == "drain"]
         if not drains:
-            check_free(conn, "fits_files", RETIRE)  # another command's stopped copy: refuse now
+            for t in PHASE3.synced_tables():
+                check_free(conn, t.new, RETIRE)  # another command's stopped copy: refuse now
     finally:
         conn.close()
     if drains:
@@ -259,13 +252,13 @@ def retire(
             if as_json:
                 print_json({"db": str(path), "dry_run": True, "would_finish": [u.describe() for u in drains]})
             return
-        result = finish_interrupted(path, say=say)
+        result = finish_interrupted(path, PHASE3, say=say)
         if as_json:
             print_json(result)
         return
     conn = connect(path)
     try:
-        plan = plan_retire(conn, min_days=min_days, quiet_days=quiet_days)
+        plan = plan_retire(conn, PHASE3, min_days=min_days, quiet_days=quiet_days)
     finally:
         conn.close()
     resumes = [u.describe() for u in ours if u.stage == "copy"]
@@ -307,7 +300,7 @@ def retire(
         if not click.confirm("Retire the shims? Old names will stop working"):
             click.echo("Nothing was changed.")
             return
-    result = do_retire(path, plan, say=say, make_backup=backup_catalog)
+    result = do_retire(path, PHASE3, plan, say=say, make_backup=backup_catalog)
     if as_json:
         print_json(report | result)
 

@@ -1,17 +1,20 @@
 """The database-side shims: old names for clients we do not control.
 
-In the window (schema v2 + compat), raw SQL written for v1 keeps working:
+In the window (schema v2 + compat), raw SQL written for v1 keeps working. For
+each table of a :class:`~compat.renames.RenameDeclaration`:
 
-* a view ``sessions`` over ``imaging_sessions`` shows every column under its
-  v1 name, with INSTEAD OF INSERT/UPDATE/DELETE triggers writing through to
-  the table (SQLite reports 0 changed rows for such writes: a known limit);
-* ``fits_files.x``, ``.y``, ``.session_id`` are real columns kept equal to
-  ``width_pixels``, ``height_pixels``, ``imaging_session_id`` by triggers,
-  whichever name a client writes. If one statement writes both names with
-  different values, the v2 name wins.
+* a **renamed table** keeps its old name as a view over the new table showing
+  every column under its v1 name, with INSTEAD OF INSERT/UPDATE/DELETE
+  triggers writing through to the table (SQLite reports 0 changed rows for
+  such writes: a known limit). In the catalog: ``sessions`` over
+  ``imaging_sessions``;
+* a **table renamed in place** keeps its old column names as real columns,
+  kept equal to the new ones by triggers whichever name a client writes; if
+  one statement writes both names with different values, the new name wins.
+  In the catalog: ``fits_files.x``, ``.y``, ``.session_id``.
 
 Every write through an old name is counted in ``_compat_usage`` by the
-triggers themselves. All SQL is generated from :mod:`compat.renames` with
+triggers themselves. All SQL is generated from the declaration with
 quoted identifiers. The functions here only return or execute statements
 inside the caller's transaction; the migration's cut-over and ``compat
 install``/``retire`` decide when.
@@ -25,38 +28,26 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from compat import renames
-from compat.usage import USAGE_TABLE
+from compat.renames import RenameDeclaration, TableRename
+from compat.usage import SHIMS_TABLE, USAGE_TABLE, bookkeeping_ddl
 from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 
-SHIMS_TABLE = "_compat_shims"
 TRIGGER_PREFIX = "_compat_"
 
-SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table("fits_files")
 
-VIEW_TRIGGERS = {
-    "INSERT": f"{TRIGGER_PREFIX}{SESSIONS.old}_insert",
-    "UPDATE": f"{TRIGGER_PREFIX}{SESSIONS.old}_update",
-    "DELETE": f"{TRIGGER_PREFIX}{SESSIONS.old}_delete",
-}
-FITS_TRIGGERS = {
-    "INSERT": f"{TRIGGER_PREFIX}{FITS.new}_sync_insert",
-    "UPDATE": f"{TRIGGER_PREFIX}{FITS.new}_sync_update",
-}
+def view_triggers(t: TableRename) -> dict[str, str]:
+    """The INSTEAD OF triggers' names of a renamed table's view, by event."""
+    return {e: f"{TRIGGER_PREFIX}{t.old}_{e.lower()}" for e in ("INSERT", "UPDATE", "DELETE")}
 
 
-def bookkeeping_ddl() -> list[str]:
-    """Tables that record the shims and their use (kept after retirement)."""
-    return [
-        f"CREATE TABLE IF NOT EXISTS {q(USAGE_TABLE)} ("
-        f"{q('shim')} TEXT NOT NULL, {q('day')} TEXT NOT NULL, {q('uses')} INTEGER NOT NULL, "
-        f"{q('first_seen')} TEXT NOT NULL, {q('last_seen')} TEXT NOT NULL, "
-        f"PRIMARY KEY ({q('shim')}, {q('day')}))",
-        f"CREATE TABLE IF NOT EXISTS {q(SHIMS_TABLE)} ("
-        f"{q('name')} TEXT PRIMARY KEY, {q('kind')} TEXT NOT NULL, "
-        f"{q('installed_at')} TEXT NOT NULL, {q('cutover_at')} TEXT, {q('retired_at')} TEXT)",
-    ]
+def sync_triggers(t: TableRename) -> dict[str, str]:
+    """The sync triggers' names of a table renamed in place, by event."""
+    return {e: f"{TRIGGER_PREFIX}{t.new}_sync_{e.lower()}" for e in ("INSERT", "UPDATE")}
+
+
+def trigger_names(decl: RenameDeclaration) -> list[str]:
+    out = [n for t in decl.renamed_tables() for n in view_triggers(t).values()]
+    return out + [n for t in decl.synced_tables() for n in sync_triggers(t).values()]
 
 
 def usage_upsert(shim: str, condition: str | None = None) -> str:
@@ -70,20 +61,21 @@ def usage_upsert(shim: str, condition: str | None = None) -> str:
     )
 
 
-# -- the sessions view -------------------------------------------------------
-def sessions_view_sql(columns: list[ColumnInfo]) -> list[str]:
-    """The view and its three INSTEAD OF triggers, for ``imaging_sessions``' columns.
+# -- a renamed table's view ----------------------------------------------------
+def view_sql(t: TableRename, columns: list[ColumnInfo]) -> list[str]:
+    """The view and its three INSTEAD OF triggers, for the new table's columns.
 
     ``columns`` are the table's real columns (user-added ones included), so
     the view shows every column, each under its v1 name.
     """
+    names = view_triggers(t)
     real = [c for c in columns if not c.hidden]
-    select = exp.select(
-        *[exp.alias_(col(c.name), SESSIONS.column_v1(c.name), quoted=True) for c in real]
-    ).from_(exp.to_table(q(SESSIONS.new)))
-    view = f"CREATE VIEW {q(SESSIONS.old)} AS {sql(select)}"
+    select = exp.select(*[exp.alias_(col(c.name), t.column_v1(c.name), quoted=True) for c in real]).from_(
+        exp.to_table(q(t.new))
+    )
+    view = f"CREATE VIEW {q(t.old)} AS {sql(select)}"
     keys = [c for c in real if c.pk] or real[:1]
-    old = {c.name: SESSIONS.column_v1(c.name) for c in real}
+    old = {c.name: t.column_v1(c.name) for c in real}
 
     def value(c: ColumnInfo) -> str:
         v = sql(ref("NEW", old[c.name]))
@@ -91,35 +83,35 @@ def sessions_view_sql(columns: list[ColumnInfo]) -> list[str]:
         return f"COALESCE({v}, {c.default})" if c.default is not None else v
 
     insert = (
-        f"INSERT INTO {q(SESSIONS.new)} ({', '.join(q(c.name) for c in real)}) "
+        f"INSERT INTO {q(t.new)} ({', '.join(q(c.name) for c in real)}) "
         f"VALUES ({', '.join(value(c) for c in real)})"
     )
     match = " AND ".join(f"{q(c.name)} = {sql(ref('OLD', old[c.name]))}" for c in keys)
     update = (
-        f"UPDATE {q(SESSIONS.new)} SET "
+        f"UPDATE {q(t.new)} SET "
         + ", ".join(f"{q(c.name)} = {sql(ref('NEW', old[c.name]))}" for c in real)
         + f" WHERE {match}"
     )
-    delete = f"DELETE FROM {q(SESSIONS.new)} WHERE {match}"
-    name = SESSIONS.old
+    delete = f"DELETE FROM {q(t.new)} WHERE {match}"
+    name = t.old
     return [
         view,
         trigger(
-            VIEW_TRIGGERS["INSERT"],
+            names["INSERT"],
             "INSTEAD OF",
             "INSERT",
             name,
             [insert, usage_upsert(f"sql:{name}.insert")],
         ),
         trigger(
-            VIEW_TRIGGERS["UPDATE"],
+            names["UPDATE"],
             "INSTEAD OF",
             "UPDATE",
             name,
             [update, usage_upsert(f"sql:{name}.update")],
         ),
         trigger(
-            VIEW_TRIGGERS["DELETE"],
+            names["DELETE"],
             "INSTEAD OF",
             "DELETE",
             name,
@@ -128,23 +120,20 @@ def sessions_view_sql(columns: list[ColumnInfo]) -> list[str]:
     ]
 
 
-# -- the old fits_files columns ---------------------------------------------
-def _pairs() -> list[tuple[str, str]]:
-    return [(c.old, c.new) for c in FITS.columns]
-
-
-def _any_differs(a: str, b: str) -> str:
-    return "(" + " OR ".join(f"{sql(ref(a, old))} IS NOT {sql(ref(b, new))}" for old, new in _pairs()) + ")"
-
-
-def fits_sync_sql() -> list[str]:
-    """Triggers keeping the old ``fits_files`` columns equal to the new ones.
+# -- a table renamed in place: its old columns ---------------------------------
+def sync_sql(t: TableRename) -> list[str]:
+    """Triggers keeping a table's old columns equal to the new ones.
 
     Each trigger first copies new -> old (touching only the old columns, so
     a user's ``AFTER UPDATE OF <real columns>`` trigger does not fire twice),
     then old -> new where only the old name was written.
     """
-    table = FITS.new
+    table = t.new
+    names = sync_triggers(t)
+
+    def _pairs() -> list[tuple[str, str]]:
+        return [(c.old, c.new) for c in t.columns]
+
     rowid = "rowid = NEW.rowid"
     differs = (
         "("
@@ -215,11 +204,9 @@ def fits_sync_sql() -> list[str]:
 
     columns = ", ".join(q(c) for pair in _pairs() for c in pair)
     return [
+        trigger(names["INSERT"], "AFTER", "INSERT", table, [ins_old, ins_new, *ins_usage], when=differs),
         trigger(
-            FITS_TRIGGERS["INSERT"], "AFTER", "INSERT", table, [ins_old, ins_new, *ins_usage], when=differs
-        ),
-        trigger(
-            FITS_TRIGGERS["UPDATE"],
+            names["UPDATE"],
             "AFTER",
             f"UPDATE OF {columns}",
             table,
@@ -230,34 +217,46 @@ def fits_sync_sql() -> list[str]:
 
 
 # -- install / remove ----------------------------------------------------------
-def install_statements(session_columns: list[ColumnInfo]) -> list[str]:
-    """Everything to create in the window, given ``imaging_sessions``' columns.
+def install_statements(decl: RenameDeclaration, view_columns: dict[str, list[ColumnInfo]]) -> list[str]:
+    """Everything to create in the window, given each renamed table's columns
+    (new names, by the table's new name).
 
-    The old ``fits_files`` columns must already exist (the migration makes
-    them at the cut-over from its pre-filled shadow columns). The SQL is built
-    before the caller takes the write lock, so generating it costs no lock time.
+    The old columns of the tables renamed in place must already exist (the
+    migration makes them at the cut-over from its pre-filled shadow columns).
+    The SQL is built before the caller takes the write lock, so generating it
+    costs no lock time.
     """
-    return [*bookkeeping_ddl(), *sessions_view_sql(session_columns), *fits_sync_sql()]
-
-
-def current_session_columns(conn: sqlite3.Connection) -> list[ColumnInfo]:
-    """``imaging_sessions``' columns (v2 names), read from either layout."""
-    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    table = SESSIONS.new if SESSIONS.new in present else SESSIONS.old
-    return [replace(c, name=SESSIONS.column_v2(c.name)) for c in table_columns(conn, table)]
-
-
-def shim_records() -> list[tuple[str, str]]:
-    """(name, kind) of every shim, as ``compat status`` lists them."""
-    out = [(f"view:{SESSIONS.old}", "view")]
-    out += [(f"trigger:{t}", "trigger") for t in (*VIEW_TRIGGERS.values(), *FITS_TRIGGERS.values())]
-    out += [(f"column:{FITS.new}.{old}", "column") for old, _ in _pairs()]
+    out = bookkeeping_ddl()
+    for t in decl.renamed_tables():
+        out += view_sql(t, view_columns[t.new])
+    for t in decl.synced_tables():
+        out += sync_sql(t)
     return out
 
 
-def record_install(conn: sqlite3.Connection, *, cutover: bool) -> None:
+def current_columns(conn: sqlite3.Connection, t: TableRename) -> list[ColumnInfo]:
+    """A renamed table's columns (new names), read from either layout."""
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    table = t.new if t.new in present else t.old
+    return [replace(c, name=t.column_v2(c.name)) for c in table_columns(conn, table)]
+
+
+def view_columns(conn: sqlite3.Connection, decl: RenameDeclaration) -> dict[str, list[ColumnInfo]]:
+    """:func:`current_columns` of every renamed table, for :func:`install_statements`."""
+    return {t.new: current_columns(conn, t) for t in decl.renamed_tables()}
+
+
+def shim_records(decl: RenameDeclaration) -> list[tuple[str, str]]:
+    """(name, kind) of every shim, as ``compat status`` lists them."""
+    out = [(f"view:{t.old}", "view") for t in decl.renamed_tables()]
+    out += [(f"trigger:{n}", "trigger") for n in trigger_names(decl)]
+    out += [(f"column:{t.new}.{c.old}", "column") for t in decl.synced_tables() for c in t.columns]
+    return out
+
+
+def record_install(conn: sqlite3.Connection, decl: RenameDeclaration, *, cutover: bool) -> None:
     """Mark every shim installed now (and the cut-over time, if this is it)."""
-    for name, kind in shim_records():
+    for name, kind in shim_records(decl):
         conn.execute(
             f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) "
             "VALUES (?, ?, datetime('now'), CASE WHEN ? THEN datetime('now') END, NULL) "
@@ -267,10 +266,8 @@ def record_install(conn: sqlite3.Connection, *, cutover: bool) -> None:
         )
 
 
-def drop_statements(existing: Iterable[str]) -> list[str]:
+def drop_statements(decl: RenameDeclaration, existing: Iterable[str]) -> list[str]:
     """DROP statements for the shim views and triggers among ``existing`` names."""
     present = set(existing)
-    out = [f"DROP TRIGGER {q(t)}" for t in (*VIEW_TRIGGERS.values(), *FITS_TRIGGERS.values()) if t in present]
-    if SESSIONS.old in present:
-        out.append(f"DROP VIEW {q(SESSIONS.old)}")
-    return out
+    out = [f"DROP TRIGGER {q(t)}" for t in trigger_names(decl) if t in present]
+    return out + [f"DROP VIEW {q(t.old)}" for t in decl.renamed_tables() if t.old in present]

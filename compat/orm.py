@@ -1,6 +1,7 @@
-"""How ``catalog.models`` (v2 names) keeps working on a v1 database.
+"""How models written in the new names keep working on a v1 database.
 
-The engine calls :func:`bridge` for every statement. While the database is
+The application's engine calls a :class:`Bridge` (one per rename declaration;
+the catalog's is built on ``PHASE3``) for every statement. While the database is
 still v1 it returns the statement translated to v1 names; once the cut-over
 has happened it returns the statement unchanged. The schema cookie
 (``PRAGMA schema_version``) tells, at the cost of one pragma per statement
@@ -15,36 +16,55 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from compat import renames
+from compat.renames import RenameDeclaration
+from compat.synonyms import set_retired
 
 _INFO_KEY = "compat.layout"  # (schema cookie, is_v1) per DBAPI connection
 _SHIMS_TABLE = "_compat_shims"  # compat.db_shims.SHIMS_TABLE (not imported: keeps this light)
-_translator: Any = None
-_V1_TABLE = renames.renamed_tables()[0].old
 
 
-def _translate(statement: str) -> str | None:
-    global _translator
-    if _translator is None:  # sqlglot costs ~0.2 s to import: only when needed
-        from compat.translate import CachedTranslator
+class Bridge:
+    """The statement hook for one declaration: call it with each statement."""
 
-        _translator = CachedTranslator("to_v1")
-    return _translator(statement)
+    def __init__(self, decl: RenameDeclaration):
+        self.decl = decl
+        self._translator: Any = None
+        # The layout marker: a table only the old version has as a table.
+        marker = decl.renamed_tables() or decl.synced_tables()
+        self._v1_table = marker[0].old
+        self._v1_column = None if decl.renamed_tables() else marker[0].columns[0].new
 
+    def _translate(self, statement: str) -> str | None:
+        if self._translator is None:
+            # sqlglot costs ~0.2 s to import: only once a statement needs looking at.
+            from compat.translate import Translator
 
-def is_v1(conn: sqlite3.Connection, info: dict[str, Any]) -> bool:
-    """Whether the database behind ``conn`` still has the v1 layout."""
-    cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
-    cached = info.get(_INFO_KEY)
-    if cached is not None and cached[0] == cookie:
-        return cached[1]
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_V1_TABLE,)
-    ).fetchone()
-    result = found is not None
-    info[_INFO_KEY] = (cookie, result)
-    sync_retired(conn)
-    return result
+            self._translator = Translator(self.decl, "to_v1")
+        return self._translator(statement)
+
+    def __call__(self, conn: sqlite3.Connection, info: dict[str, Any], statement: str) -> str:
+        """The statement to send: translated to v1 names while the database is v1."""
+        translated = self._translate(statement)
+        if translated is None:
+            return statement
+        return translated if self.is_v1(conn, info) else statement
+
+    def is_v1(self, conn: sqlite3.Connection, info: dict[str, Any]) -> bool:
+        """Whether the database behind ``conn`` still has the v1 layout."""
+        cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
+        cached = info.get(_INFO_KEY)
+        if cached is not None and cached[0] == cookie:
+            return cached[1]
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (self._v1_table,)
+        ).fetchone()
+        result = found is not None
+        if result and self._v1_column is not None:  # renamed in place: v1 lacks the new column
+            cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{self._v1_table}")')}
+            result = self._v1_column not in cols
+        info[_INFO_KEY] = (cookie, result)
+        sync_retired(conn)
+        return result
 
 
 def shims_retired(conn: sqlite3.Connection) -> bool:
@@ -58,16 +78,6 @@ def shims_retired(conn: sqlite3.Connection) -> bool:
 
 
 def sync_retired(conn: sqlite3.Connection) -> None:
-    """Make catalog.models' old names raise in this process once the shims are
+    """Make the models' old names raise in this process once the shims are
     retired (and warn again if they are reinstalled)."""
-    from compat.synonyms import set_retired
-
     set_retired(shims_retired(conn))
-
-
-def bridge(conn: sqlite3.Connection, info: dict[str, Any], statement: str) -> str:
-    """The statement to send: translated to v1 names while the database is v1."""
-    translated = _translate(statement)
-    if translated is None:
-        return statement
-    return translated if is_v1(conn, info) else statement

@@ -1,10 +1,11 @@
-"""What shape a catalog database is in: its layout (v1/v2) and lifecycle phase.
+"""What shape a database is in, for one rename declaration: its layout
+(v1/v2, before or after the renames) and lifecycle phase.
 
-The physical *layout* is read from ``sqlite_master``: ``v1`` when the table
-``sessions`` and ``fits_files.x`` exist, ``v2`` when ``imaging_sessions`` and
-``fits_files.width_pixels`` do. The recorded *version* is the highest row of
-``schema_version``. The compat and migration packages build the lifecycle
-phase (before / during / window / retired) on top of these two facts.
+The physical *layout* is read from ``sqlite_master``: ``v1`` when every renamed
+table exists under its old name and every table renamed in place has its old
+columns but not the new ones; ``v2`` when the new names are there. The recorded
+*version* is the highest row of the declaration's version table. The lifecycle
+phase (before / during / window / retired) is built on these two facts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from compat import renames
+from compat.renames import RenameDeclaration
 from migration.state import MIGRATION_STATE_TABLE
 
 V1, V2, EMPTY, UNKNOWN = "v1", "v2", "empty", "unknown"
@@ -27,10 +28,13 @@ class SchemaState:
     version: int | None  # MAX(schema_version.version); None without the table
     tables: frozenset[str]
     views: frozenset[str] = frozenset()
+    version_table: str = "schema_version"
+    window_views: frozenset[str] = frozenset()  # the old names the shims keep as views
+    old_columns_kept: bool = False  # every table renamed in place still has its old columns
 
     @property
     def has_schema_version(self) -> bool:
-        return "schema_version" in self.tables
+        return self.version_table in self.tables
 
     @property
     def phase(self) -> str | None:
@@ -38,12 +42,13 @@ class SchemaState:
 
         A v2 database with the ``sessions`` view is in the window; without it
         the old names are gone (retired, or created as v2 by ``catalog init``).
+        Both the views and the old columns must be there: ``compat install``
+        adds the columns first and the views last.
         """
         if self.layout == V1:
             return DURING if MIGRATION_STATE_TABLE in self.tables else BEFORE
         if self.layout == V2:
-            old = renames.renamed_tables()[0].old
-            return WINDOW if old in self.views else RETIRED
+            return WINDOW if self.window_views <= self.views and self.old_columns_kept else RETIRED
         return None
 
 
@@ -52,7 +57,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
 
 
-def read_state(conn: sqlite3.Connection) -> SchemaState:
+def read_state(conn: sqlite3.Connection, decl: RenameDeclaration) -> SchemaState:
     """Layout and recorded version of a database (a raw DBAPI connection)."""
     rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')")
     tables: set[str] = set()
@@ -60,17 +65,26 @@ def read_state(conn: sqlite3.Connection) -> SchemaState:
     for name, kind in rows:
         (tables if kind == "table" else views).add(name)
     version = None
-    if "schema_version" in tables:
-        version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-    sessions = renames.TABLES[0]
-    fits = renames.table("fits_files")
-    fits_cols = _columns(conn, "fits_files") if "fits_files" in tables else set()
-    if sessions.old in tables and fits.columns[0].old in fits_cols:
+    if decl.version_table in tables:
+        version = conn.execute(f'SELECT MAX(version) FROM "{decl.version_table}"').fetchone()[0]
+    renamed = decl.renamed_tables()
+    synced = [(t, _columns(conn, t.old) if t.old in tables else set()) for t in decl.synced_tables()]
+    if all(t.old in tables for t in renamed) and all(
+        t.columns[0].old in cols and t.columns[0].new not in cols for t, cols in synced
+    ):
         layout = V1
-    elif sessions.new in tables and fits.columns[0].new in fits_cols:
+    elif all(t.new in tables for t in renamed) and all(t.columns[0].new in cols for t, cols in synced):
         layout = V2
     elif not (tables - {"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}):
         layout = EMPTY
     else:
         layout = UNKNOWN
-    return SchemaState(layout=layout, version=version, tables=frozenset(tables), views=frozenset(views))
+    return SchemaState(
+        layout=layout,
+        version=version,
+        tables=frozenset(tables),
+        views=frozenset(views),
+        version_table=decl.version_table,
+        window_views=frozenset(t.old for t in renamed),
+        old_columns_kept=all(all(c.old in cols for c in t.columns) for t, cols in synced),
+    )

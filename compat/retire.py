@@ -5,9 +5,10 @@ since the cut-over and no shim has been used for ``quiet_days``; ``force``
 overrides. Then: a verified backup; user views that use old names are
 rewritten to the new names (triggers that do are listed and retire
 refuses, since SQLite's trigger bodies cannot be rewritten reliably); the
-old ``fits_files`` columns go through an online rebuild whose swap also
-drops the view and the sync triggers — one short transaction in which the
-old names disappear together.
+old columns of each table renamed in place go through an online rebuild whose
+swap also drops its sync triggers, and the last swap drops the views — with
+one such table (the catalog's ``fits_files``), one short transaction in which
+the old names disappear together.
 """
 
 from __future__ import annotations
@@ -16,27 +17,38 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import TokenType
 
-from compat import db_shims, renames
+from compat import db_shims
 from compat.db_shims import SHIMS_TABLE
 from compat.phases import RETIRED, WINDOW, read_state
+from compat.renames import RenameDeclaration
 from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
-from compat.translate import translate
+from compat.translate import Translator
+from migration.backup import BackupInfo
+from migration.chunks import LockStats, held_lock
+from migration.connect import connect, open_migration_connection
+from migration.ddl import view_column_list_position
 from migration.errors import CatalogError, SchemaVersionError
+from migration.rebuild import (
+    ABANDON,
+    COPY,
+    DRAIN,
+    RETIRE,
+    Unfinished,
+    check_free,
+    drain,
+    rebuild,
+    spec_without_columns,
+    unfinished,
+)
+from migration.rebuild import abandon as abandon_rebuild
 from migration.runlock import one_at_a_time
 from migration.sqltext import q
-
-if TYPE_CHECKING:
-    from migration.backup import BackupInfo
-    from migration.rebuild import Unfinished
-
-SESSIONS = renames.renamed_tables()[0]
-FITS = db_shims.FITS
 
 
 class RetireRefused(CatalogError):
@@ -74,13 +86,14 @@ def _view_select(sql: str) -> tuple[str, str] | None:
 
 def plan_retire(
     conn: sqlite3.Connection,
+    decl: RenameDeclaration,
     *,
     min_days: int = WINDOW_DAYS,
     quiet_days: int = QUIET_DAYS,
     now: datetime | None = None,
 ) -> RetirePlan:
     now = now or _utcnow()
-    status = read_status(conn)
+    status = read_status(conn, decl)
     plan = RetirePlan(status)
     if status.phase != WINDOW:
         plan.blockers.append(
@@ -109,24 +122,26 @@ def plan_retire(
             f"{', '.join(used)}); retire becomes possible {last + timedelta(days=quiet_days):%Y-%m-%d %H:%M} "
             f"UTC if they are not used again ('compat scan' finds code that still uses them)"
         )
-    old_cols = {c.old for c in FITS.columns}
+    views = {t.old for t in decl.renamed_tables()}
+    old_cols = {t.new: {c.old for c in t.columns} for t in decl.synced_tables()}
+    to_v2 = Translator(decl, "to_v2")
     for o in conn.execute(
         "SELECT type, name, tbl_name, sql FROM sqlite_master "
         "WHERE type IN ('view','trigger') AND sql IS NOT NULL"
     ).fetchall():
         kind, name, table, sql = o
-        if name.startswith(("_compat_", "_mig_")) or name == SESSIONS.old:
+        if name.startswith(("_compat_", "_mig_")) or name in views:
             continue
         idents = set(_identifiers(sql))
-        uses_view = SESSIONS.old in idents
-        uses_cols = "fits_files" in idents and bool(idents & old_cols)
+        uses_view = bool(idents & views)
+        uses_cols = any(t in idents and idents & cols for t, cols in old_cols.items())
         if not (uses_view or uses_cols):
             continue
         if kind == "trigger":
             plan.triggers_using_old_names.append(name)
             continue
         parts = _view_select(sql)
-        rewritten = translate(parts[1], "to_v2") if parts else None
+        rewritten = to_v2(parts[1]) if parts else None
         if parts is None or rewritten is None or rewritten == parts[1]:
             plan.triggers_using_old_names.append(name)  # cannot rewrite: list it
             continue
@@ -136,8 +151,6 @@ def plan_retire(
 
 def _pinned_head(conn: sqlite3.Connection, view: str, head: str) -> str:
     """``CREATE VIEW "v"(<current output names>) AS`` so output names survive."""
-    from migration.ddl import view_column_list_position
-
     position = view_column_list_position(head + " SELECT 1")
     if position is None:
         return head
@@ -145,25 +158,22 @@ def _pinned_head(conn: sqlite3.Connection, view: str, head: str) -> str:
     return head[:position] + "(" + ", ".join(q(n) for n in names) + ")" + head[position:]
 
 
-def interrupted(conn: sqlite3.Connection) -> list[Unfinished]:
-    """What stopped retires (not other commands' rebuilds) left of ``fits_files``."""
-    from migration.rebuild import RETIRE, unfinished
-
-    return [u for u in unfinished(conn) if u.table == FITS.new and u.owner == RETIRE]
+def interrupted(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[Unfinished]:
+    """What stopped retires (not other commands' rebuilds) left of the tables renamed in place."""
+    tables = {t.new for t in decl.synced_tables()}
+    return [u for u in unfinished(conn) if u.table in tables and u.owner == RETIRE]
 
 
 @one_at_a_time("compat retire")
-def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l: None) -> dict:
+def finish_interrupted(
+    db_path: Path, decl: RenameDeclaration, *, say: Callable[[str], None] = lambda _l: None
+) -> dict:
     """Finish a retire stopped after its swap: empty and drop the old copy of
-    ``fits_files`` in time-boxed chunks. The shims are already retired."""
-    from migration.chunks import LockStats
-    from migration.connect import open_migration_connection
-    from migration.rebuild import DRAIN, drain
-
+    the table in time-boxed chunks. The shims are already retired."""
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        pending = [u for u in interrupted(conn) if u.stage == DRAIN]
+        pending = [u for u in interrupted(conn, decl) if u.stage == DRAIN]
         for u in pending:
             say(f"Finishing an interrupted retire: emptying {u.leftover} online…")
             drain(conn, u.leftover, stats=stats, forget=u.table)
@@ -175,7 +185,7 @@ def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l:
         return {
             "db": str(db_path),
             "finished": bool(pending),
-            "phase": read_state(conn).phase,
+            "phase": read_state(conn, decl).phase,
             "lock_ms": round(stats.longest_ms, 2),
             "transactions": len(stats.holds_ms),
         }
@@ -184,18 +194,19 @@ def finish_interrupted(db_path: Path, *, say: Callable[[str], None] = lambda _l:
 
 
 @one_at_a_time("compat retire --abandon")
-def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None, dry_run: bool = False) -> dict:
+def abandon(
+    db_path: Path,
+    decl: RenameDeclaration,
+    *,
+    say: Callable[[str], None] = lambda _l: None,
+    dry_run: bool = False,
+) -> dict:
     """Undo a retire stopped during its copy (or finish undoing one): the shims
     stay; the shadow copy and its mirroring triggers go, online."""
-    from migration.chunks import LockStats
-    from migration.connect import open_migration_connection
-    from migration.rebuild import ABANDON, COPY
-    from migration.rebuild import abandon as abandon_rebuild
-
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        pending = interrupted(conn)
+        pending = interrupted(conn, decl)
         undoable = [u for u in pending if u.stage in (COPY, ABANDON)]
         if not undoable:
             detail = (
@@ -216,9 +227,10 @@ def abandon(db_path: Path, *, say: Callable[[str], None] = lambda _l: None, dry_
                 "dry_run": True,
                 "would_undo": [u.describe() for u in undoable],
             }
-        say("Undoing the interrupted retire: removing the shadow copy of fits_files online…")
-        abandon_rebuild(conn, FITS.new, stats=stats)
-        phase = read_state(conn).phase
+        for u in undoable:
+            say(f"Undoing the interrupted retire: removing the shadow copy of {u.table} online…")
+            abandon_rebuild(conn, u.table, stats=stats)
+        phase = read_state(conn, decl).phase
         say(f"✓ Interrupted retire undone (longest write lock {stats.longest_ms:.1f} ms); phase {phase}")
         return {
             "db": str(db_path),
@@ -258,6 +270,7 @@ def refusal_message(plan: RetirePlan) -> str:
 @one_at_a_time("compat retire")
 def retire(
     db_path: Path,
+    decl: RenameDeclaration,
     plan: RetirePlan,
     *,
     say: Callable[[str], None] = lambda _l: None,
@@ -270,16 +283,11 @@ def retire(
     ``make_backup(db_path, label=...)`` takes the verified backup first (``backup``):
     the caller's, which knows where backups go and how to describe the catalog.
     """
-    from migration.chunks import LockStats
-    from migration.connect import open_migration_connection
-    from migration.rebuild import rebuild, spec_without_columns
-
     result: dict = {"db": str(db_path)}
-    from migration.rebuild import RETIRE, check_free
-
-    probe = sqlite3.connect(db_path)
+    probe = connect(db_path)
     try:
-        check_free(probe, FITS.new, RETIRE)  # before the backup: nothing is done if it refuses
+        for t in decl.synced_tables():  # before the backup: nothing is done if it refuses
+            check_free(probe, t.new, RETIRE)
     finally:
         probe.close()
     if plan.triggers_using_old_names:
@@ -298,22 +306,43 @@ def retire(
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        st = read_state(conn)
+        st = read_state(conn, decl)
         if st.phase != WINDOW:
             raise SchemaVersionError(f"The database is in phase {st.phase}; nothing to retire.")
-        spec = spec_without_columns(conn, FITS.new, {c.old for c in FITS.columns})
+        synced = decl.synced_tables()
 
-        def swap_extra(c: sqlite3.Connection) -> None:
+        def drop_shims(c: sqlite3.Connection, *, last: bool, table: str | None) -> None:
             names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
-            for statement in db_shims.drop_statements(names):
+            for t in synced:
+                if t.new == table or last:
+                    for n in db_shims.sync_triggers(t).values():
+                        if n in names:
+                            c.execute(f"DROP TRIGGER {q(n)}")
+            if not last:
+                return
+            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+            for statement in db_shims.drop_statements(decl, names):
                 c.execute(statement)
             for name, sql in plan.views_to_rewrite:
                 c.execute(f"DROP VIEW {q(name)}")
                 c.execute(sql)
             c.execute(f"UPDATE {q(SHIMS_TABLE)} SET retired_at = datetime('now') WHERE retired_at IS NULL")
 
-        say("Removing the old names online (shadow copy of fits_files, then one short swap)…")
-        rebuild(conn, spec, owner=RETIRE, stats=stats, progress=progress, extra_swap=swap_extra)
+        for i, t in enumerate(synced):
+            last = i == len(synced) - 1
+            spec = spec_without_columns(conn, t.new, {c.old for c in t.columns})
+            say(f"Removing the old names online (shadow copy of {t.new}, then one short swap)…")
+            rebuild(
+                conn,
+                spec,
+                owner=RETIRE,
+                stats=stats,
+                progress=progress,
+                extra_swap=partial(drop_shims, last=last, table=t.new),
+            )
+        if not synced:
+            with held_lock(conn, stats, "retire.swap"):
+                drop_shims(conn, last=True, table=None)
         say(f"✓ Shims retired; longest write lock {stats.longest_ms:.1f} ms")
         result.update(
             lock_ms=round(stats.longest_ms, 2),

@@ -5,29 +5,34 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from compat.db_shims import FITS, SHIMS_TABLE
+from compat.db_shims import SHIMS_TABLE
 from compat.phases import read_state
+from compat.renames import RenameDeclaration
 from compat.usage import ShimUsage, read_usage
+from migration.rebuild import ABANDON, COPY, RETIRE, Unfinished, unfinished
 from migration.sqltext import q
-
-if TYPE_CHECKING:
-    from migration.rebuild import Unfinished
 
 WINDOW_DAYS = 30
 QUIET_DAYS = 7
-FITS_TABLE = FITS.new
 _FMT = "%Y-%m-%d %H:%M:%S"
 
-LIMITS = (
-    "Reads through the 'sessions' view and of fits_files.x/y/session_id cannot be seen by "
-    "SQLite, so they are not counted; only writes (and Python-side uses) are.",
-    "Writes through the 'sessions' view report 0 changed rows (cursor.rowcount, changes()) "
-    "and a stale lastrowid, although the rows did change.",
-    "An ORM class of old code mapped onto the table name 'sessions' can read and insert "
-    "through the view, but its ORM UPDATEs raise StaleDataError: run it on catalog.models.",
-)
+
+def limits(decl: RenameDeclaration) -> tuple[str, ...]:
+    """What the shims of ``decl`` cannot do, in words a user can act on."""
+    views = " and ".join(f"'{t.old}'" for t in decl.renamed_tables()) or "the old-name"
+    columns = ", ".join(f"{t.new}.{'/'.join(c.old for c in t.columns)}" for t in decl.synced_tables())
+    models = decl.models_module or "the new models"
+    return (
+        f"Reads through the {views} view{'s' if len(decl.renamed_tables()) > 1 else ''}"
+        + (f" and of {columns}" if columns else "")
+        + " cannot be seen by SQLite, so they are not counted; only writes (and Python-side uses) are.",
+        f"Writes through the {views} view report 0 changed rows (cursor.rowcount, changes()) "
+        "and a stale lastrowid, although the rows did change.",
+        f"An ORM class of old code mapped onto the old table name ({views}) can read and insert "
+        f"through the view, but its ORM UPDATEs raise StaleDataError: run it on {models}.",
+    )
 
 
 @dataclass
@@ -47,6 +52,7 @@ class CompatStatus:
     cutover_at: datetime | None
     usage: list[ShimUsage]
     unfinished: list[str] = field(default_factory=list)  # rebuilds stopped part-way
+    limits: tuple[str, ...] = ()
 
     @property
     def window_ends(self) -> datetime | None:
@@ -67,7 +73,7 @@ class CompatStatus:
             "shims": [s.__dict__ for s in self.shims],
             "usage": [u.as_dict() for u in self.usage],
             "unfinished": list(self.unfinished),
-            "limits": list(LIMITS),
+            "limits": list(self.limits),
         }
 
 
@@ -89,8 +95,6 @@ def read_shims(conn: sqlite3.Connection) -> list[Shim]:
 
 def rebuild_advice(u: Unfinished) -> str:
     """The command that finishes (or undoes) a rebuild a crash or kill left part-way."""
-    from migration.rebuild import ABANDON, COPY, RETIRE
-
     if u.owner == RETIRE and u.stage == COPY:
         return "the shims still work; 'compat retire' resumes it, 'compat retire --abandon' undoes it"
     if u.owner == RETIRE and u.stage == ABANDON:
@@ -102,15 +106,14 @@ def rebuild_advice(u: Unfinished) -> str:
     return "'migration repair' finishes emptying it"
 
 
-def unfinished_rebuilds(conn: sqlite3.Connection) -> list[str]:
-    """Each online rebuild of ``fits_files`` left part-way, with its advice."""
-    from migration.rebuild import unfinished
+def unfinished_rebuilds(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[str]:
+    """Each online rebuild of a table renamed in place left part-way, with its advice."""
+    tables = {t.new for t in decl.synced_tables()}
+    return [f"{u.describe()}: {rebuild_advice(u)}" for u in unfinished(conn) if u.table in tables]
 
-    return [f"{u.describe()}: {rebuild_advice(u)}" for u in unfinished(conn) if u.table == FITS_TABLE]
 
-
-def read_status(conn: sqlite3.Connection) -> CompatStatus:
-    st = read_state(conn)
+def read_status(conn: sqlite3.Connection, decl: RenameDeclaration) -> CompatStatus:
+    st = read_state(conn, decl)
     shims = read_shims(conn)
     cutovers = [s.cutover_at for s in shims if s.cutover_at and not s.retired_at]
     return CompatStatus(
@@ -119,5 +122,6 @@ def read_status(conn: sqlite3.Connection) -> CompatStatus:
         shims=shims,
         cutover_at=_parse(min(cutovers)) if cutovers else None,
         usage=read_usage(conn),
-        unfinished=unfinished_rebuilds(conn),
+        unfinished=unfinished_rebuilds(conn, decl),
+        limits=limits(decl),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import synonym
 
-from compat import renames
+from compat.renames import RenameDeclaration
 
 
 class CatalogDeprecationWarning(DeprecationWarning):
@@ -80,7 +80,15 @@ def is_retired() -> bool:
     return _retired.is_set()
 
 
-_INTERNAL_PREFIXES = ("sqlalchemy.", "catalog.models", "compat.synonyms")
+# Modules whose frames are not "the caller": SQLAlchemy, this module, and each
+# models module that declares synonyms (added by :func:`old_name_synonyms`).
+_INTERNAL_PREFIXES: tuple[str, ...] = ("sqlalchemy.", "compat.synonyms")
+
+
+def _internal(module: str) -> None:
+    global _INTERNAL_PREFIXES
+    if module and module not in _INTERNAL_PREFIXES:
+        _INTERNAL_PREFIXES = (*_INTERNAL_PREFIXES, module)
 
 
 def _is_import_machinery(frame: FrameType) -> bool:
@@ -155,9 +163,10 @@ class _OldName:
         delattr(instance, self.new)
 
 
-def old_name_synonyms(model: str) -> dict[str, Any]:
-    """The deprecated synonyms of one model, read from the rename map."""
-    table = renames.table_by_model(model)
+def old_name_synonyms(decl: RenameDeclaration, model: str) -> dict[str, Any]:
+    """The deprecated synonyms of one model, read from the rename declaration."""
+    _internal(decl.models_module)
+    table = decl.table_by_model(model)
     if table is None:
         return {}
     return {c.old: synonym(c.new, descriptor=_OldName(model, c.old, c.new)) for c in table.columns}
@@ -166,24 +175,26 @@ def old_name_synonyms(model: str) -> dict[str, Any]:
 class _DeprecatedAlias:
     """Module-level ``__getattr__`` helper for deprecated class names."""
 
-    def __init__(self, module_globals: dict[str, Any]):
+    def __init__(self, module_globals: dict[str, Any], decl: RenameDeclaration):
         self._globals = module_globals
-        self._aliases = {t.model_alias: t.model for t in renames.TABLES if t.model_alias}
+        self._module = module_globals["__name__"]
+        self._aliases = decl.model_aliases
+        _internal(self._module)
 
     def __call__(self, name: str) -> Any:
         new = self._aliases.get(name)
         if new is None:
-            raise AttributeError(f"module 'catalog.models' has no attribute {name!r}")
+            raise AttributeError(f"module {self._module!r} has no attribute {name!r}")
         if _retired.is_set():
             raise RetiredImportError(
-                f"catalog.models.{name} was removed when the compatibility shims were "
-                f"retired; use catalog.models.{new} instead."
+                f"{self._module}.{name} was removed when the compatibility shims were "
+                f"retired; use {self._module}.{new} instead."
             )
         level = _caller_stacklevel()
         if level is not None:
             USAGE.add(f"python:{name}")
             warnings.warn(
-                f"catalog.models.{name} is deprecated; use {new} (schema v2 name).",
+                f"{self._module}.{name} is deprecated; use {new} (schema v2 name).",
                 CatalogDeprecationWarning,
                 stacklevel=level,
             )

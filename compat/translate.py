@@ -15,17 +15,13 @@ import threading
 import sqlglot
 from sqlglot import exp
 
-from compat import renames
-from compat.renames import TableRename
-
-_V2_TABLES = {t.new: t for t in renames.TABLES}
-_V1_TABLES = {t.old: t for t in renames.TABLES}
+from compat.renames import RenameDeclaration, TableRename
 
 
-def _markers(direction: str) -> tuple[str, ...]:
+def _markers(decl: RenameDeclaration, direction: str) -> tuple[str, ...]:
     """Substrings without which a statement cannot need translating."""
     words: set[str] = set()
-    for t in renames.TABLES:
+    for t in decl.tables:
         if direction == "to_v1":
             if t.old != t.new:
                 words.add(t.new)
@@ -37,18 +33,20 @@ def _markers(direction: str) -> tuple[str, ...]:
     return tuple(sorted(words))
 
 
-def _table_maps(direction: str) -> tuple[dict[str, TableRename], bool]:
-    return (_V2_TABLES, True) if direction == "to_v1" else (_V1_TABLES, False)
+def _table_maps(decl: RenameDeclaration, direction: str) -> tuple[dict[str, TableRename], bool]:
+    if direction == "to_v1":
+        return {t.new: t for t in decl.tables}, True
+    return {t.old: t for t in decl.tables}, False
 
 
-def translate(sql: str, direction: str = "to_v1") -> str:
+def translate(sql: str, decl: RenameDeclaration, direction: str = "to_v1") -> str:
     """Translate one statement; ``direction`` is ``to_v1`` or ``to_v2``.
 
     Statements sqlglot cannot parse are returned unchanged (they then fail,
     or succeed, on their own terms in SQLite).
     """
     lowered = sql.lower()
-    if not any(m in lowered for m in _markers(direction)):
+    if not any(m in lowered for m in _markers(decl, direction)):
         return sql
     try:
         tree = sqlglot.parse_one(sql, read="sqlite")
@@ -56,13 +54,11 @@ def translate(sql: str, direction: str = "to_v1") -> str:
         return sql
     if tree is None or isinstance(tree, exp.Command):
         return sql
-    changed = _rewrite(tree, direction)
+    changed = _rewrite(tree, *_table_maps(decl, direction))
     return tree.sql(dialect="sqlite") if changed else sql
 
 
-def _rewrite(tree: exp.Expr, direction: str) -> bool:
-    tables, to_v1 = _table_maps(direction)
-
+def _rewrite(tree: exp.Expr, tables: dict[str, TableRename], to_v1: bool) -> bool:
     def other(t: TableRename) -> str:
         return t.old if to_v1 else t.new
 
@@ -158,14 +154,16 @@ def _unqualified_owner(
     return default
 
 
-class CachedTranslator:
-    """``translate`` with a bounded per-string cache (thread-safe).
+class Translator:
+    """``translate`` for one declaration and direction, with a bounded
+    per-string cache (thread-safe).
 
     Calling it returns the translation, or ``None`` when the statement needs
     none, so callers skip work for the common, untouched statements.
     """
 
-    def __init__(self, direction: str = "to_v1", max_entries: int = 4096):
+    def __init__(self, decl: RenameDeclaration, direction: str = "to_v1", max_entries: int = 4096):
+        self.decl = decl
         self.direction = direction
         self.max_entries = max_entries
         self._cache: dict[str, str | None] = {}
@@ -176,7 +174,7 @@ class CachedTranslator:
             return self._cache[sql]
         except KeyError:
             pass
-        result: str | None = translate(sql, self.direction)
+        result: str | None = translate(sql, self.decl, self.direction)
         if result == sql:
             result = None
         with self._lock:

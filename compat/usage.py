@@ -15,10 +15,26 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-USAGE_TABLE = "_compat_usage"  # created by compat.db_shims.bookkeeping_ddl()
+from compat.synonyms import USAGE
+from migration.connect import connect, write_transaction
+
+USAGE_TABLE = "_compat_usage"
+SHIMS_TABLE = "_compat_shims"
+
+
+def bookkeeping_ddl() -> list[str]:
+    """Tables that record the shims and their use (kept after retirement)."""
+    return [
+        f'CREATE TABLE IF NOT EXISTS "{USAGE_TABLE}" ("shim" TEXT NOT NULL, "day" TEXT NOT NULL, '
+        '"uses" INTEGER NOT NULL, "first_seen" TEXT NOT NULL, "last_seen" TEXT NOT NULL, '
+        'PRIMARY KEY ("shim", "day"))',
+        f'CREATE TABLE IF NOT EXISTS "{SHIMS_TABLE}" ("name" TEXT PRIMARY KEY, "kind" TEXT NOT NULL, '
+        '"installed_at" TEXT NOT NULL, "cutover_at" TEXT, "retired_at" TEXT)',
+    ]
+
+
 _Q_USAGE = '"_compat_usage"'
 
 FLUSH_SECONDS = float(os.environ.get("CATALOG_USAGE_FLUSH_SECONDS", "5"))
@@ -37,21 +53,13 @@ def record(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
 
 
 def _flush_to(path: str, counts: dict[str, int]) -> None:
-    # mode=rw: never create a database file that has gone away
-    uri = Path(path).absolute().as_uri() + "?mode=rw"
-    conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+    # never create a database file that has gone away; never switch its journal mode
+    conn = connect(path, must_exist=True, wal=False)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            from compat.db_shims import bookkeeping_ddl  # sqlglot: only when flushing
-
+        with write_transaction(conn):
             for statement in bookkeeping_ddl():
                 conn.execute(statement)
             record(conn, counts)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.close()
 
@@ -80,8 +88,6 @@ class _Flusher:
             self.flush()
 
     def flush(self) -> None:
-        from compat.synonyms import USAGE
-
         counts = USAGE.drain()
         if not counts:
             return

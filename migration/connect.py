@@ -198,13 +198,20 @@ def connect(
     foreign_keys: bool = True,
     wal: WalChoice = ON_WRITE,
     needed_for: str = WAL_FOR_WRITERS,
+    must_exist: bool = False,
 ) -> Connection:
     """A raw ``sqlite3`` connection with the project's settings.
 
     It is in autocommit mode: use :func:`write_transaction` for writes. ``wal``:
     when to switch the database to WAL mode (see :data:`WalChoice`).
+    ``must_exist``: fail (``sqlite3.OperationalError``) rather than create a
+    database file that is not there (``mode=rw``).
     """
-    conn = sqlite3.connect(os.fspath(path), check_same_thread=False, factory=Connection)
+    if must_exist:
+        target, uri = Path(path).absolute().as_uri() + "?mode=rw", True
+    else:
+        target, uri = os.fspath(path), False
+    conn = sqlite3.connect(target, uri=uri, check_same_thread=False, factory=Connection)
     configure(conn, timeout_ms=timeout_ms, foreign_keys=foreign_keys, wal=wal, needed_for=needed_for)
     return conn
 

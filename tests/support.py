@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from catalog.phase3.declaration import PHASE3
 from catalog.manager import DatabaseManager
 from tests.upstream_catalogs import SESSION_ROWS, create_upstream_v1
 
@@ -114,10 +115,10 @@ def retire_now(path: Path) -> None:
 
     past_the_window(path)
     conn = sqlite3.connect(path)
-    plan = plan_retire(conn)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
     assert plan.allowed, plan.blockers
-    retire(path, plan, backup=False)
+    retire(path, PHASE3, plan, backup=False)
 
 
 def build_phase(path: Path, phase: str, files: int = 300) -> Path:

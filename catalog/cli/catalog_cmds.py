@@ -21,10 +21,10 @@ from catalog.clikit import (
 )
 from catalog.config import resolve_db, resolve_raw_dir
 from catalog.manager import DatabaseManager
+from catalog.phase3.declaration import SCHEMA_V2
 from catalog.schema import create_missing_tables, state_of
 from catalog.service import DatabaseService
 from compat.phases import EMPTY, UNKNOWN, SchemaState
-from compat.renames import SCHEMA_V2
 from migration.errors import SchemaVersionError, UsageError
 
 console = Console()

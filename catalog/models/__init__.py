@@ -22,6 +22,7 @@ from catalog.models.reference import (
     SystemSettings,
     Telescope,
 )
+from catalog.phase3.declaration import PHASE3
 from compat.synonyms import CatalogDeprecationWarning, RetiredImportError, RetiredNameError, _DeprecatedAlias
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
     "utcnow",
 ]
 
-_alias = _DeprecatedAlias(globals())
+_alias = _DeprecatedAlias(globals(), PHASE3)
 
 
 def __getattr__(name: str) -> Any:

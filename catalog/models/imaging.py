@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import relationship
 
 from catalog.models.base import Base, utcnow
+from catalog.phase3.declaration import PHASE3
 from compat.synonyms import old_name_synonyms
 
 
@@ -46,7 +47,7 @@ class ImagingSession(Base):
 
     fits_files = relationship("FitsFile", back_populates="imaging_session")
 
-    locals().update(old_name_synonyms("ImagingSession"))
+    locals().update(old_name_synonyms(PHASE3, "ImagingSession"))
 
     __table_args__ = (
         Index("idx_session_date", "date"),
@@ -139,7 +140,7 @@ class FitsFile(Base):
 
     imaging_session = relationship("ImagingSession", back_populates="fits_files")
 
-    locals().update(old_name_synonyms("FitsFile"))
+    locals().update(old_name_synonyms(PHASE3, "FitsFile"))
 
     __table_args__ = (
         Index("idx_object_date", "object", "obs_date"),

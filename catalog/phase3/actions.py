@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import sqlite3
 
-from compat import db_shims, renames
+from catalog.phase3.declaration import PHASE3
+from compat import db_shims
 from migration import ddl, state
 from migration.actions import Action, sql_actions
 from migration.sqltext import q, trigger
 from migration.state import MIGRATION_STATE_TABLE, shadow
 
-SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table("fits_files")
+SESSIONS = PHASE3.renamed_tables()[0]
+FITS = PHASE3.table("fits_files")
 CAPTURE_TRIGGERS = ("_mig_capture_insert", "_mig_capture_update")
 
 
@@ -112,7 +113,7 @@ def unsynced_rows_sql() -> str:
 # -- cut-over ------------------------------------------------------------------
 def _affected_views(conn: sqlite3.Connection) -> list[ddl.SchemaObject]:
     """User views whose text names a renamed table or column."""
-    words = {SESSIONS.old, *(c.old for t in renames.TABLES for c in t.columns)}
+    words = {SESSIONS.old, *(c.old for t in PHASE3.tables for c in t.columns)}
     out = []
     for view in ddl.user_objects(conn, "view"):
         text = (view.sql or "").lower()
@@ -139,7 +140,7 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
                 shows=(f"-- recreate view {view.name} with its current column names listed",),
             )
         )
-    for t in renames.TABLES:
+    for t in PHASE3.tables:
         for c in t.columns:
             actions.append(
                 Action(
@@ -165,7 +166,7 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
                 sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(shadow(c.old))} TO {q(c.old)}",
             )
         )
-    for i in renames.INDEXES:
+    for i in PHASE3.indexes:
         actions.append(
             Action(
                 f"rename index {i.old} -> {i.new}",
@@ -180,12 +181,12 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
                 ),
             )
         )
-    shims = db_shims.install_statements(db_shims.current_session_columns(conn))
+    shims = db_shims.install_statements(PHASE3, db_shims.view_columns(conn, PHASE3))
     actions += [Action("install a compat shim", sql=s) for s in shims]
     actions.append(
         Action(
             "record the shims and the cut-over time",
-            fn=lambda c: db_shims.record_install(c, cutover=True),
+            fn=lambda c: db_shims.record_install(c, PHASE3, cutover=True),
             shows=(f"INSERT INTO {db_shims.SHIMS_TABLE} … (one row per shim)",),
         )
     )
@@ -193,7 +194,7 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
         Action(
             "record schema version 2",
             sql=f"INSERT INTO {q('schema_version')} (version, applied_at, description) VALUES "
-            f"({renames.SCHEMA_V2}, datetime('now'), '{renames.V2_DESCRIPTION}')",
+            f"({PHASE3.to_version}, datetime('now'), '{PHASE3.to_description}')",
         )
     )
     actions.append(Action("drop the migration state table", sql=f"DROP TABLE {q(MIGRATION_STATE_TABLE)}"))
@@ -204,7 +205,7 @@ def cutover_actions(conn: sqlite3.Connection, *, assume_prepared: bool = False) 
 def rollback_actions(conn: sqlite3.Connection) -> list[Action]:
     """Reverse the cut-over: back to the prepared v1 layout (phase *during*)."""
     present = {o.name for o in ddl.schema_objects(conn)}
-    actions = sql_actions("remove the compat shims", db_shims.drop_statements(present))
+    actions = sql_actions("remove the compat shims", db_shims.drop_statements(PHASE3, present))
     actions += sql_actions("recreate the migration state table", state.state_ddl())
     for c in FITS.columns:
         actions.append(
@@ -213,11 +214,11 @@ def rollback_actions(conn: sqlite3.Connection) -> list[Action]:
                 sql=f"ALTER TABLE {q(FITS.new)} RENAME COLUMN {q(c.old)} TO {q(shadow(c.old))}",
             )
         )
-    for i in renames.INDEXES:
+    for i in PHASE3.indexes:
         actions.append(
             Action(f"rename index {i.new} -> {i.old}", fn=lambda c, i=i: ddl.rename_index(c, i.new, i.old))
         )
-    for t in renames.TABLES:
+    for t in PHASE3.tables:
         if t.old != t.new:
             actions.append(
                 Action(f"rename table {t.new} back", sql=f"ALTER TABLE {q(t.new)} RENAME TO {q(t.old)}")
@@ -239,7 +240,7 @@ def rollback_actions(conn: sqlite3.Connection) -> list[Action]:
     actions.append(
         Action(
             "forget schema version 2",
-            sql=f"DELETE FROM {q('schema_version')} WHERE version = {renames.SCHEMA_V2}",
+            sql=f"DELETE FROM {q('schema_version')} WHERE version = {PHASE3.to_version}",
         )
     )
     actions.append(Action("mark the shims removed", fn=_mark_removed))

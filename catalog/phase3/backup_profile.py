@@ -16,17 +16,17 @@ from typing import Any
 
 from catalog.clikit import check_sqlite_file
 from catalog.config import backups_dir
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from compat.phases import V1, V2, read_state
 from migration import backup
 
-SESSIONS = renames.TABLES[0]
+SESSIONS = PHASE3.tables[0]
 FITS_TABLE = "fits_files"  # the same name in v1 and v2
 
 
 def describe(conn: sqlite3.Connection) -> tuple[str | None, int | None]:
     """Layout (v1, v2, empty or unknown) and ``MAX(schema_version.version)``."""
-    state = read_state(conn)
+    state = read_state(conn, PHASE3)
     return state.layout, state.version
 
 
@@ -38,7 +38,7 @@ def summary(counts: Mapping[str, int]) -> str:
 
 PROFILE = backup.SchemaProfile(
     describe=describe,
-    renames=renames.AS_RENAMES,
+    renames=PHASE3.as_renames,
     layouts=(V1, V2),
     summary=summary,
     check_file=check_sqlite_file,

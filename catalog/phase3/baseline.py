@@ -7,7 +7,7 @@ import sqlite3
 from importlib import resources
 from typing import NamedTuple
 
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from migration.connect import connect
 
 _V1_SQL = "upstream_v1.sql"
@@ -63,12 +63,12 @@ def v2_objects() -> list[SchemaObject]:
     try:
         for statement in v1_statements():
             conn.execute(statement)
-        for table in renames.TABLES:
+        for table in PHASE3.tables:
             if table.old != table.new:
                 conn.execute(f'ALTER TABLE "{table.old}" RENAME TO "{table.new}"')
             for column in table.columns:
                 conn.execute(f'ALTER TABLE "{table.new}" RENAME COLUMN "{column.old}" TO "{column.new}"')
-        for index in renames.INDEXES:
+        for index in PHASE3.indexes:
             sql = conn.execute(
                 "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index.old,)
             ).fetchone()[0]
@@ -101,7 +101,7 @@ def create_v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
         conn.execute(
             "INSERT INTO schema_version (version, applied_at, description) VALUES (?, datetime('now'), ?)",
-            (renames.SCHEMA_V1, renames.V1_DESCRIPTION),
+            (PHASE3.from_version, PHASE3.from_description),
         )
         conn.execute("COMMIT")
     except BaseException:

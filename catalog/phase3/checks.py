@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from compat.phases import V1, V2, SchemaState, read_state
 from migration import ddl
 from migration.connect import long_read
@@ -23,7 +23,7 @@ from migration.errors import (
 )
 from migration.sqltext import q
 
-SESSIONS = renames.renamed_tables()[0]
+SESSIONS = PHASE3.renamed_tables()[0]
 
 
 class DuplicateDataError(CatalogError):
@@ -89,7 +89,7 @@ def check_version(state: SchemaState) -> None:
             "ones, so it is not a catalog this migration knows. Check --db; a catalog from "
             "before Phase 2 must be upgraded to Phase 2 first. Nothing was changed."
         )
-    if state.version is not None and state.version != renames.SCHEMA_V1:
+    if state.version is not None and state.version != PHASE3.from_version:
         raise SchemaVersionError(
             f"schema_version says {state.version}, but the tables are v1. The version table and "
             f"the schema disagree; fix schema_version (it should be 1) and run again."
@@ -164,7 +164,7 @@ def check_disk(db_path: Path, *, min_free_bytes: int | None = None) -> int:
 
 def all_checks(conn: sqlite3.Connection, db_path: Path, *, resume: bool) -> SchemaState:
     """Run every prerequisite; the database's state if they all pass."""
-    state = read_state(conn)
+    state = read_state(conn, PHASE3)
     check_writable(db_path)
     if not resume:
         check_version(state)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from catalog.phase3 import actions as phase3
 from catalog.phase3 import checks
+from catalog.phase3.backup_profile import backup_catalog
 from catalog.phase3.baseline import v1_statements
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3.steps import (
     MigrationAborted,
     Plan,
@@ -29,7 +31,6 @@ from catalog.phase3.steps import (
     prebuild,
     timed_stage,
 )
-from compat import renames
 from compat.phases import DURING, V2, read_state
 from migration import snapshot, state
 from migration.actions import Action, apply_all
@@ -52,7 +53,7 @@ def make_plan(db_path: Path) -> Plan:
     """What the next ``run`` would do, with expected lock times. Changes nothing."""
     conn = open_migration_connection(db_path)
     try:
-        st = read_state(conn)
+        st = read_state(conn, PHASE3)
         if st.layout == V2:
             return Plan(
                 str(db_path), st.phase, [], conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
@@ -123,7 +124,7 @@ def _baseline_sql(conn: sqlite3.Connection) -> list[str]:
             out.append(statement)
     out.append(
         f"INSERT INTO schema_version (version, applied_at, description) VALUES "
-        f"({renames.SCHEMA_V1}, datetime('now'), '{renames.V1_DESCRIPTION}')"
+        f"({PHASE3.from_version}, datetime('now'), '{PHASE3.from_description}')"
     )
     return out
 
@@ -147,7 +148,7 @@ def run(
     report = RunReport(str(db_path))
     conn = open_migration_connection(db_path)
     try:
-        st = read_state(conn)
+        st = read_state(conn, PHASE3)
         report.resumed = st.phase == DURING
         say("Checking prerequisites…")
         t0 = time.perf_counter()
@@ -201,7 +202,7 @@ def _dry_run(conn: sqlite3.Connection) -> None:
     clone = _schema_clone(conn)
     try:
         clone.execute("BEGIN")
-        for statement in _baseline_sql(clone) if not read_state(clone).has_schema_version else ():
+        for statement in _baseline_sql(clone) if not read_state(clone, PHASE3).has_schema_version else ():
             clone.execute(statement)
         apply_all(clone, phase3.prepare_actions(clone))
         apply_all(clone, phase3.cutover_actions(clone))
@@ -217,7 +218,6 @@ def _dry_run(conn: sqlite3.Connection) -> None:
 
 
 def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport) -> str:
-    from catalog.phase3.backup_profile import backup_catalog
 
     existing = state.get(conn, "backup")
     if existing and Path(existing).exists():
@@ -236,7 +236,7 @@ def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, report: RunReport
 
 
 def _apply_baseline(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
-    if read_state(conn).has_schema_version:
+    if read_state(conn, PHASE3).has_schema_version:
         return
     say("[0/5] No schema_version table: recording the version-1 (Phase 2) baseline…")
     with held_lock(conn, report.lock, "baseline"):
@@ -330,7 +330,7 @@ def _cutover(conn: sqlite3.Connection, report: RunReport, say: Say) -> None:
     say("[4/5] Old names kept: view 'sessions', columns fits_files.x/y/session_id")
     if _refresh_statistics(conn, report.lock):
         say("      ✓ Planner statistics were missing: refreshed (bounded ANALYZE)")
-    say(f"[5/5] ✓ Schema version updated to {renames.SCHEMA_V2}")
+    say(f"[5/5] ✓ Schema version updated to {PHASE3.to_version}")
     log.info("cutover.committed", lock_ms=round(stats.longest_ms, 2))
 
 

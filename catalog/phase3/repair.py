@@ -17,9 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from catalog.phase3.backup_profile import backup_catalog
 from catalog.phase3.baseline import v1_objects, v2_objects
+from catalog.phase3.declaration import FITS, PHASE3
+from compat import db_shims
 from compat.phases import V1, V2, read_state
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
+from migration.connect import open_migration_connection
 from migration.errors import CatalogError
 from migration.rebuild import (
     REPAIR,
@@ -59,7 +63,7 @@ def diagnose(conn: sqlite3.Connection) -> list[str]:
     nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE id IS NULL").fetchone()[0]
     if nulls:
         problems.append(f"{nulls} rows with a NULL id")
-    layout = read_state(conn).layout
+    layout = read_state(conn, PHASE3).layout
     _create, expected = _target_sql(layout)
     have = {r[1] for r in conn.execute(f"PRAGMA index_list({q(TABLE)})")}
     missing = [name for name, _ in expected if name not in have]
@@ -73,7 +77,7 @@ def diagnose(conn: sqlite3.Connection) -> list[str]:
 
 
 def plan_spec(conn: sqlite3.Connection) -> RebuildSpec:
-    layout = read_state(conn).layout
+    layout = read_state(conn, PHASE3).layout
     if layout not in (V1, V2):
         raise RepairRefused("The database is not a catalog (no v1 or v2 tables); nothing to repair.")
     create, indexes = _target_sql(layout)
@@ -141,13 +145,12 @@ def _analyze(conn: sqlite3.Connection, stats: LockStats) -> None:
 
 def _restore_sync_triggers(conn: sqlite3.Connection) -> list[str]:
     """In the window, the damage also dropped the old-name sync triggers: put them back."""
-    from compat import db_shims
 
-    if read_state(conn).phase != "window":
+    if read_state(conn, PHASE3).phase != "window":
         return []
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
     restored = []
-    for name, sql in zip(db_shims.FITS_TRIGGERS.values(), db_shims.fits_sync_sql()):
+    for name, sql in zip(db_shims.sync_triggers(FITS).values(), db_shims.sync_sql(FITS)):
         if name not in names:
             conn.execute(sql)
             restored.append(name)
@@ -166,7 +169,6 @@ def repair(
     say: Callable[[str], None] = lambda _l: None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    from migration.connect import open_migration_connection
 
     conn = open_migration_connection(db_path)
     stats = LockStats()
@@ -235,8 +237,6 @@ def repair(
         say("Found: " + "; ".join(problems))
         result: dict[str, Any] = {"db": str(db_path), "problems": problems}
         if backup:
-            from catalog.phase3.backup_profile import backup_catalog
-
             info = backup_catalog(db_path, label="pre_repair", require_ok=False)
             say(f"✓ Backup created: {info.path}")
             result["backup"] = str(info.path)

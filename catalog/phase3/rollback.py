@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from catalog.phase3 import actions as phase3
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3.steps import Say, guard, planned, prebuild
 from compat.phases import DURING, V1, WINDOW, read_state
 from migration import state
@@ -39,7 +40,7 @@ def rollback(db_path: Path, *, say: Say = lambda _l: None, remove_columns: bool 
     conn = open_migration_connection(db_path)
     stats = LockStats()
     try:
-        st = read_state(conn)
+        st = read_state(conn, PHASE3)
         if st.phase == DURING:
             return _abandon(conn, stats, say, remove_columns)
         if st.layout == V1 and remove_columns and _removal_pending(conn):

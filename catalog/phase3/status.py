@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from catalog.phase3.declaration import PHASE3
 from compat.phases import DURING, V1, read_state
 from compat.state import rebuild_advice
 from migration import state
@@ -17,7 +18,7 @@ from migration.runlock import holder
 def status(db_path: Path) -> dict[str, Any]:
     conn = connect(db_path)
     try:
-        st = read_state(conn)
+        st = read_state(conn, PHASE3)
         out: dict[str, Any] = {
             "db": str(db_path),
             "layout": st.layout,

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from catalog.drift import model_drift
 from catalog.manager import DatabaseManager
 from catalog.models import Base, FitsFile, ImagingSession
+from catalog.phase3.declaration import PHASE3
 from catalog.service import DatabaseService
-from compat import db_shims, renames
+from compat import db_shims
 from compat.phases import DURING, V1, V2, WINDOW, read_state
 from compat.state import unfinished_rebuilds
 from migration import ddl, snapshot, state
@@ -29,8 +30,8 @@ from migration.connect import connect, long_read
 from migration.sqltext import q, table_columns
 from migration.state import MIGRATION_STATE_TABLE
 
-SESSIONS = renames.renamed_tables()[0]
-FITS = renames.table("fits_files")
+SESSIONS = PHASE3.renamed_tables()[0]
+FITS = PHASE3.table("fits_files")
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
 
 
@@ -103,12 +104,12 @@ def _indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
 def verify(db_path: Path) -> Verification:
     conn = connect(db_path)
     try:
-        st = read_state(conn)
+        st = read_state(conn, PHASE3)
         result = Verification(str(db_path), st.layout, st.phase)
         now = snapshot.describe(conn)
         before = snapshot.recorded(conn, state.LOG_TABLE)
         if before is not None and st.layout == V2:
-            before = snapshot.renamed(before, renames.AS_RENAMES)
+            before = snapshot.renamed(before, PHASE3.as_renames)
         if st.layout == V2:
             _schema_checks(conn, result, st.phase == WINDOW, before)
             _application_checks(db_path, result)
@@ -211,7 +212,7 @@ def _schema_checks(
     r.add(
         "5/7 schema version",
         f"schema version: {row[0] if row else None}",
-        bool(row) and row[0] == renames.SCHEMA_V2,
+        bool(row) and row[0] == PHASE3.to_version,
         row[1] if row else "no schema_version row",
     )
     expected = _model_indexes()
@@ -335,11 +336,13 @@ def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
         temp += [f"fits_files.{s}" for s in shadows]
     hint = ""
     if any(n.startswith("_rebuild_") for n in temp):
-        advice = unfinished_rebuilds(conn)
+        advice = unfinished_rebuilds(conn, PHASE3)
         hint = " — " + "; ".join(advice) if advice else ""
     r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)
-    if layout == V2 and db_shims.SESSIONS.old in names:
-        wanted = [n.split(":", 1)[1] for n, kind in db_shims.shim_records() if kind in ("view", "trigger")]
+    if layout == V2 and SESSIONS.old in names:
+        wanted = [
+            n.split(":", 1)[1] for n, kind in db_shims.shim_records(PHASE3) if kind in ("view", "trigger")
+        ]
         missing = [n for n in wanted if n not in names]
         r.add(
             "shims",

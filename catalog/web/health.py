@@ -26,8 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 from catalog.manager import DatabaseManager
+from catalog.phase3.declaration import PHASE3, SCHEMA_V2
 from compat.phases import EMPTY, UNKNOWN, read_state
-from compat.renames import SCHEMA_V2
 from migration.connect import SQLITE_MAGIC, busy_timeout_ms
 from migration.logs import get_logger
 
@@ -140,7 +140,7 @@ def probe(path: Path, timeout_ms: int | None = None) -> Health:
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=ms / 1000, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(ms)}")
-        state = read_state(conn)
+        state = read_state(conn, PHASE3)
         if state.layout in (EMPTY, UNKNOWN):
             what = "has no tables" if state.layout == EMPTY else "has other tables"
             return Health(

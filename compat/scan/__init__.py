@@ -46,7 +46,7 @@ values of your own functions, ``self``), or SQL kept in other file types.
 The package, one module per part (each imports only those listed above it)::
 
     findings.py    Finding, the kinds, format_findings, exit_code
-    names.py       the old names, read from compat.renames in lookup shapes
+    names.py       the old names of the declaration scanned for, in lookup shapes
     positions.py   file offsets <-> (line, col)
     sql_hits.py    a SQL hit and how one is made
     sql_tokens.py  SQL by tokens: keyword words, the fallback scan
@@ -70,12 +70,11 @@ from compat.scan.findings import (
     exit_code,
     format_findings,
 )
-from compat.scan.names import MODELS_MODULE
+from compat.scan.names import ScanNames, scanning
 from compat.scan.python import scan_python
 from compat.scan.sql import scan_sql
 
 __all__ = [
-    "MODELS_MODULE",
     "PYTHON_ATTR",
     "PYTHON_IMPORT",
     "PYTHON_NAME",
@@ -84,6 +83,7 @@ __all__ = [
     "SQL_INDEX",
     "SQL_TABLE",
     "SUFFIXES",
+    "ScanNames",
     "Finding",
     "SkipHandler",
     "exit_code",
@@ -93,4 +93,5 @@ __all__ = [
     "scan_paths",
     "scan_python",
     "scan_sql",
+    "scanning",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import sqlglot
 
+from compat.renames import RenameDeclaration
 from compat.scan.findings import Finding
 from compat.scan.python import scan_python
 from compat.scan.sql import scan_sql
@@ -20,8 +21,11 @@ SUFFIXES = (".py", ".sql")
 SkipHandler = Callable[[Path, str], None]
 
 
-def scan_paths(paths: Iterable[Path | str], *, on_skip: SkipHandler | None = None) -> list[Finding]:
-    """Scan files and directory trees for old names; findings sorted by position.
+def scan_paths(
+    paths: Iterable[Path | str], *, decl: RenameDeclaration, on_skip: SkipHandler | None = None
+) -> list[Finding]:
+    """Scan files and directory trees for the old names of ``decl``; findings
+    sorted by position.
 
     Directories are walked for ``.py`` and ``.sql`` files, skipping
     :data:`SKIP_DIRS` and hidden directories below the given root. A path that
@@ -31,7 +35,7 @@ def scan_paths(paths: Iterable[Path | str], *, on_skip: SkipHandler | None = Non
     """
     findings: list[Finding] = []
     for path in iter_files(paths):
-        findings.extend(scan_file(path, on_skip=on_skip))
+        findings.extend(scan_file(path, decl=decl, on_skip=on_skip))
     return sorted(set(findings))
 
 
@@ -60,7 +64,7 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
-def scan_file(path: Path, *, on_skip: SkipHandler | None = None) -> list[Finding]:
+def scan_file(path: Path, *, decl: RenameDeclaration, on_skip: SkipHandler | None = None) -> list[Finding]:
     """Scan one ``.py`` or ``.sql`` file (other files are skipped)."""
     skip = on_skip or (lambda _path, _reason: None)
     suffix = path.suffix.lower()
@@ -79,8 +83,8 @@ def scan_file(path: Path, *, on_skip: SkipHandler | None = None) -> list[Finding
         return []
     try:
         if suffix == ".py":
-            return scan_python(text, path, package=_package_of(path))
-        return scan_sql(text, path)
+            return scan_python(text, path, decl=decl, package=_package_of(path))
+        return scan_sql(text, path, decl=decl)
     except (SyntaxError, ValueError) as error:
         skip(path, f"cannot parse: {error}")
     except sqlglot.errors.TokenError as error:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from compat.scan.names import _CLASS_ALIASES, _MODEL_COLUMNS, MODELS_MODULE
+from compat.scan.names import active
 
 
 def _in_models(module: str) -> bool:
     """``catalog.models`` or one of its submodules."""
-    return module == MODELS_MODULE or module.startswith(MODELS_MODULE + ".")
+    return module == active().models_module or module.startswith(active().models_module + ".")
 
 
 def _module_type(module: str) -> _Ty | None:
     """A module on the way to the models (``catalog``) or inside them."""
-    if _in_models(module) or MODELS_MODULE.startswith(module + "."):
+    if _in_models(module) or active().models_module.startswith(module + "."):
         return _Ty("module", module)
     return None
 
@@ -34,11 +34,11 @@ def _member(module: str, name: str) -> _Ty | None:
     """``module.name`` for the catalog packages: a model class, or a module."""
     if not _in_models(module):
         return _module_type(f"{module}.{name}")
-    if name in _MODEL_COLUMNS:
+    if name in active().model_columns:
         return _Ty("class", name)
-    if name in _CLASS_ALIASES:
-        return _Ty("class", _CLASS_ALIASES[name], alias=name)
-    if module == MODELS_MODULE and name.islower():
+    if name in active().class_aliases:
+        return _Ty("class", active().class_aliases[name], alias=name)
+    if module == active().models_module and name.islower():
         return _Ty("module", f"{module}.{name}")
     return None
 

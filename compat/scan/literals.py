@@ -7,7 +7,7 @@ import ast
 import re
 import unicodedata
 
-from compat.scan.names import _MENTIONS
+from compat.scan.names import active
 from compat.scan.positions import _Text
 from compat.scan.sql import _sql_hits
 from compat.scan.sql_hits import _Hit
@@ -61,7 +61,7 @@ def _sql_string_hits(text: _Text, node: ast.Constant | ast.JoinedStr) -> list[_H
         value = "".join(
             v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "__" for v in node.values
         )
-    if not _SQL_START.match(value) or not _MENTIONS.search(value):
+    if not _SQL_START.match(value) or not active().mentions.search(value):
         return []
     literal = _literal_as_written(text, node)
     if literal is not None:

@@ -1,25 +1,71 @@
-"""The old (v1) names, read from :mod:`compat.renames` in the shapes the scanner looks up."""
+"""The old names of one rename declaration, in the shapes the scanner looks up.
+
+A scan is for one declaration: :func:`scanning` makes its look-ups the active
+ones for the duration (a context variable, so concurrent scans in threads do not
+mix), and the scanner's modules read them with :func:`active`.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
 
-from compat import renames
+from compat.renames import RenameDeclaration
 
-# Where the ORM classes and the deprecated class alias live (a package, not a
-# rename: it is the same in v1 and v2).
-MODELS_MODULE = "catalog.models"
 
-# -- the rename map, in the shapes the scanner looks things up in -----------
-_MODEL_COLUMNS = {t.model: {c.old: c.new for c in t.columns} for t in renames.TABLES}
-_CLASS_ALIASES = {t.model_alias: t.model for t in renames.TABLES if t.model_alias}
-_TABLE_V2 = {t.old: t.new for t in renames.TABLES}
-_SQL_COLUMNS = {t.old: {c.old: c.new for c in t.columns} for t in renames.TABLES}
-_RENAMED_TABLES = {t.old: t.new for t in renames.renamed_tables()}
-_INDEXES = {i.old: i.new for i in renames.INDEXES}
-# Text without any of these cannot hold an old use: every Python finding needs
-# the models package, every SQL finding the name of a v1 table or index.
-_MENTIONS = re.compile(
-    "|".join(re.escape(w) for w in sorted({MODELS_MODULE.split(".")[0], *_TABLE_V2, *_INDEXES})),
-    re.IGNORECASE,
-)
+@dataclass(frozen=True)
+class ScanNames:
+    models_module: str  # where the ORM classes and the deprecated class aliases live
+    model_columns: dict[str, dict[str, str]]  # model class -> {old attribute: new}
+    class_aliases: dict[str, str]  # deprecated class name -> its replacement
+    table_v2: dict[str, str]  # old table name -> new (every declared table)
+    sql_columns: dict[str, dict[str, str]]  # old table name -> {old column: new}
+    renamed_tables: dict[str, str]  # old -> new, tables whose name changes
+    indexes: dict[str, str]  # old index name -> new
+    # Text without any of these cannot hold an old use: every Python finding needs
+    # the models package, every SQL finding the name of a v1 table or index.
+    mentions: re.Pattern[str]
+
+    @classmethod
+    @lru_cache(maxsize=8)
+    def of(cls, decl: RenameDeclaration) -> ScanNames:
+        module = decl.models_module
+        table_v2 = {t.old: t.new for t in decl.tables}
+        indexes = {i.old: i.new for i in decl.indexes}
+        words = {w for w in (module.split(".")[0],) if w} | set(table_v2) | set(indexes)
+        return cls(
+            models_module=module,
+            model_columns={t.model: {c.old: c.new for c in t.columns} for t in decl.tables},
+            class_aliases=decl.model_aliases,
+            table_v2=table_v2,
+            sql_columns={t.old: {c.old: c.new for c in t.columns} for t in decl.tables},
+            renamed_tables={t.old: t.new for t in decl.renamed_tables()},
+            indexes=indexes,
+            mentions=re.compile("|".join(re.escape(w) for w in sorted(words)), re.IGNORECASE),
+        )
+
+
+_ACTIVE: ContextVar[ScanNames] = ContextVar("compat_scan_names")
+
+
+@contextmanager
+def scanning(decl: RenameDeclaration) -> Iterator[ScanNames]:
+    """Make ``decl``'s names the active look-ups inside the block."""
+    names = ScanNames.of(decl)
+    token = _ACTIVE.set(names)
+    try:
+        yield names
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active() -> ScanNames:
+    """The look-ups of the scan in progress."""
+    try:
+        return _ACTIVE.get()
+    except LookupError:
+        raise RuntimeError("the scanner was called outside a scan (use compat.scan.names.scanning)") from None

@@ -5,17 +5,26 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from compat.renames import RenameDeclaration
 from compat.scan.findings import PYTHON_ATTR, PYTHON_IMPORT, PYTHON_NAME, Finding
 from compat.scan.inference import _in_models, _Inference, _member, _module_type, _Scope, _Ty
 from compat.scan.literals import _literal_as_written, _node_start, _sql_string_hits
-from compat.scan.names import _CLASS_ALIASES, _MENTIONS, _MODEL_COLUMNS
+from compat.scan.names import active, scanning
 from compat.scan.positions import _normalise_newlines, _Text
 
 
-def scan_python(source: str, path: Path | str = "<python>", *, package: str | None = None) -> list[Finding]:
-    """Scan Python source text. ``package`` resolves relative imports (the
-    package the module is in, e.g. ``catalog.models``). Raises SyntaxError."""
-    if not _MENTIONS.search(source) and not (package and _in_models(package)):
+def scan_python(
+    source: str, path: Path | str = "<python>", *, decl: RenameDeclaration, package: str | None = None
+) -> list[Finding]:
+    """Scan Python source text for the old names of ``decl``. ``package`` resolves
+    relative imports (the package the module is in, e.g. ``catalog.models``).
+    Raises SyntaxError."""
+    with scanning(decl):
+        return _scan_python(source, path, package)
+
+
+def _scan_python(source: str, path: Path | str, package: str | None) -> list[Finding]:
+    if not active().mentions.search(source) and not (package and _in_models(package)):
         return []
     text = _Text(_normalise_newlines(source))
     tree = ast.parse(text.text, filename=str(path))
@@ -84,7 +93,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
     def _model_attr(self, ty: _Ty | None, attr: str, offset: int) -> None:
         if ty is None or ty.kind not in ("class", "instance"):
             return
-        new = _MODEL_COLUMNS.get(ty.name, {}).get(attr)
+        new = active().model_columns.get(ty.name, {}).get(attr)
         if new is not None:
             self._add(offset, f"{ty.name}.{attr}", f"{ty.name}.{new}", PYTHON_ATTR)
 
@@ -172,7 +181,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         for alias in node.names:
             if alias.name == "*":
                 if module and _in_models(module):
-                    for model in _MODEL_COLUMNS:
+                    for model in active().model_columns:
                         self.scope.names[model] = _Ty("class", model)
                 continue
             ty = _member(module, alias.name) if module else None
@@ -307,8 +316,8 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
             return
         offset = self.text.offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
         offset -= len(node.attr)
-        if base.kind == "module" and _in_models(base.name) and node.attr in _CLASS_ALIASES:
-            self._add(offset, node.attr, _CLASS_ALIASES[node.attr], PYTHON_ATTR)
+        if base.kind == "module" and _in_models(base.name) and node.attr in active().class_aliases:
+            self._add(offset, node.attr, active().class_aliases[node.attr], PYTHON_ATTR)
         else:
             self._model_attr(base, node.attr, offset)
 

@@ -13,8 +13,9 @@ from sqlglot import exp
 from sqlglot.dialects.sqlite import SQLite
 from sqlglot.tokens import Token, TokenType
 
+from compat.renames import RenameDeclaration
 from compat.scan.findings import Finding
-from compat.scan.names import _MENTIONS, _RENAMED_TABLES
+from compat.scan.names import active, scanning
 from compat.scan.positions import _normalise_newlines, _Text
 from compat.scan.sql_hits import _column_hit, _Hit, _table_hit
 from compat.scan.sql_tokens import _IDENT_TYPES, _token_hits, _word
@@ -23,12 +24,18 @@ from compat.scan.sql_tree import _tree_hits
 _DIALECT = SQLite()
 
 
-def scan_sql(text: str, path: Path | str = "<sql>") -> list[Finding]:
-    """Scan the text of a ``.sql`` file (any number of statements).
+def scan_sql(text: str, path: Path | str = "<sql>", *, decl: RenameDeclaration) -> list[Finding]:
+    """Scan the text of a ``.sql`` file (any number of statements) for the old
+    names of ``decl``.
 
     Raises ``sqlglot.errors.TokenError`` if the text cannot be tokenized (an
     unterminated string or quoted name)."""
-    if not _MENTIONS.search(text):
+    with scanning(decl):
+        return _scan_sql(text, path)
+
+
+def _scan_sql(text: str, path: Path | str) -> list[Finding]:
+    if not active().mentions.search(text):
         return []
     source = _Text(_normalise_newlines(text))
     findings = []
@@ -131,7 +138,7 @@ def _trigger_hits(tokens: list[Token], text: str) -> list[_Hit]:
         at += 2  # schema.table
     hits: list[_Hit] = []
     table = tokens[at].text.lower() if at < begin and tokens[at].token_type in _IDENT_TYPES else ""
-    if table in _RENAMED_TABLES:
+    if table in active().renamed_tables:
         hits.append(_table_hit(tokens[at].start, table))
     # AFTER UPDATE OF col, col ON table
     for i in range(on - 1):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlglot.tokens import Token, TokenType
 
 from compat.scan.findings import SQL_INDEX
-from compat.scan.names import _INDEXES, _RENAMED_TABLES, _SQL_COLUMNS
+from compat.scan.names import active
 from compat.scan.sql_hits import _column_hit, _Hit, _table_hit
 
 _IDENT_TYPES = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
@@ -68,8 +68,8 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
             if word == "INDEX" and ident(j):
                 name = tokens[j].text.lower()
                 used.add(j)
-                if name in _INDEXES:
-                    hits.append((tokens[j].start, name, _INDEXES[name], SQL_INDEX))
+                if name in active().indexes:
+                    hits.append((tokens[j].start, name, active().indexes[name], SQL_INDEX))
                 i = j + 1
                 continue
             if word == "ON":
@@ -92,7 +92,7 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
                 if word != "REFERENCES":
                     tables.add(name)
                 refs.setdefault(name, name)
-                if name in _RENAMED_TABLES:
+                if name in active().renamed_tables:
                     hits.append(_table_hit(tokens[j].start, name))
             k = j + 1
             if words[k : k + 1] == ["AS"] and ident(k + 1):
@@ -118,11 +118,11 @@ def _token_hits(tokens: list[Token], context: dict[str, str], *, unqualified: bo
         if not ident(i) or i in used or kind(i + 1) != TokenType.DOT or kind(i - 1) == TokenType.DOT:
             continue
         q = tokens[i].text.lower()
-        table = refs[q] if q in refs else (q if q in _SQL_COLUMNS and q not in ctes else None)
+        table = refs[q] if q in refs else (q if q in active().sql_columns and q not in ctes else None)
         if table is None:
             continue
         used.update((i, i + 2))
-        if q == table and table in _RENAMED_TABLES:
+        if q == table and table in active().renamed_tables:
             hits.append(_table_hit(tokens[i].start, table))
         if ident(i + 2):
             hits.extend(_column_hit(table, tokens[i + 2].text, tokens[i + 2].start))

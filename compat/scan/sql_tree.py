@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from sqlglot import exp
 
 from compat.scan.findings import SQL_INDEX
-from compat.scan.names import _INDEXES, _RENAMED_TABLES, _SQL_COLUMNS
+from compat.scan.names import active
 from compat.scan.sql_hits import _column_hit, _Hit, _table_hit
 
 _OWNERS = (exp.Select, exp.Update, exp.Delete, exp.Insert, exp.Create, exp.Alter)
@@ -24,14 +24,14 @@ def _tree_hits(tree: exp.Expr, context: dict[str, str]) -> list[_Hit]:
     for table in tree.find_all(exp.Table):
         name = table.name.lower()
         if isinstance(table.parent, exp.Drop) and table.parent.args.get("kind") == "INDEX":
-            if name in _INDEXES:
-                hits.append((_start(table.this), name, _INDEXES[name], SQL_INDEX))
-        elif name in _RENAMED_TABLES and _in_main(table) and not _is_cte(table):
+            if name in active().indexes:
+                hits.append((_start(table.this), name, active().indexes[name], SQL_INDEX))
+        elif name in active().renamed_tables and _in_main(table) and not _is_cte(table):
             hits.append(_table_hit(_start(table.this), name))
     for index in tree.find_all(exp.Index):
         name = index.name.lower()
-        if name in _INDEXES and isinstance(index.this, exp.Identifier):
-            hits.append((_start(index.this), name, _INDEXES[name], SQL_INDEX))
+        if name in active().indexes and isinstance(index.this, exp.Identifier):
+            hits.append((_start(index.this), name, active().indexes[name], SQL_INDEX))
     for column in tree.find_all(exp.Column):
         hits.extend(_resolved_column_hits(column, context))
     for schema in tree.find_all(exp.Schema):
@@ -110,7 +110,7 @@ def _resolved_column_hits(column: exp.Column, context: dict[str, str]) -> list[_
         if table is None:
             return []
         hits: list[_Hit] = []
-        if q == table and table in _RENAMED_TABLES:
+        if q == table and table in active().renamed_tables:
             hits.append(_table_hit(_start(qualifier), table))
         if isinstance(column.this, exp.Identifier):
             hits.extend(_column_hit(table, name, _start(column.this)))
@@ -158,8 +158,8 @@ def _owning_table(sources: dict[str, str | None], column: str) -> str | None:
         return tables[0]
     # A join of renamed tables only: the one of them that renames this column
     # (SQLite itself rejects a name two of them have as ambiguous).
-    if all(t in _SQL_COLUMNS for t in tables):
-        owners = {t for t in tables if t and column in _SQL_COLUMNS[t]}
+    if all(t in active().sql_columns for t in tables):
+        owners = {t for t in tables if t and column in active().sql_columns[t]}
         if len(owners) == 1:
             return owners.pop()
     return None
@@ -172,7 +172,7 @@ def _schema_hits(schema: exp.Schema) -> list[_Hit]:
     if not isinstance(target, exp.Table) or _is_cte(target):
         return []
     table = target.name.lower()
-    if table not in _SQL_COLUMNS:
+    if table not in active().sql_columns:
         return []
     hits: list[_Hit] = []
     for item in schema.expressions:

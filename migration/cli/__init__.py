@@ -25,10 +25,10 @@ from catalog.phase3 import engine
 from catalog.phase3 import rollback as phase3_rollback
 from catalog.phase3 import status as phase3_status
 from catalog.phase3.baseline import create_v1_file
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3.repair import diagnose
 from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
-from compat import renames
 from migration.chunks import ChunkPolicy
 from migration.cli.backups import backups, restore
 from migration.connect import connect
@@ -319,7 +319,7 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
             raise UsageError(
                 "Rollback asks for confirmation but there is no terminal; pass --yes from scripts."
             )
-        if not click.confirm(f"Roll {path} back to schema version {renames.SCHEMA_V1}?"):
+        if not click.confirm(f"Roll {path} back to schema version {PHASE3.from_version}?"):
             click.echo("Nothing was changed.")
             return
     stats = phase3_rollback.rollback(
@@ -327,7 +327,7 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
     )
     if as_json:
         print_json(
-            {"db": str(path), "lock_ms": round(stats.longest_ms, 2), "schema_version": renames.SCHEMA_V1}
+            {"db": str(path), "lock_ms": round(stats.longest_ms, 2), "schema_version": PHASE3.from_version}
         )
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from compat.translate import CachedTranslator, translate
+from catalog.phase3.declaration import PHASE3
+from compat.translate import Translator, translate
 
 
 @pytest.mark.parametrize(
@@ -34,7 +35,7 @@ from compat.translate import CachedTranslator, translate
     ],
 )
 def test_translates_to_v1(v2: str, v1: str) -> None:
-    assert translate(v2) == v1
+    assert translate(v2, PHASE3) == v1
 
 
 def test_fits_files_id_is_not_confused_with_session_id() -> None:
@@ -42,15 +43,15 @@ def test_fits_files_id_is_not_confused_with_session_id() -> None:
         "SELECT fits_files.id, imaging_sessions.id FROM fits_files JOIN imaging_sessions "
         "ON imaging_sessions.id = fits_files.imaging_session_id"
     )
-    out = translate(sql)
+    out = translate(sql, PHASE3)
     assert out.startswith("SELECT fits_files.id, sessions.session_id AS id FROM fits_files JOIN sessions")
     assert "ON sessions.session_id = fits_files.session_id" in out
 
 
 def test_untouched_statements_are_returned_as_is() -> None:
     sql = 'SELECT fits_files."offset", fits_files.file FROM fits_files WHERE fits_files.id = ?'
-    assert translate(sql) is sql
-    cached = CachedTranslator()
+    assert translate(sql, PHASE3) is sql
+    cached = Translator(PHASE3)
     assert cached(sql) is None
     assert cached("SELECT imaging_sessions.id FROM imaging_sessions") is not None
 
@@ -78,7 +79,7 @@ def test_translated_select_gives_same_rows_as_v2(v1_db: Path, tmp_path: Path) ->
         "JOIN imaging_sessions ON imaging_sessions.id = fits_files.imaging_session_id "
         "WHERE fits_files.height_pixels > ? ORDER BY fits_files.width_pixels DESC"
     )
-    cur1 = v1.execute(translate(sql), (10,))
+    cur1 = v1.execute(translate(sql, PHASE3), (10,))
     cur2 = v2.execute(sql, (10,))
     assert cur1.fetchall() == cur2.fetchall()
     assert [d[0] for d in cur1.description] == [d[0] for d in cur2.description]

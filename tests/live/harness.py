@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 
 BIN = Path(sys.executable).parent
 CLIENTS = Path(__file__).with_name("clients.py")
@@ -177,7 +177,7 @@ def table_checksums(db: Path, keys: dict[str, set] | None = None) -> dict[str, s
     ]
     out = {}
     for table in tables:
-        rename = renames.table_by_old(table) or renames.table_by_new(table)
+        rename = PHASE3.table_by_old(table) or PHASE3.table_by_new(table)
         v1 = (
             rename is not None
             and table == rename.old
@@ -217,7 +217,7 @@ def rowids(db: Path) -> dict[str, set]:
             "AND name NOT LIKE '\\_%' ESCAPE '\\'"
         )
     ]:
-        rename = renames.table_by_old(table) or renames.table_by_new(table)
+        rename = PHASE3.table_by_old(table) or PHASE3.table_by_new(table)
         out[rename.new if rename else table] = {r for (r,) in conn.execute(f'SELECT rowid FROM "{table}"')}
     conn.close()
     return out

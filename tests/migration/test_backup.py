@@ -23,7 +23,7 @@ from catalog.config import backups_dir
 from catalog.manager import DatabaseManager
 from catalog.phase3.backup_profile import PROFILE, backup_catalog
 from catalog.phase3.baseline import create_v1_file
-from compat import renames
+from catalog.phase3.declaration import PHASE3
 from compat.phases import V1, V2, read_state
 from migration import backup as bk
 from migration.backup import create as bk_create
@@ -42,8 +42,8 @@ N_SESSIONS = 40
 N_FILES = 3000
 T0 = datetime(2025, 1, 1, 12, 0, 0)
 
-SESSIONS = renames.TABLES[0]
-FITS = renames.table_by_new("fits_files")
+SESSIONS = PHASE3.tables[0]
+FITS = PHASE3.table_by_new("fits_files")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -127,7 +127,7 @@ def rename_to_v2(path: Path) -> None:
             conn.execute(
                 "INSERT INTO schema_version (version, applied_at, description) "
                 "VALUES (?, datetime('now'), ?)",
-                (renames.SCHEMA_V2, renames.V2_DESCRIPTION),
+                (PHASE3.to_version, PHASE3.to_description),
             )
     finally:
         conn.close()
@@ -154,7 +154,7 @@ def scalar(path: Path, sql: str, *args: object) -> object:
 def layout_of(path: Path) -> str:
     conn = sqlite3.connect(path)
     try:
-        return read_state(conn).layout
+        return read_state(conn, PHASE3).layout
     finally:
         conn.close()
 

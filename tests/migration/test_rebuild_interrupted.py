@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3 import rollback as phase3_rollback
 from catalog.phase3.repair import diagnose, repair
 from catalog.phase3.verify import verify
@@ -90,13 +91,13 @@ def test_a_repair_stopped_in_its_copy_is_not_taken_for_a_retire(
     path, before = stopped_repair(tmp_path, monkeypatch, "rebuild.copy")
     assert stages(path) == [(COPY, REPAIR)]
     conn = sqlite3.connect(path)
-    advice = unfinished_rebuilds(conn)
-    plan = plan_retire(conn)
+    advice = unfinished_rebuilds(conn, PHASE3)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
     assert "started by 'migration repair'" in advice[0] and "'migration repair' again" in advice[0]
     # retire refuses before doing anything (no backup, no change)
     with pytest.raises(RebuildInProgress, match="migration repair") as refused:
-        retire(path, plan, backup=True)
+        retire(path, PHASE3, plan, backup=True)
     assert "Nothing was changed" in str(refused.value)
     assert not list((tmp_path).glob("**/*pre_retire*"))
     cli = subprocess.run(
@@ -147,28 +148,28 @@ def test_an_abandon_stopped_half_way_is_finished_not_resumed(
 ) -> None:
     path = aged_window(tmp_path)
     conn = sqlite3.connect(path)
-    plan = plan_retire(conn)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
     stop_after(monkeypatch, "rebuild.copy", transactions=2)
     with pytest.raises(Stop):
-        retire(path, plan, backup=False)
+        retire(path, PHASE3, plan, backup=False)
     assert stages(path) == [(COPY, RETIRE)]
     stop_after(monkeypatch, "rebuild.drain")  # the abandon empties the shadow by drain()
     with pytest.raises(Stop):
-        abandon(path)
+        abandon(path, PHASE3)
     monkeypatch.undo()
     assert stages(path) == [(ABANDON, RETIRE)]
     conn = sqlite3.connect(path)
-    assert "'compat retire --abandon' finishes undoing it" in unfinished_rebuilds(conn)[0]
+    assert "'compat retire --abandon' finishes undoing it" in unfinished_rebuilds(conn, PHASE3)[0]
     conn.close()
     # a dry run says so and changes nothing
-    shown = abandon(path, dry_run=True)
+    shown = abandon(path, PHASE3, dry_run=True)
     assert shown["dry_run"] and stages(path) == [(ABANDON, RETIRE)]
     # a retire now starts afresh (the half-emptied shadow is not reused), and finishes
     conn = sqlite3.connect(path)
-    plan = plan_retire(conn)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
-    result = retire(path, plan, backup=False)
+    result = retire(path, PHASE3, plan, backup=False)
     assert result["phase"] == "retired" and stages(path) == []
     conn = sqlite3.connect(path)
     n = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
@@ -181,16 +182,16 @@ def test_abandon_refuses_when_there_is_nothing_to_undo(
 ) -> None:
     path = aged_window(tmp_path)
     with pytest.raises(CatalogError, match="no retire was interrupted"):
-        abandon(path)
+        abandon(path, PHASE3)
     conn = sqlite3.connect(path)
-    plan = plan_retire(conn)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
     stop_after(monkeypatch, "rebuild.drain")
     with pytest.raises(Stop):
-        retire(path, plan, backup=False)
+        retire(path, PHASE3, plan, backup=False)
     monkeypatch.undo()
     with pytest.raises(CatalogError, match="already removed the shims"):
-        abandon(path)
+        abandon(path, PHASE3)
 
 
 def test_removing_shadow_columns_resumes_after_a_stop(
@@ -241,12 +242,12 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
 
     path = aged_window(tmp_path)
     conn = sqlite3.connect(path)
-    plan = plan_retire(conn)
+    plan = plan_retire(conn, PHASE3)
     conn.close()
     with exclusive(path, "compat retire"):
         assert "'compat retire'" in lock_path(path).read_text()
         with pytest.raises(RebuildInProgress, match=r"running now \(pid \d+, 'compat retire'"):
-            retire(path, plan, backup=False)
+            retire(path, PHASE3, plan, backup=False)
         with pytest.raises(RebuildInProgress, match="nothing was changed"):
             repair(path, backup=False)
         with pytest.raises(RebuildInProgress):
@@ -270,4 +271,4 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
         )
         assert "'compat retire'" in json.loads(status.stdout)["running"]
     assert stages(path) == [] and lock_path(path).read_text() == ""
-    assert retire(path, plan, backup=False)["phase"] == "retired"
+    assert retire(path, PHASE3, plan, backup=False)["phase"] == "retired"

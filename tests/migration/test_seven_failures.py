@@ -10,8 +10,8 @@ import pytest
 
 from catalog.phase3 import engine
 from catalog.phase3 import status as phase3_status
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3.verify import verify
-from compat import renames
 from tests.support import fill_realistic, fill_v1, machine_independent_policy, make_v1, migrate
 
 ROWS = 4000
@@ -47,7 +47,7 @@ def _checksum(conn: sqlite3.Connection, layout: str) -> dict[str, str]:
         )
     ]
     for table in tables:
-        rename = renames.table_by_old(table) if layout == "v1" else renames.table_by_new(table)
+        rename = PHASE3.table_by_old(table) if layout == "v1" else PHASE3.table_by_new(table)
         cols = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
         if rename is not None and layout == "v2":
             cols = [c for c in cols if c not in {x.old for x in rename.columns}]
@@ -114,7 +114,7 @@ def test_4_no_column_vanishes(v1: Path) -> None:
     migrate(v1)
     assert _checksum(conn, "v2") == before
     cols_after = [r[1] for r in conn.execute("PRAGMA table_info(fits_files)")]
-    fits = renames.table_by_new("fits_files")
+    fits = PHASE3.table_by_new("fits_files")
     assert cols_after[: len(cols_before)] == [fits.column_v2(c) for c in cols_before]
     assert "user_rating" in cols_after and "bayerpat" in cols_after
 

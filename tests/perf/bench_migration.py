@@ -26,11 +26,11 @@ def naive_rebuild(db: Path) -> float:
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     from catalog.models import Base, FitsFile, ImagingSession
-    from compat import renames
+    from catalog.phase3.declaration import PHASE3
 
     dialect = sqlite_dialect.dialect()
-    fits = renames.table_by_new("fits_files")
-    sess = renames.renamed_tables()[0]
+    fits = PHASE3.table_by_new("fits_files")
+    sess = PHASE3.renamed_tables()[0]
     conn = sqlite3.connect(db, isolation_level=None, timeout=120)
     conn.execute("PRAGMA foreign_keys=OFF")
     conn.execute("BEGIN IMMEDIATE")

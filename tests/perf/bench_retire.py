@@ -13,6 +13,7 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3 import engine
 from compat.install import install
 from compat.retire import plan_retire, retire
@@ -56,11 +57,11 @@ def main() -> int:
         db = window_copy(src, f"retire_{rows}.db")
         before = size_of(db)
         conn = sqlite3.connect(db)
-        plan = plan_retire(conn)
+        plan = plan_retire(conn, PHASE3)
         conn.close()
         writer = Writer(db)
         t0 = time.perf_counter()
-        result = retire(db, plan, backup=False)
+        result = retire(db, PHASE3, plan, backup=False)
         total = time.perf_counter() - t0
         w = writer.stop()
         s = summary(w["latencies_ms"])
@@ -84,7 +85,7 @@ def main() -> int:
         before = size_of(db)
         writer = Writer(db)
         t0 = time.perf_counter()
-        back = install(db)
+        back = install(db, PHASE3)
         total = time.perf_counter() - t0
         w = writer.stop()
         s = summary(w["latencies_ms"])

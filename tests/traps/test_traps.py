@@ -15,6 +15,7 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from catalog.phase3.declaration import PHASE3
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
 from compat.retire import plan_retire, retire
@@ -209,8 +210,8 @@ def test_retire_keeps_the_users_trigger_and_bounds_the_lock(tmp_path: Path) -> N
     conn.execute("UPDATE _compat_shims SET cutover_at = datetime('now', '-31 days')")
     conn.execute("DELETE FROM _compat_usage")
     conn.commit()
-    plan = plan_retire(conn)
-    result = retire(path, plan, backup=False)
+    plan = plan_retire(conn, PHASE3)
+    result = retire(path, PHASE3, plan, backup=False)
     # The 50 ms bound is measured by `make bench` on a quiet machine; under a
     # parallel test run wall-clock holds are noisy, so this only proves the
     # lock is bounded (a DROP COLUMN or a one-transaction copy is not).
