@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.phase3.declaration import PHASE3
 from catalog.manager import DatabaseManager
+from catalog.phase3.declaration import PHASE3
 from tests.upstream_catalogs import SESSION_ROWS, create_upstream_v1
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog.phase3.declaration import PHASE3
 from catalog.phase3 import rollback as phase3_rollback
+from catalog.phase3.declaration import PHASE3
 from catalog.phase3.repair import diagnose, repair
 from catalog.phase3.verify import verify
 from compat.retire import abandon, plan_retire, retire

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.phase3.declaration import PHASE3
 from catalog.phase3 import engine
+from catalog.phase3.declaration import PHASE3
 from compat.install import install
 from compat.retire import plan_retire, retire
 from migration.logs import configure

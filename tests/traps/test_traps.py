@@ -15,9 +15,9 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from catalog.phase3.declaration import PHASE3
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
+from catalog.phase3.declaration import PHASE3
 from compat.retire import plan_retire, retire
 from migration.connect import connect, open_migration_connection, write_transaction
 from tests.support import build_phase, fill_v1, make_v1, migrate
