@@ -39,7 +39,7 @@ SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
 CAPTURE = ("_mig_rebuild_insert", "_mig_rebuild_update", "_mig_rebuild_delete")
 PROGRESS = "_mig_rebuild_progress"  # per table: rowid copied so far, owner command, stage
-RETIRE, REPAIR, REMOVE_COLUMNS = "compat retire", "migration repair", "migration rollback --remove-columns"
+RETIRE, REPAIR = "compat retire", "migration repair"
 
 
 @dataclass(frozen=True)

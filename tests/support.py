@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from catalog.manager import DatabaseManager
-from catalog.phase3.declaration import PHASE3
+from catalog.phase3 import lifecycle as engine
+from catalog.phase3.declaration import FITS, PHASE3
+from compat.lifecycle import actions as rename
+from compat.retire import plan_retire, retire
+from migration import state
+from migration.actions import apply_all
+from migration.chunks import ChunkPolicy, held_lock
+from migration.connect import open_migration_connection
 from tests.upstream_catalogs import SESSION_ROWS, create_upstream_v1
 
 
@@ -70,27 +77,21 @@ def fill_v1(path: Path, files: int = 300) -> None:
 
 def migrate(path: Path, *, backup: bool = False) -> None:
     """Run the whole migration (no confirmation) on ``path``."""
-    from catalog.phase3 import engine
 
     engine.run(path, confirm=lambda _b: True, backup=backup)
 
 
 def prepare_only(path: Path) -> None:
     """Phase *during*: prepared and half back-filled, not cut over."""
-    from catalog.phase3 import actions as phase3
-    from migration import state
-    from migration.actions import apply_all
-    from migration.chunks import held_lock
-    from migration.connect import open_migration_connection
 
     conn = open_migration_connection(path)
     try:
         with held_lock(conn):
-            apply_all(conn, phase3.prepare_actions(conn))
+            apply_all(conn, rename.prepare_actions(conn, PHASE3))
             high = conn.execute("SELECT max(rowid) FROM fits_files").fetchone()[0] or 0
             state.put(conn, "backfill_high", high)
             state.put(conn, "backfill_done", high // 2)
-            conn.execute(phase3.backfill_sql(), (0, high // 2))
+            conn.execute(rename.backfill_sql(FITS), (0, high // 2))
     finally:
         conn.close()
 
@@ -110,8 +111,6 @@ def past_the_window(path: Path) -> Path:
 def retire_now(path: Path) -> None:
     """Phase *retired*: move the cut-over 31 days back, forget usage, retire."""
     import sqlite3
-
-    from compat.retire import plan_retire, retire
 
     past_the_window(path)
     conn = sqlite3.connect(path)
@@ -182,6 +181,5 @@ class ManualClock:
 
 def machine_independent_policy(**overrides: float):
     """A chunk policy on a :class:`TickingClock` that never sleeps (see above)."""
-    from migration.chunks import ChunkPolicy
 
     return ChunkPolicy(clock=TickingClock(), sleep=lambda _s: None, **overrides)

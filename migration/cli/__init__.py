@@ -21,9 +21,7 @@ from catalog.clikit import (
     yes_option,
 )
 from catalog.config import resolve_db
-from catalog.phase3 import engine
-from catalog.phase3 import rollback as phase3_rollback
-from catalog.phase3 import status as phase3_status
+from catalog.phase3 import lifecycle as phase3
 from catalog.phase3.baseline import create_v1_file
 from catalog.phase3.declaration import PHASE3
 from catalog.phase3.repair import diagnose
@@ -89,7 +87,7 @@ def status(db: Path | None, as_json: bool) -> None:
     Example:
       migration status --json
     """
-    data = phase3_status.status(existing_catalog(db))
+    data = phase3.status(existing_catalog(db))
     if as_json:
         print_json(data)
         return
@@ -124,14 +122,14 @@ def plan(db: Path | None, as_json: bool) -> None:
     Example:
       migration plan --db ~/Astro/fits_catalog.db
     """
-    p = engine.make_plan(existing_catalog(db))
+    p = phase3.make_plan(existing_catalog(db))
     if as_json:
         print_json(p.as_dict())
         return
     if not p.stages:
         click.echo(f"Nothing to do: the database is at schema version 2 (phase {p.phase}).")
         return
-    click.echo(f"Plan for {p.db} ({p.fits_rows} FITS files, phase {p.phase})")
+    click.echo(f"Plan for {p.db} ({p.rows.get('fits_files', 0)} FITS files, phase {p.phase})")
     for i, s in enumerate(p.stages, 1):
         click.echo(f"\n[{i}/{len(p.stages)}] {s.title}")
         click.echo(
@@ -218,7 +216,7 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = engine.run(
+        report = phase3.run(
             path,
             confirm=_confirm(yes),
             say=out,
@@ -228,7 +226,11 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
         )
     result = run_verify(path)
     if as_json:
-        print_json(report.as_dict() | {"verification": result.as_dict()})
+        counts = {
+            "sessions": report.rows.get("imaging_sessions", 0),
+            "fits_files": report.rows.get("fits_files", 0),
+        }
+        print_json(report.as_dict() | counts | {"verification": result.as_dict()})
     else:
         click.echo("\n✓ Migration completed successfully!\n")
         _print_verification(result)
@@ -322,7 +324,7 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) ->
         if not click.confirm(f"Roll {path} back to schema version {PHASE3.from_version}?"):
             click.echo("Nothing was changed.")
             return
-    stats = phase3_rollback.rollback(
+    stats = phase3.rollback(
         path, say=(lambda _l: None) if as_json else click.echo, remove_columns=remove_columns
     )
     if as_json:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.phase3 import checks
+from compat.lifecycle import checks
 from tests.migration.writer_client import (
     MIGRATION,
     assert_error_paragraph,

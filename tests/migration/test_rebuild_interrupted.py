@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.phase3 import rollback as phase3_rollback
+from catalog.phase3 import lifecycle
 from catalog.phase3.declaration import PHASE3
 from catalog.phase3.repair import diagnose, repair
 from catalog.phase3.verify import verify
@@ -200,10 +200,10 @@ def test_removing_shadow_columns_resumes_after_a_stop(
     path = build_phase(tmp_path / "d.db", "during", files=FILES)
     stop_after(monkeypatch, "rebuild.copy")
     with pytest.raises(Stop):
-        phase3_rollback.rollback(path, remove_columns=True)
+        lifecycle.rollback(path, remove_columns=True)
     monkeypatch.undo()
     assert stages(path) == [(COPY, "migration rollback --remove-columns")]
-    phase3_rollback.rollback(path, remove_columns=True)  # phase before now: finishes the removal
+    lifecycle.rollback(path, remove_columns=True)  # phase before now: finishes the removal
     assert stages(path) == []
     conn = sqlite3.connect(path)
     cols = {r[1] for r in conn.execute("PRAGMA table_xinfo(fits_files)")}
@@ -251,7 +251,7 @@ def test_one_rebuild_at_a_time(tmp_path: Path) -> None:
         with pytest.raises(RebuildInProgress, match="nothing was changed"):
             repair(path, backup=False)
         with pytest.raises(RebuildInProgress):
-            phase3_rollback.rollback(path)
+            lifecycle.rollback(path)
         cli = subprocess.run(
             [str(Path(sys.executable).parent / "compat"), "retire", "--yes", "--db", str(path)],
             capture_output=True,

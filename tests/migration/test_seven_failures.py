@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog.phase3 import engine
-from catalog.phase3 import status as phase3_status
+from catalog.phase3 import lifecycle as engine
 from catalog.phase3.declaration import PHASE3
 from catalog.phase3.verify import verify
 from tests.support import fill_realistic, fill_v1, machine_independent_policy, make_v1, migrate
@@ -70,7 +69,7 @@ def test_1_index_names_do_not_collide(v1: Path) -> None:
 
 def test_2_copy_counts_are_real_numbers(v1: Path) -> None:
     report = engine.run(v1, confirm=lambda _b: True, backup=False)
-    assert (report.sessions, report.fits_files) == (3, TOTAL)
+    assert report.rows == {"imaging_sessions": 3, "fits_files": TOTAL}
 
 
 def test_3_verification_checks_the_indexes_that_exist(v1: Path) -> None:
@@ -207,7 +206,7 @@ def test_7_a_failed_run_can_be_run_again(v1: Path) -> None:
     policy = machine_independent_policy()
     with pytest.raises(Boom):
         engine.run(v1, confirm=lambda _b: True, backup=False, progress=fail_midway, policy=policy)
-    status = phase3_status.status(v1)
+    status = engine.status(v1)
     assert status["phase"] == "during" and 0 < status["rebuild"]["percent"] < 100
     report = engine.run(v1, confirm=lambda _b: True, backup=False)  # no "already exists"
     assert report.resumed

@@ -573,7 +573,7 @@ V2_FITS_HEAD = [
     "height_pixels",
     "imaging_session_id",
 ]
-CAPTURE_TRIGGERS = {"_mig_capture_insert", "_mig_capture_update"}
+CAPTURE_TRIGGERS = {"_mig_capture_fits_files_insert", "_mig_capture_fits_files_update"}
 SHIM_TRIGGERS = {
     "_compat_sessions_insert",
     "_compat_sessions_update",

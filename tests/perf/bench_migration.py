@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.phase3 import engine
+from catalog.phase3 import lifecycle as engine
 from migration.logs import configure
 
 

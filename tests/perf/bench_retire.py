@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import Writer, fresh_copy, machine, sizes, summary, table, v1_catalog
 
-from catalog.phase3 import engine
+from catalog.phase3 import lifecycle as engine
 from catalog.phase3.declaration import PHASE3
 from compat.install import install
 from compat.retire import plan_retire, retire

@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from catalog.manager import DatabaseManager
 from catalog.models import ImagingSession
 from catalog.phase3.declaration import PHASE3
+from compat.lifecycle.checks import BrokenSchemaObjectError
 from compat.retire import plan_retire, retire
 from migration.connect import connect, open_migration_connection, write_transaction
 from tests.support import build_phase, fill_v1, make_v1, migrate
@@ -155,7 +156,6 @@ def test_rename_refuses_while_a_view_is_broken(tmp_path: Path) -> None:
         conn.execute("ALTER TABLE sessions RENAME TO imaging_sessions")
     conn.rollback()
     before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
-    from catalog.phase3.checks import BrokenSchemaObjectError
 
     with pytest.raises(BrokenSchemaObjectError, match="v_broken"):
         migrate(path)

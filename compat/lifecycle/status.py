@@ -1,13 +1,13 @@
-"""Where a catalog stands in Phase 3: version, phase, what is pending, a run in
-progress, a stopped rebuild, the recent history."""
+"""Where a database stands in a rename migration: version, phase, what is
+pending, a run in progress, a stopped rebuild, the recent history."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from catalog.phase3.declaration import PHASE3
 from compat.phases import DURING, V1, read_state
+from compat.renames import RenameDeclaration
 from compat.state import rebuild_advice
 from migration import state
 from migration.connect import connect
@@ -15,10 +15,10 @@ from migration.rebuild import unfinished
 from migration.runlock import holder
 
 
-def status(db_path: Path) -> dict[str, Any]:
+def status(db_path: Path, decl: RenameDeclaration) -> dict[str, Any]:
     conn = connect(db_path)
     try:
-        st = read_state(conn, PHASE3)
+        st = read_state(conn, decl)
         out: dict[str, Any] = {
             "db": str(db_path),
             "layout": st.layout,
@@ -28,6 +28,7 @@ def status(db_path: Path) -> dict[str, Any]:
         if st.phase == DURING:
             done, high = state.get(conn, "backfill_done", 0), state.get(conn, "backfill_high", 0)
             out["rebuild"] = {
+                "table": state.get(conn, "backfill_table"),
                 "backfill_done_rowid": done,
                 "backfill_high_rowid": high,
                 "percent": round(100.0 * done / high, 1) if high else 100.0,

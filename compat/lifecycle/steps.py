@@ -1,4 +1,4 @@
-"""What Phase 3's plan, run and rollback share: the reports, the stages of a plan,
+"""What a rename migration's plan, run and rollback share: the reports, the stages of a plan,
 SQL built before the lock, and turning a lock time-out into one clear paragraph."""
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ class Plan:
     db: str
     phase: str | None
     stages: list[Stage]
-    fits_rows: int
+    rows: dict[str, int]  # rows of each table whose columns are copied, by name
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "db": self.db,
             "phase": self.phase,
-            "fits_files_rows": self.fits_rows,
+            "rows": dict(self.rows),
             "stages": [
                 {
                     "name": s.name,
@@ -61,8 +61,7 @@ class Plan:
 class RunReport:
     db: str
     backup: str | None = None
-    sessions: int = 0
-    fits_files: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # rows per declared table (new names)
     lock: LockStats = field(default_factory=LockStats)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cutover_lock_ms: float = 0.0
@@ -72,8 +71,7 @@ class RunReport:
         return {
             "db": self.db,
             "backup": self.backup,
-            "sessions": self.sessions,
-            "fits_files": self.fits_files,
+            "rows": dict(self.rows),
             "resumed": self.resumed,
             "longest_lock_ms": round(self.lock.longest_ms, 2),
             "write_transactions": len(self.lock.holds_ms),

@@ -1,0 +1,150 @@
+"""Prerequisites of a rename migration's run: everything that must hold before
+anything is changed. Each failure is a :class:`~migration.errors.CatalogError`
+whose message says what is wrong and what to do. The application adds its own
+(the catalog: no duplicate sessions or files) through
+:attr:`~compat.lifecycle.spec.RenameMigration.checks`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from compat.lifecycle.spec import RenameMigration
+from compat.phases import V1, V2, SchemaState, read_state
+from compat.renames import RenameDeclaration
+from migration import ddl
+from migration.connect import long_read
+from migration.errors import (
+    CatalogError,
+    DatabaseCorruptError,
+    DiskSpaceError,
+    ReadOnlyError,
+    SchemaVersionError,
+)
+from migration.sqltext import q
+
+
+class OrphanedRowsError(CatalogError):
+    exit_code = 9
+
+
+class BrokenSchemaObjectError(CatalogError):
+    exit_code = 9
+
+
+def count_rows(conn: sqlite3.Connection, decl: RenameDeclaration, state: SchemaState) -> dict[str, int]:
+    """Rows of each declared table, by its new name."""
+    out = {}
+    for t in decl.tables:
+        name = t.old if state.layout == V1 else t.new
+        out[t.new] = conn.execute(f"SELECT count(*) FROM {q(name)}").fetchone()[0]
+    return out
+
+
+def check_writable(db_path: Path) -> None:
+    folder = db_path.parent
+    if not os.access(db_path, os.W_OK) or not os.access(folder, os.W_OK):
+        what = "file" if not os.access(db_path, os.W_OK) else "folder"
+        raise ReadOnlyError(
+            f"The database {what} is read-only ({db_path if what == 'file' else folder}). The "
+            f"migration writes the database, its -wal file and a backup beside it: make the "
+            f"{what} writable and run again. Nothing was changed."
+        )
+
+
+def check_integrity(conn: sqlite3.Connection) -> None:
+    # SQLite 3.40 may return every problem in one newline-joined row
+    rows = [line for r in long_read(conn, "PRAGMA integrity_check(20)") for line in r[0].splitlines()]
+    if rows != ["ok"]:
+        raise DatabaseCorruptError(
+            "The database fails SQLite's integrity check ("
+            + "; ".join(rows[:3])
+            + (" …" if len(rows) > 3 else "")
+            + "). Do not migrate a damaged database: restore it from a backup ('migration "
+            "backups' lists them) or repair it first. Nothing was changed."
+        )
+
+
+def check_version(state: SchemaState, decl: RenameDeclaration) -> None:
+    if state.layout == V2:
+        raise SchemaVersionError(
+            f"The database is already at schema version {state.version or decl.to_version} (phase "
+            f"{state.phase}). There is nothing to migrate; 'migration verify' checks it, "
+            f"'migration rollback' returns it to version {decl.from_version}. Nothing was changed."
+        )
+    if state.layout != V1:
+        raise SchemaVersionError(
+            f"The database has neither the v1 tables ({_v1_tables(decl)}) nor the v2 ones, so it "
+            f"is not a database {decl.name} knows. Check --db; a database from before version "
+            f"{decl.from_version} must be upgraded to it first. Nothing was changed."
+        )
+    if state.version is not None and state.version != decl.from_version:
+        raise SchemaVersionError(
+            f"{decl.version_table} says {state.version}, but the tables are v1. The version table "
+            f"and the schema disagree; fix {decl.version_table} (it should be {decl.from_version}) "
+            f"and run again."
+        )
+
+
+def _v1_tables(decl: RenameDeclaration) -> str:
+    parts = [t.old for t in decl.renamed_tables()]
+    parts += [f"{t.old} with {'/'.join(c.old for c in t.columns)}" for t in decl.synced_tables()]
+    return ", ".join(parts)
+
+
+def check_foreign_keys(conn: sqlite3.Connection) -> None:
+    rows = long_read(conn, "PRAGMA foreign_key_check")
+    if rows:
+        sample = ", ".join(f"{t} rowid {r} -> {p}" for t, r, p, _ in rows[:5])
+        raise OrphanedRowsError(
+            f"{len(rows)} rows reference rows that do not exist ({sample}"
+            + (" …" if len(rows) > 5 else "")
+            + "). Run 'PRAGMA foreign_key_check' to list "
+            "them, fix or delete them, then run again. Nothing was changed."
+        )
+
+
+def check_views(conn: sqlite3.Connection) -> None:
+    broken = ddl.broken_views(conn)
+    if broken:
+        raise BrokenSchemaObjectError(
+            "These views are already broken, and SQLite refuses to rename anything while a "
+            "view is broken: "
+            + "; ".join(f"{n} ({e})" for n, e in broken)
+            + ". Fix or drop them, then run again. Nothing was changed."
+        )
+
+
+def check_disk(db_path: Path, *, min_free_bytes: int | None = None) -> int:
+    """Free space needed: a backup (~ the database) plus WAL growth; returns it."""
+    size = db_path.stat().st_size
+    wal = Path(f"{db_path}-wal")
+    size += wal.stat().st_size if wal.exists() else 0
+    needed = min_free_bytes if min_free_bytes is not None else int(size * 1.3) + 32 * 2**20
+    free = shutil.disk_usage(db_path.parent).free
+    if free < needed:
+        raise DiskSpaceError(
+            f"Too little free disk beside the database: {free / 2**20:.0f} MiB free, about "
+            f"{needed / 2**20:.0f} MiB needed for the backup and the migration's WAL. Free some "
+            f"space (or move old backups elsewhere), then run again. Nothing was changed."
+        )
+    return needed
+
+
+def all_checks(
+    conn: sqlite3.Connection, db_path: Path, migration: RenameMigration, *, resume: bool
+) -> SchemaState:
+    """Run every prerequisite; the database's state if they all pass."""
+    state = read_state(conn, migration.decl)
+    check_writable(db_path)
+    if not resume:
+        check_version(state, migration.decl)
+    check_integrity(conn)
+    for check in migration.checks:
+        check(conn)
+    check_foreign_keys(conn)
+    check_views(conn)
+    check_disk(db_path)
+    return state
