@@ -1,17 +1,18 @@
 """``migration verify``: the guide's verification suite, and more.
 
-The guide's seven schema checks, the models import, the queries of its step
-6 and the service calls; then SQLite's ``integrity_check`` and
-``foreign_key_check``, every index of the v2 models, planner statistics, no
-leftover temporary objects, and a comparison of the schema with the models.
-It also recognises the damage left by the original hand-written migration
-(a ``fits_files`` made by ``CREATE TABLE … AS SELECT``) and names the fix.
+The generic verification of :mod:`compat.lifecycle.verify` (the before/after
+judgement, SQLite's ``integrity_check`` and ``foreign_key_check``, planner
+statistics, no leftover temporary objects, the shims complete in the window),
+with the catalog's own checks: the guide's seven schema checks, the models
+import, the queries of its step 6 and the service calls, every index of the v2
+models, a comparison of the schema with the models, and the damage left by the
+original hand-written migration (a ``fits_files`` made by ``CREATE TABLE … AS
+SELECT``) with its fix.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,69 +21,14 @@ from sqlalchemy import select
 from catalog.drift import model_drift
 from catalog.manager import DatabaseManager
 from catalog.models import Base, FitsFile, ImagingSession
-from catalog.phase3.declaration import PHASE3
+from catalog.phase3.declaration import FITS, PHASE3, SESSIONS
 from catalog.service import DatabaseService
-from compat import db_shims
-from compat.phases import DURING, V1, V2, WINDOW, read_state
-from compat.state import unfinished_rebuilds
-from migration import ddl, snapshot, state
-from migration.connect import connect, long_read
+from compat.lifecycle import verify as generic
+from compat.lifecycle.verify import Context, Verification
+from compat.phases import V1, WINDOW
 from migration.sqltext import q, table_columns
-from migration.state import MIGRATION_STATE_TABLE
 
-SESSIONS = PHASE3.renamed_tables()[0]
-FITS = PHASE3.table("fits_files")
-STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
-
-
-@dataclass
-class Check:
-    """One finding. A *warning* (``ok`` False, ``warning`` True) describes the catalog
-    as it was before the migration; it never fails the verification."""
-
-    group: str
-    name: str
-    ok: bool
-    detail: str = ""
-    warning: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "group": self.group,
-            "name": self.name,
-            "ok": self.ok,
-            "detail": self.detail,
-            "warning": self.warning,
-        }
-
-
-@dataclass
-class Verification:
-    db: str
-    layout: str
-    phase: str | None
-    checks: list[Check] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok or c.warning for c in self.checks)
-
-    @property
-    def warnings(self) -> list[Check]:
-        return [c for c in self.checks if c.warning and not c.ok]
-
-    def add(self, group: str, name: str, ok: bool, detail: str = "", *, warning: bool = False) -> None:
-        self.checks.append(Check(group, name, ok, detail, warning))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "db": self.db,
-            "layout": self.layout,
-            "phase": self.phase,
-            "ok": self.ok,
-            "warnings": len(self.warnings),
-            "checks": [c.as_dict() for c in self.checks],
-        }
+__all__ = ["Verification", "verify"]
 
 
 def _model_indexes() -> dict[str, dict[str, list[str]]]:
@@ -102,54 +48,17 @@ def _indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
 
 
 def verify(db_path: Path) -> Verification:
-    conn = connect(db_path)
-    try:
-        st = read_state(conn, PHASE3)
-        result = Verification(str(db_path), st.layout, st.phase)
-        now = snapshot.describe(conn)
-        before = snapshot.recorded(conn, state.LOG_TABLE)
-        if before is not None and st.layout == V2:
-            before = snapshot.renamed(before, PHASE3.as_renames)
-        if st.layout == V2:
-            _schema_checks(conn, result, st.phase == WINDOW, before)
-            _application_checks(db_path, result)
-        elif st.layout == V1:
-            result.add("schema", "v1 tables sessions and fits_files", True, "phase " + str(st.phase))
-        else:
-            result.add(
-                "schema", "catalog tables present", False, "neither v1 nor v2 catalog tables were found"
-            )
-            return result
-        if st.phase != DURING:  # a run in progress is judged when it is done
-            _before_after(result, before, now)
-        _drift(result, now, before, st.layout)
-        _sqlite_checks(conn, result)
-        _damage_checks(conn, result)
-        if st.phase != "during":  # a run in progress owns its objects
-            _leftovers(conn, result, st.layout)
-        return result
-    finally:
-        conn.close()
+    return generic.verify(db_path, PHASE3, layout_checks=_layout_checks, extra_checks=_catalog_checks)
 
 
-def _before_after(r: Verification, before: dict[str, Any] | None, now: dict[str, Any]) -> None:
-    """Everything the schema had before the migration is still there, renamed as declared."""
-    g = "before vs after"
-    if before is None:
-        r.add(
-            g,
-            "no record of the schema before a migration",
-            True,
-            "created at this version, or migrated by an older release: judged by the checks below",
-        )
-        return
-    problems = snapshot.lost_or_changed(before, now)
-    r.add(
-        g,
-        "every table, column, index, view and trigger of before is kept",
-        not problems,
-        "; ".join(problems[:8]) + (f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""),
-    )
+def _layout_checks(ctx: Context, r: Verification) -> None:
+    _schema_checks(ctx.conn, r, ctx.state.phase == WINDOW, ctx.before)
+    _application_checks(ctx.db_path, r)
+
+
+def _catalog_checks(ctx: Context, r: Verification) -> None:
+    _drift(r, ctx.now, ctx.before, ctx.state.layout)
+    _damage_checks(ctx.conn, r)
 
 
 def _drift(r: Verification, now: dict[str, Any], before: dict[str, Any] | None, layout: str) -> None:
@@ -264,39 +173,6 @@ def _application_checks(db_path: Path, r: Verification) -> None:
         db.close()
 
 
-def _sqlite_checks(conn: sqlite3.Connection, r: Verification) -> None:
-    rows = [line for x in long_read(conn, "PRAGMA integrity_check(10)") for line in x[0].splitlines()]
-    r.add("sqlite", "integrity_check", rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
-    try:
-        fk = long_read(conn, "PRAGMA foreign_key_check")
-        r.add("sqlite", "foreign_key_check", not fk, f"{len(fk)} orphaned rows" if fk else "")
-    except sqlite3.DatabaseError as exc:  # "foreign key mismatch"
-        r.add(
-            "sqlite",
-            "foreign_key_check",
-            False,
-            f"{exc} — run 'migration repair' to rebuild the damaged table",
-        )
-    has_stats = conn.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_stat1'").fetchone() is not None
-    n_files = conn.execute("SELECT count(*) FROM fits_files").fetchone()[0]
-    covered = (
-        has_stats
-        and conn.execute("SELECT 1 FROM sqlite_stat1 WHERE tbl='fits_files' LIMIT 1").fetchone() is not None
-    )
-    r.add(
-        "sqlite",
-        "planner statistics present",
-        covered or n_files < STATS_MIN_ROWS,
-        ""
-        if covered
-        else (
-            "none needed yet"
-            if n_files < STATS_MIN_ROWS
-            else "no sqlite_stat1 rows for fits_files: run ANALYZE"
-        ),
-    )
-
-
 def _damage_checks(conn: sqlite3.Connection, r: Verification) -> None:
     """Signs of a fits_files rebuilt by CREATE TABLE … AS SELECT: no INTEGER PRIMARY
     KEY (ids not kept, so every foreign key to it mismatches). A table without
@@ -320,33 +196,3 @@ def _damage_checks(conn: sqlite3.Connection, r: Verification) -> None:
         not damaged,
         (detail + " — run 'migration repair'") if damaged else "",
     )
-
-
-def _leftovers(conn: sqlite3.Connection, r: Verification, layout: str) -> None:
-    names = {o.name for o in ddl.schema_objects(conn)}
-    temp = sorted(
-        n for n in names if n.startswith(("_mig_", "_rebuild_")) and n != state.RESTRICTED_TRIGGERS_TABLE
-    )
-    if layout == V2:
-        if MIGRATION_STATE_TABLE in names:
-            temp.append(MIGRATION_STATE_TABLE)
-        shadows = [
-            c.name for c in table_columns(conn, "fits_files") if c.name.startswith(state.SHADOW_PREFIX)
-        ]
-        temp += [f"fits_files.{s}" for s in shadows]
-    hint = ""
-    if any(n.startswith("_rebuild_") for n in temp):
-        advice = unfinished_rebuilds(conn, PHASE3)
-        hint = " — " + "; ".join(advice) if advice else ""
-    r.add("leftovers", "no temporary migration objects", not temp, ", ".join(temp) + hint)
-    if layout == V2 and SESSIONS.old in names:
-        wanted = [
-            n.split(":", 1)[1] for n, kind in db_shims.shim_records(PHASE3) if kind in ("view", "trigger")
-        ]
-        missing = [n for n in wanted if n not in names]
-        r.add(
-            "shims",
-            "compat view and triggers in place (window)",
-            not missing,
-            ("missing: " + ", ".join(missing) + " — run 'compat install'") if missing else "",
-        )
