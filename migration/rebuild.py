@@ -282,14 +282,21 @@ def spec_without_columns(conn: sqlite3.Connection, table: str, drop: set[str]) -
         0
     ]
     target = rename_table_in_create(remove_columns_sql(create, drop), SHADOW + table)
-    columns = tuple(c.name for c in table_columns(conn, table) if not c.hidden and c.name not in drop)
+    info = table_columns(conn, table)
+    columns = tuple(c.name for c in info if not c.hidden and c.name not in drop)
+    keys = [c.name for c in info if c.pk]
+    if len(keys) != 1 or keys[0] in drop:
+        raise CatalogError(
+            f"An online rebuild of {table} needs a single-column primary key to match its rows in "
+            f"the copy, and {table} has {len(keys) or 'no'} primary-key columns. Nothing was changed."
+        )
     indexes = []
     for _, name, _u, origin, _p in conn.execute(f"PRAGMA index_list({q(table)})"):
         if origin != "c":
             continue
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name=?", (name,)).fetchone()[0]
         indexes.append((name, index_on(sql, SHADOW + name, SHADOW + table)))
-    return RebuildSpec(table, target, columns, tuple(indexes))
+    return RebuildSpec(table, target, columns, tuple(indexes), key=keys[0])
 
 
 def index_on(index_sql: str, new_name: str, new_table: str) -> str:

@@ -3,6 +3,7 @@ application adds to it."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ class RenameMigration:
             f"VALUES ({int(version)}, datetime('now'), '{text}')"
         )
 
+    @property
+    def backup_label(self) -> str:
+        """The label of the backup before a run: ``pre_phase3`` for "Phase 3"."""
+        return "pre_" + re.sub(r"[^a-z0-9]+", "", self.decl.name.lower())
+
     def profile(self) -> backup.SchemaProfile:
         """The declaration as the backup engine sees it."""
 
@@ -70,6 +76,7 @@ class RenameMigration:
         )
 
     def backup(self, db_path: Path, **options: Any) -> backup.BackupInfo:
+        options.setdefault("label", self.backup_label)
         if self.make_backup is not None:
             return self.make_backup(db_path, **options)
         options.setdefault("dest_dir", Path(db_path).parent / "backups")
