@@ -19,13 +19,22 @@ from catalog.clikit import (
 from catalog.phase3.backup_profile import backup_catalog
 from catalog.phase3.declaration import PHASE3
 from compat.install import install as do_install
-from compat.retire import RetireRefused, finish_interrupted, interrupted, plan_retire, refusal_message
+from compat.install import plan_install
+from compat.retire import (
+    RetireRefused,
+    finish_interrupted,
+    interrupted,
+    plan_retire,
+    refusal_message,
+    retire_stages,
+)
 from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
 from compat.state import QUIET_DAYS, WINDOW_DAYS, read_status
 from compat.usage import flush_now
 from migration.connect import connect
+from migration.operation import render
 from migration.rebuild import RETIRE, check_free, unfinished
 from migration.runlock import holder
 
@@ -130,16 +139,32 @@ def usage(db: Path | None, as_json: bool) -> None:
 
 @main.command()
 @db_option
+@click.option("--dry-run", is_flag=True, help="Print the statements the install would run; change nothing.")
 @json_option
 @handle_errors
-def install(db: Path | None, as_json: bool) -> None:
+def install(db: Path | None, dry_run: bool, as_json: bool) -> None:
     """Install the shims on a v2 database (reverses a retirement), online.
 
     \b
     Example:
+      compat install --dry-run
       compat install
     """
-    result = do_install(existing_catalog(db), PHASE3, say=(lambda _l: None) if as_json else click.echo)
+    path = existing_catalog(db)
+    if dry_run:
+        note, stages = plan_install(path, PHASE3)
+        if as_json:
+            print_json(
+                {"db": str(path), "dry_run": True, "note": note, "stages": [s.as_dict() for s in stages]}
+            )
+        elif note:
+            click.echo(f"Nothing to do: {note}.")
+        else:
+            click.echo("Dry run: the install would run these statements (nothing was changed):")
+            for line in render(stages):
+                click.echo("  " + line)
+        return
+    result = do_install(path, PHASE3, say=(lambda _l: None) if as_json else click.echo)
     if as_json:
         print_json(result)
     elif not result["installed"]:
@@ -279,18 +304,32 @@ def retire(
             click.echo(f"  • user view {n} will be rewritten to the new names")
     if plan.status.phase != "window":
         raise RetireRefused(refusal_message(plan))
-    if not plan.allowed and not (force and not plan.triggers_using_old_names):
-        raise RetireRefused(refusal_message(plan))
+    refused = not plan.allowed and not (force and not plan.triggers_using_old_names)
     if dry_run:
+        conn = connect(path)
+        try:
+            stages = retire_stages(conn, PHASE3, plan)
+        finally:
+            conn.close()
         if as_json:
-            print_json(report | {"dry_run": True})
+            print_json(
+                report | {"dry_run": True, "would_refuse": refused, "stages": [s.as_dict() for s in stages]}
+            )
         else:
+            click.echo("Dry run: the retire would run these statements (nothing was changed):")
+            for line in render(stages):
+                click.echo("  " + line)
+        if refused:
+            raise RetireRefused(refusal_message(plan))
+        if not as_json:
             click.echo(
                 "Dry run: retire would proceed"
                 + (" (forced)" if plan.blockers else "")
                 + ". Nothing was changed."
             )
         return
+    if refused:
+        raise RetireRefused(refusal_message(plan))
     if not yes:
         if not sys.stdin.isatty():
             raise RetireRefused(

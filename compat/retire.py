@@ -29,11 +29,13 @@ from compat.phases import RETIRED, WINDOW, read_state
 from compat.renames import RenameDeclaration
 from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
 from compat.translate import Translator
+from migration.actions import Action, sql_actions
 from migration.backup import BackupInfo
 from migration.chunks import LockStats, held_lock
 from migration.connect import connect, open_migration_connection
 from migration.ddl import view_column_list_position
 from migration.errors import CatalogError, SchemaVersionError
+from migration.operation import Stage
 from migration.rebuild import (
     ABANDON,
     COPY,
@@ -47,6 +49,7 @@ from migration.rebuild import (
     unfinished,
 )
 from migration.rebuild import abandon as abandon_rebuild
+from migration.rebuild_plan import SWAP_MS, plan_rebuild
 from migration.runlock import one_at_a_time
 from migration.sqltext import q
 
@@ -243,6 +246,57 @@ def abandon(
         conn.close()
 
 
+def swap_statements(
+    conn: sqlite3.Connection, decl: RenameDeclaration, plan: RetirePlan, *, table: str | None, last: bool
+) -> list[str]:
+    """What the swap of ``table``'s rebuild adds (its sync triggers go); the last
+    swap also drops the views, rewrites the user views that used old names and
+    marks the shims retired — the old names disappear together."""
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    out = []
+    for t in decl.synced_tables():
+        if t.new == table or last:
+            out += [f"DROP TRIGGER {q(n)}" for n in db_shims.sync_triggers(t).values() if n in present]
+    if not last:
+        return out
+    dropped = {n for t in decl.synced_tables() for n in db_shims.sync_triggers(t).values()}
+    out += db_shims.drop_statements(decl, present - dropped)
+    for name, sql in plan.views_to_rewrite:
+        out += [f"DROP VIEW {q(name)}", sql]
+    out.append(f"UPDATE {q(SHIMS_TABLE)} SET retired_at = datetime('now') WHERE retired_at IS NULL")
+    return out
+
+
+def retire_stages(conn: sqlite3.Connection, decl: RenameDeclaration, plan: RetirePlan) -> list[Stage]:
+    """Every stage a retire would run now, with its exact SQL and expected lock."""
+    stages = [
+        Stage(
+            "backup",
+            "Back up the database and verify the copy",
+            [
+                Action(
+                    "backup", shows=("-- SQLite backup API into backups/, then integrity_check of the copy",)
+                )
+            ],
+            0.0,
+            0.0,
+            note="no write lock: readers and writers go on",
+        )
+    ]
+    synced = decl.synced_tables()
+    for i, t in enumerate(synced):
+        last = i == len(synced) - 1
+        spec = spec_without_columns(conn, t.new, {c.old for c in t.columns})
+        extra = swap_statements(conn, decl, plan, table=t.new, last=last)
+        stages += plan_rebuild(conn, spec, owner=RETIRE, extra_swap=extra)
+    if not synced:
+        statements = swap_statements(conn, decl, plan, table=None, last=True)
+        stages.append(
+            Stage("retire.swap", "Drop the shims", sql_actions("swap", statements), SWAP_MS, SWAP_MS)
+        )
+    return stages
+
+
 def refusal_message(plan: RetirePlan) -> str:
     reasons = list(plan.blockers)
     if plan.triggers_using_old_names:
@@ -312,21 +366,8 @@ def retire(
         synced = decl.synced_tables()
 
         def drop_shims(c: sqlite3.Connection, *, last: bool, table: str | None) -> None:
-            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
-            for t in synced:
-                if t.new == table or last:
-                    for n in db_shims.sync_triggers(t).values():
-                        if n in names:
-                            c.execute(f"DROP TRIGGER {q(n)}")
-            if not last:
-                return
-            names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
-            for statement in db_shims.drop_statements(decl, names):
+            for statement in swap_statements(c, decl, plan, table=table, last=last):
                 c.execute(statement)
-            for name, sql in plan.views_to_rewrite:
-                c.execute(f"DROP VIEW {q(name)}")
-                c.execute(sql)
-            c.execute(f"UPDATE {q(SHIMS_TABLE)} SET retired_at = datetime('now') WHERE retired_at IS NULL")
 
         for i, t in enumerate(synced):
             last = i == len(synced) - 1

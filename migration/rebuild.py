@@ -319,7 +319,7 @@ def index_on(index_sql: str, new_name: str, new_table: str) -> str:
     )
 
 
-def _capture_sql(spec: RebuildSpec) -> list[str]:
+def capture_sql(spec: RebuildSpec) -> list[str]:
     cols = ", ".join(q(c) for c in spec.columns)
     new_vals = ", ".join(f"NEW.{q(c)}" for c in spec.columns)
     upsert = f"INSERT OR REPLACE INTO {q(spec.shadow)} ({cols}) VALUES ({new_vals})"
@@ -360,7 +360,7 @@ def rebuild(
                 conn.execute(sql)
             for _final, sql in spec.indexes:
                 conn.execute(sql)
-            for s in _capture_sql(spec):
+            for s in capture_sql(spec):
                 conn.execute(s)
             _ensure_progress(conn)
             conn.execute(

@@ -21,6 +21,7 @@ from compat.lifecycle import status as status_steps
 from compat.lifecycle.spec import RenameMigration
 from compat.lifecycle.steps import Plan, RunReport
 from migration.chunks import LockStats
+from migration.operation import Stage
 
 
 def baseline_sql(conn: sqlite3.Connection) -> list[str]:
@@ -56,6 +57,10 @@ def run(db_path: Path, **options: Any) -> RunReport:
 
 def rollback(db_path: Path, **options: Any) -> LockStats:
     return rollback_steps.rollback(db_path, PHASE3, **options)
+
+
+def plan_rollback(db_path: Path, *, remove_columns: bool = False) -> list[Stage]:
+    return rollback_steps.plan_rollback(db_path, PHASE3, remove_columns=remove_columns)
 
 
 def status(db_path: Path) -> dict[str, Any]:

@@ -191,14 +191,7 @@ def cutover_actions(
             Action(
                 f"rename index {i.old} -> {i.new}",
                 fn=partial(ddl.rename_index, old=i.old, new=i.new),
-                shows=(
-                    "PRAGMA writable_schema=ON",
-                    f"UPDATE sqlite_master SET name = '{i.new}', sql = <same, renamed> "
-                    f"WHERE type = 'index' AND name = '{i.old}'",
-                    f"UPDATE sqlite_stat1 SET idx = '{i.new}' WHERE idx = '{i.old}'",
-                    "PRAGMA schema_version = <current + 1>",
-                    "PRAGMA writable_schema=OFF",
-                ),
+                shows=_index_rename_shows(i.old, i.new),
             )
         )
     shims = db_shims.install_statements(decl, db_shims.view_columns(conn, decl))
@@ -238,7 +231,11 @@ def rollback_actions(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[
             )
     for i in decl.indexes:
         actions.append(
-            Action(f"rename index {i.new} -> {i.old}", fn=partial(ddl.rename_index, old=i.new, new=i.old))
+            Action(
+                f"rename index {i.new} -> {i.old}",
+                fn=partial(ddl.rename_index, old=i.new, new=i.old),
+                shows=_index_rename_shows(i.new, i.old),
+            )
         )
     for t in decl.tables:
         if t.old != t.new:
@@ -249,6 +246,7 @@ def rollback_actions(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[
                 Action(
                     f"move planner statistics of {t.new}",
                     fn=partial(ddl.rename_table_statistics, old=t.new, new=t.old),
+                    shows=(f"UPDATE sqlite_stat1 SET tbl = '{t.old}' WHERE tbl = '{t.new}'",),
                 )
             )
         for c in t.columns:
@@ -266,8 +264,26 @@ def rollback_actions(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[
             sql=f"DELETE FROM {q(decl.version_table)} WHERE version = {decl.to_version}",
         )
     )
-    actions.append(Action("mark the shims removed", fn=_mark_removed))
+    actions.append(
+        Action(
+            "mark the shims removed",
+            fn=_mark_removed,
+            shows=(f"DELETE FROM {q(db_shims.SHIMS_TABLE)}",),
+        )
+    )
     return actions
+
+
+def _index_rename_shows(old: str, new: str) -> tuple[str, ...]:
+    """What :func:`migration.ddl.rename_index` executes, for the plan."""
+    return (
+        "PRAGMA writable_schema=ON",
+        f"UPDATE sqlite_master SET name = '{new}', sql = <same, renamed> "
+        f"WHERE type = 'index' AND name = '{old}'",
+        f"UPDATE sqlite_stat1 SET idx = '{new}' WHERE idx = '{old}'",
+        "PRAGMA schema_version = <current + 1>",
+        "PRAGMA writable_schema=OFF",
+    )
 
 
 def _mark_removed(conn: sqlite3.Connection) -> None:

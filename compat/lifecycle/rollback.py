@@ -14,17 +14,20 @@ from compat.lifecycle.steps import Say, guard, planned, prebuild
 from compat.phases import DURING, V1, WINDOW, read_state
 from compat.renames import RenameDeclaration, TableRename
 from migration import state
-from migration.actions import Action, apply_all
+from migration.actions import Action, apply_all, sql_actions
 from migration.chunks import LockStats, held_lock
 from migration.connect import open_migration_connection
 from migration.errors import SchemaVersionError
 from migration.logs import get_logger
+from migration.operation import Stage
 from migration.rebuild import finish_leftovers, rebuild, spec_without_columns, unfinished
+from migration.rebuild_plan import plan_rebuild
 from migration.runlock import one_at_a_time
 from migration.sqltext import q
 from migration.state import MIGRATION_STATE_TABLE
 
 REMOVE_COLUMNS = "migration rollback --remove-columns"  # the owner of its online rebuilds
+ROLLBACK_MS = 15.0  # the cut-over backwards: metadata only, as the cut-over
 
 log = get_logger(__name__)
 
@@ -88,6 +91,52 @@ def rollback(
         )
         log.info("rollback.committed", lock_ms=round(stats.longest_ms, 2))
         return stats
+    finally:
+        conn.close()
+
+
+def plan_rollback(db_path: Path, decl: RenameDeclaration, *, remove_columns: bool = False) -> list[Stage]:
+    """The stages :func:`rollback` would run now, with their exact SQL; changes
+    nothing. Raises as :func:`rollback` would when there is nothing to roll back."""
+    conn = open_migration_connection(db_path)
+    try:
+        st = read_state(conn, decl)
+        stages = []
+        if st.phase == DURING:
+            present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            drops = [f"DROP TRIGGER {q(t)}" for t in rename.all_capture_triggers(decl) if t in present]
+            drops.append(f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}")
+            stages.append(
+                Stage("abandon", "Abandon the migration in progress", sql_actions("abandon", drops), 5.0, 5.0)
+            )
+        elif st.layout == V1 and not (remove_columns and _removal_pending(conn, decl)):
+            raise SchemaVersionError(
+                f"The database is already at schema version {decl.from_version} (phase {st.phase}) "
+                f"with no migration in progress; there is nothing to roll back. Nothing was changed."
+            )
+        elif st.layout != V1 and st.phase != WINDOW:
+            raise SchemaVersionError(
+                "The compatibility shims are retired; reinstall them with 'compat install' first, "
+                "then roll back. Nothing was changed."
+            )
+        elif st.phase == WINDOW:
+            stages.append(
+                Stage(
+                    "rollback",
+                    "Reverse the cut-over (one transaction, metadata only)",
+                    rename.rollback_actions(conn, decl),
+                    ROLLBACK_MS,
+                    ROLLBACK_MS,
+                    note="every row is kept; the database is left prepared (phase during)",
+                )
+            )
+        if remove_columns and st.layout == V1:
+            for t in decl.synced_tables():
+                shadows = _shadows_left(conn, t)
+                if shadows:
+                    spec = spec_without_columns(conn, t.old, shadows)
+                    stages += plan_rebuild(conn, spec, owner=REMOVE_COLUMNS)
+        return stages
     finally:
         conn.close()
 

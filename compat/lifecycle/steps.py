@@ -12,6 +12,7 @@ from typing import Any
 from migration.actions import Action
 from migration.chunks import LockStats
 from migration.errors import CatalogError, DatabaseLockedError
+from migration.operation import Stage
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -19,16 +20,6 @@ Progress = Callable[[int, int], None]
 
 class MigrationAborted(CatalogError):
     exit_code = 10
-
-
-@dataclass
-class Stage:
-    name: str
-    title: str
-    actions: list[Action]
-    lock_ms: float  # expected longest single lock hold
-    total_ms: float  # expected total time
-    note: str = ""
 
 
 @dataclass
@@ -43,17 +34,7 @@ class Plan:
             "db": self.db,
             "phase": self.phase,
             "rows": dict(self.rows),
-            "stages": [
-                {
-                    "name": s.name,
-                    "title": s.title,
-                    "expected_lock_ms": round(s.lock_ms, 1),
-                    "expected_total_ms": round(s.total_ms, 1),
-                    "note": s.note,
-                    "statements": [st for a in s.actions for st in a.statements()],
-                }
-                for s in self.stages
-            ],
+            "stages": [s.as_dict() for s in self.stages],
         }
 
 

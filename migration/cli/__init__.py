@@ -31,6 +31,7 @@ from migration.chunks import ChunkPolicy
 from migration.cli.backups import backups, restore
 from migration.connect import connect
 from migration.errors import UsageError
+from migration.operation import render
 
 RULE = "=" * 60
 
@@ -130,15 +131,8 @@ def plan(db: Path | None, as_json: bool) -> None:
         click.echo(f"Nothing to do: the database is at schema version 2 (phase {p.phase}).")
         return
     click.echo(f"Plan for {p.db} ({p.rows.get('fits_files', 0)} FITS files, phase {p.phase})")
-    for i, s in enumerate(p.stages, 1):
-        click.echo(f"\n[{i}/{len(p.stages)}] {s.title}")
-        click.echo(
-            f"    expected lock: ≤ {s.lock_ms:.0f} ms per transaction; total ≈ "
-            f"{s.total_ms / 1000:.1f} s" + (f"  ({s.note})" if s.note else "")
-        )
-        for a in s.actions:
-            for statement in a.statements():
-                click.echo("    " + statement.replace("\n", "\n    ") + ";")
+    for line in render(p.stages):
+        click.echo(("\n" if line.startswith("[") else "") + line)
 
 
 def _confirm(yes: bool) -> Callable[[str], bool]:
@@ -305,17 +299,28 @@ def verify(db: Path | None, as_json: bool) -> None:
     is_flag=True,
     help="From phase 'during': also remove the shadow columns (online table rebuild).",
 )
+@click.option("--dry-run", is_flag=True, help="Print the statements the rollback would run; change nothing.")
 @json_option
 @handle_errors
-def rollback(db: Path | None, yes: bool, remove_columns: bool, as_json: bool) -> None:
+def rollback(db: Path | None, yes: bool, remove_columns: bool, dry_run: bool, as_json: bool) -> None:
     """Back to schema v1, online, keeping every row written since the migration
     (a reverse migration, not a restore). On an interrupted run, abandons it.
 
     \b
     Example:
+      migration rollback --dry-run
       migration rollback --yes
     """
     path = existing_catalog(db)
+    if dry_run:
+        stages = phase3.plan_rollback(path, remove_columns=remove_columns)
+        if as_json:
+            print_json({"db": str(path), "dry_run": True, "stages": [s.as_dict() for s in stages]})
+            return
+        click.echo("Dry run: the rollback would run these statements (nothing was changed):")
+        for line in render(stages):
+            click.echo("  " + line)
+        return
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(
