@@ -15,18 +15,24 @@ import textwrap
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from catalog.config import resolve_db
 from catalog.phase3.declaration import PHASE3
+from compat.phases import EMPTY, V1, V2, SchemaState, read_state
 from migration import logs
+from migration.backup.restore import empty_live_message
 from migration.connect import check_sqlite_file as _check_sqlite_file
-from migration.errors import CatalogError, DatabaseCorruptError, DatabaseLockedError, ReadOnlyError
-
-if TYPE_CHECKING:
-    from compat.phases import SchemaState
+from migration.connect import connect_readonly
+from migration.errors import (
+    CatalogError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    ReadOnlyError,
+    SchemaVersionError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -98,15 +104,11 @@ def probe(path: Path) -> SchemaState:
     has open (no ``-wal``/``-shm`` beside it) is read as immutable, so the probe
     does not create those either.
     """
-    from compat.phases import EMPTY, SchemaState, read_state
 
     if path.stat().st_size == 0:
         return SchemaState(layout=EMPTY, version=None, tables=frozenset())
-    target = path.absolute().as_uri() + "?mode=ro"
-    if _closed_wal_file(path):
-        target += "&immutable=1"
     try:
-        conn = sqlite3.connect(target, uri=True)
+        conn = connect_readonly(path)
         try:
             return read_state(conn, PHASE3)
         finally:
@@ -115,15 +117,7 @@ def probe(path: Path) -> SchemaState:
         raise translate_sqlite_error(exc, f"opening {path}") from exc
 
 
-def _closed_wal_file(path: Path) -> bool:
-    with path.open("rb") as fh:
-        wal_header = fh.read(20)[18:20] == b"\x02\x02"
-    return wal_header and not any(Path(f"{path}{s}").exists() for s in ("-wal", "-shm"))
-
-
 def _refuse_what_is_not_a_catalog(path: Path, state: SchemaState, *, damaged_ok: bool) -> None:
-    from compat.phases import EMPTY, V1, V2
-    from migration.errors import SchemaVersionError
 
     if state.layout in (V1, V2):
         return
@@ -144,8 +138,6 @@ def _empty_message(path: Path, what: str) -> str:
     ctx = click.get_current_context(silent=True)
     backup = ctx.params.get("backup_file") if ctx is not None else None
     if isinstance(backup, Path):  # migration restore BACKUP: it cannot restore into nothing
-        from migration.backup.restore import empty_live_message
-
         return empty_live_message(backup, path, what)
     return (
         f"{path} {what}: it is not a FITS catalog, and nothing was changed. Check --db (or "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.models import Base
+from catalog.orm import Base
 from catalog.phase3.declaration import PHASE3
 from migration.errors import CatalogError
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from catalog.fits import normalise_frame_type
 from catalog.manager import DatabaseManager
-from catalog.models import FitsFile, ImagingSession, ProcessingSession, ProcessingSessionFile
+from catalog.orm import FitsFile, ImagingSession, ProcessingSession, ProcessingSessionFile
 from migration.errors import UsageError
 from migration.logs import get_logger
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from catalog.models import SchemaVersion, utcnow
+from catalog.orm import SchemaVersion, utcnow
 from catalog.phase3.baseline import v1_objects, v2_objects
 from catalog.phase3.declaration import PHASE3
 from compat.phases import EMPTY, V1, SchemaState, read_state

@@ -21,10 +21,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession
 
 from catalog.manager import DatabaseManager
-from catalog.models import CatalogDeprecationWarning, FitsFile, ImagingSession, utcnow
+from catalog.orm import FitsFile, ImagingSession, utcnow
 from catalog.phase3.declaration import PHASE3
 from catalog.service_admin import ServiceAdminMixin
 from catalog.stats import catalog_stats
+from compat.synonyms import CatalogDeprecationWarning
 
 _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
 _SESSION_COLUMNS = frozenset(c.key for c in ImagingSession.__table__.columns)

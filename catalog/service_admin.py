@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from catalog.manager import DatabaseManager
-from catalog.models import (
+from catalog.orm import (
     Camera,
     FilterMapping,
     FitsFile,

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import FitsFile, ImagingSession, ProcessingSession
+from catalog.orm import FitsFile, ImagingSession, ProcessingSession
 
 
 def ranked(counts: dict[Any, int], missing: str = "unknown") -> dict[str, int]:

@@ -107,7 +107,7 @@ _flusher = _Flusher()
 
 def register_database(path: str) -> None:
     """Called by the engine for each file database a process opens."""
-    if path and path != ":memory:":
+    if path and path != ":memory:" and not path.startswith("file:"):  # a read-only URI is not written
         _flusher.register(path)
 
 

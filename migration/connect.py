@@ -246,8 +246,33 @@ def long_read(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tu
     finds the checkpoint busy and skips it). PASSIVE takes no lock.
     """
     rows = conn.execute(sql, params).fetchall()
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.OperationalError:  # a read-only connection: nothing of ours to move
+        pass
     return rows
+
+
+def closed_wal_file(path: Path) -> bool:
+    """A WAL-mode file that no one has open: no ``-wal`` or ``-shm`` beside it (all
+    its content is in the file itself)."""
+    with path.open("rb") as fh:
+        wal_header = fh.read(20)[18:20] == b"\x02\x02"
+    return wal_header and not any(Path(f"{path}{s}").exists() for s in ("-wal", "-shm"))
+
+
+def connect_readonly(path: str | os.PathLike[str], *, timeout_ms: int | None = None) -> sqlite3.Connection:
+    """A connection that cannot change the file or its folder: ``mode=ro``, and
+    ``immutable`` for a WAL-mode file no one has open (so no ``-wal``/``-shm`` are
+    created beside it: it works on a read-only copy, in a read-only folder)."""
+    path = Path(path)
+    target = path.absolute().as_uri() + "?mode=ro"
+    if closed_wal_file(path):
+        target += "&immutable=1"
+    conn = sqlite3.connect(target, uri=True, check_same_thread=False, isolation_level=None)
+    ms = busy_timeout_ms() if timeout_ms is None else timeout_ms
+    conn.execute(f"PRAGMA busy_timeout={int(ms)}")
+    return conn
 
 
 def open_migration_connection(db_path: str | os.PathLike[str], *, wal: WalChoice = ON_WRITE) -> Connection:

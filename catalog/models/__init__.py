@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.models.base import Base, utcnow
-from catalog.models.imaging import FitsFile, ImagingSession
-from catalog.models.processing import ProcessedFile, ProcessingSession, ProcessingSessionFile
-from catalog.models.reference import (
+from catalog.manager import DatabaseManager
+from catalog.orm import (
+    Base,
+    FitsFile,
+    ImagingSession,
+    ProcessedFile,
+    ProcessingSession,
+    ProcessingSessionFile,
+    utcnow,
+)
+from catalog.orm.reference import (
     Camera,
     FilterMapping,
     ObjectProcessingLog,
@@ -23,6 +30,7 @@ from catalog.models.reference import (
     Telescope,
 )
 from catalog.phase3.declaration import PHASE3
+from catalog.service import DatabaseService
 from compat.synonyms import CatalogDeprecationWarning, RetiredImportError, RetiredNameError, _DeprecatedAlias
 
 __all__ = [
@@ -51,14 +59,5 @@ _alias = _DeprecatedAlias(globals(), PHASE3)
 
 
 def __getattr__(name: str) -> Any:
-    # DatabaseManager and DatabaseService import these models; they are exported
-    # here lazily, as the upstream application's ``models`` module has them.
-    if name == "DatabaseManager":
-        from catalog.manager import DatabaseManager
-
-        return DatabaseManager
-    if name == "DatabaseService":
-        from catalog.service import DatabaseService
-
-        return DatabaseService
+    # the deprecated class names (``Session``): warn, or raise once retired
     return _alias(name)

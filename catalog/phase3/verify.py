@@ -18,14 +18,19 @@ from typing import Any
 
 from sqlalchemy import select
 
+from catalog.config import backups_dir
 from catalog.drift import model_drift
 from catalog.manager import DatabaseManager
-from catalog.models import Base, FitsFile, ImagingSession
+from catalog.orm import Base, FitsFile, ImagingSession
+from catalog.phase3.backup_profile import PROFILE
 from catalog.phase3.declaration import FITS, PHASE3, SESSIONS
 from catalog.service import DatabaseService
 from compat.lifecycle import verify as generic
 from compat.lifecycle.verify import Context, Verification
 from compat.phases import V1, WINDOW
+from migration.backup import list_backups
+from migration.connect import closed_wal_file
+from migration.errors import CatalogError
 from migration.sqltext import q, table_columns
 
 __all__ = ["Verification", "verify"]
@@ -48,7 +53,43 @@ def _indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
 
 
 def verify(db_path: Path) -> Verification:
-    return generic.verify(db_path, PHASE3, layout_checks=_layout_checks, extra_checks=_catalog_checks)
+    result = generic.verify(db_path, PHASE3, layout_checks=_layout_checks, extra_checks=_catalog_checks)
+    if result.damaged:
+        result.advice += restore_advice(db_path)
+    return result
+
+
+def readonly_url(db_path: Path) -> str:
+    """A SQLAlchemy URL that opens the catalog read-only (immutable when no one has
+    it open), so nothing is written or created beside it."""
+    query = "mode=ro" + ("&immutable=1" if closed_wal_file(db_path) else "") + "&uri=true"
+    return f"sqlite:///file:{db_path.absolute()}?{query}"
+
+
+def restore_advice(db_path: Path) -> list[str]:
+    """What to do about a damaged catalog: which backup to restore, and how."""
+    folder = backups_dir(db_path)
+    try:
+        found = list_backups(folder, source=db_path, profile=PROFILE) if folder.is_dir() else []
+    except (OSError, CatalogError):
+        found = []
+    good = [b for b in found if b.verified]
+    if not good:
+        return [
+            f"SQLite finds the file damaged and there is no verified backup of it in {folder}. Copy "
+            f"the file (with its -wal) aside first, then try to save what is readable with "
+            f"sqlite3's '.recover' command into a new file, and check that with 'migration verify'."
+        ]
+    newest = good[0]
+    when = f"{newest.created_at:%Y-%m-%d %H:%M}" if newest.created_at else "at an unknown time"
+    out = [
+        f"SQLite finds the file damaged. Restore the newest verified backup: migration restore "
+        f"{newest.path} --db {db_path} (taken {when}, schema version {newest.version}; before it "
+        f"asks, the restore lists the rows written since, which the backup lacks)."
+    ]
+    older = [b for b in good[1:] if b.version != newest.version][:1]
+    out += [f"The newest verified backup of schema version {b.version} is {b.path}." for b in older]
+    return out
 
 
 def _layout_checks(ctx: Context, r: Verification) -> None:
@@ -148,7 +189,7 @@ def _schema_checks(
 def _application_checks(db_path: Path, r: Verification) -> None:
 
     r.add("import", "catalog.models imports", True)
-    db = DatabaseManager(db_path)
+    db = DatabaseManager(readonly_url(db_path))  # verify never writes, and works on a read-only copy
     try:
         with db.get_session() as s:
             sessions = s.scalars(select(ImagingSession).limit(5)).all()

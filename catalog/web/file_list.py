@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from catalog.models import FitsFile
+from catalog.orm import FitsFile
 from catalog.web.params import DEFAULT_PER_PAGE, MAX_PER_PAGE, BadRequest, pages, positive_int
 from catalog.web.rows import files_by_id
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import FitsFile, ImagingSession
+from catalog.orm import FitsFile, ImagingSession
 from catalog.web.params import DEFAULT_PER_PAGE, pages
 from catalog.web.rows import file_row, file_select
 

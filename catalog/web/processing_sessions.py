@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import FitsFile, ProcessingSession, ProcessingSessionFile
+from catalog.orm import FitsFile, ProcessingSession, ProcessingSessionFile
 from catalog.web.params import pages
 from catalog.web.rows import display_time, stored_text
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from catalog.models import FitsFile
+from catalog.orm import FitsFile
 
 
 def stored_text(column: Any) -> Any:

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.models import SystemSettings
 from catalog.monitor_state import STATUS_KEY
+from catalog.orm import SystemSettings
 from catalog.schema import state_of
 
 MONITOR_STALE_SECONDS = 30.0

@@ -20,11 +20,12 @@ from compat.phases import DURING, V1, V2, WINDOW, SchemaState, read_state
 from compat.renames import RenameDeclaration
 from compat.state import unfinished_rebuilds
 from migration import ddl, snapshot, state
-from migration.connect import connect, long_read
+from migration.connect import connect_readonly, long_read
 from migration.sqltext import q, table_columns
 from migration.state import MIGRATION_STATE_TABLE
 
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
+INTEGRITY, READABLE = "integrity_check", "the file can be read"
 
 
 @dataclass
@@ -54,6 +55,12 @@ class Verification:
     layout: str
     phase: str | None
     checks: list[Check] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)  # what to do about the failures
+
+    @property
+    def damaged(self) -> bool:
+        """SQLite itself finds the file damaged (not just a schema that differs)."""
+        return any(c.group == "sqlite" and c.name in (INTEGRITY, READABLE) and not c.ok for c in self.checks)
 
     @property
     def ok(self) -> bool:
@@ -74,6 +81,7 @@ class Verification:
             "ok": self.ok,
             "warnings": len(self.warnings),
             "checks": [c.as_dict() for c in self.checks],
+            "advice": list(self.advice),
         }
 
 
@@ -99,13 +107,32 @@ def verify(
     layout_checks: Checks | None = None,
     extra_checks: Checks | None = None,
 ) -> Verification:
-    """Verify a database in any phase; changes nothing. ``layout_checks`` replace the
-    generic checks of the v2 names (:func:`declared_names`); ``extra_checks`` run
-    after the before/after judgement on every catalog of a known layout."""
-    conn = connect(db_path)
+    """Verify a database in any phase; changes nothing, and works on a read-only
+    file or folder. ``layout_checks`` replace the generic checks of the v2 names
+    (:func:`declared_names`); ``extra_checks`` run after the before/after judgement
+    on every database of a known layout. A file SQLite cannot read is a failed check
+    (with what SQLite said), not an error."""
+    result = Verification(str(db_path), "unknown", None)
+    try:
+        return _verify(db_path, decl, result, layout_checks, extra_checks)
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            raise  # locked, busy, cannot open: not the file's content
+        result.add("sqlite", READABLE, False, f"SQLite stopped reading it: {exc}")
+        return result
+
+
+def _verify(
+    db_path: Path,
+    decl: RenameDeclaration,
+    result: Verification,
+    layout_checks: Checks | None,
+    extra_checks: Checks | None,
+) -> Verification:
+    conn = connect_readonly(db_path)
     try:
         st = read_state(conn, decl)
-        result = Verification(str(db_path), st.layout, st.phase)
+        result.layout, result.phase = st.layout, st.phase
         now = snapshot.describe(conn)
         before = snapshot.recorded(conn, state.LOG_TABLE)
         if before is not None and st.layout == V2:
@@ -177,7 +204,7 @@ def declared_names(ctx: Context, r: Verification) -> None:
 def sqlite_checks(ctx: Context, r: Verification) -> None:
     conn = ctx.conn
     rows = [line for x in long_read(conn, "PRAGMA integrity_check(10)") for line in x[0].splitlines()]
-    r.add("sqlite", "integrity_check", rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
+    r.add("sqlite", INTEGRITY, rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
     try:
         fk = long_read(conn, "PRAGMA foreign_key_check")
         r.add("sqlite", "foreign_key_check", not fk, f"{len(fk)} orphaned rows" if fk else "")

@@ -30,7 +30,7 @@ from catalog.phase3.verify import verify as run_verify
 from migration.chunks import ChunkPolicy
 from migration.cli.backups import backups, restore
 from migration.connect import connect
-from migration.errors import UsageError
+from migration.errors import DatabaseCorruptError, UsageError
 from migration.operation import render
 
 RULE = "=" * 60
@@ -267,6 +267,8 @@ def _print_verification(result) -> None:
             f"differs from the models, not a fault of the migration; each says how to add "
             f"what is missing."
         )
+    for line in result.advice:
+        click.echo("→ " + line)
     click.echo(RULE)
 
 
@@ -282,7 +284,11 @@ def verify(db: Path | None, as_json: bool) -> None:
     Example:
       migration verify
     """
-    result = run_verify(existing_catalog(db))
+    try:
+        path = existing_catalog(db)
+    except DatabaseCorruptError:
+        path = resolve_db(db)  # damaged: verify says what is wrong and which backup to restore
+    result = run_verify(path)
     if as_json:
         print_json(result.as_dict())
     else:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import relationship
 
-from catalog.models.base import Base, utcnow
+from catalog.orm.base import Base, utcnow
 from catalog.phase3.declaration import PHASE3
 from compat.synonyms import old_name_synonyms
 

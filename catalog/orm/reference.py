@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Integer, String, Text
 
-from catalog.models.base import Base, utcnow
+from catalog.orm.base import Base, utcnow
 
 
 class Camera(Base):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import relationship
 
-from catalog.models.base import Base, utcnow
+from catalog.orm.base import Base, utcnow
 
 
 class ProcessingSession(Base):
