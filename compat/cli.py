@@ -31,11 +31,11 @@ from compat.retire import (
 from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
-from compat.state import QUIET_DAYS, WINDOW_DAYS, read_status
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status
 from compat.usage import flush_now
 from migration.connect import connect
 from migration.operation import render
-from migration.rebuild import RETIRE, check_free, unfinished
+from migration.rebuild import check_free, unfinished
 from migration.runlock import holder
 
 

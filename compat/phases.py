@@ -40,8 +40,8 @@ class SchemaState:
     def phase(self) -> str | None:
         """before / during / window / retired, or None (empty or unknown layout).
 
-        A v2 database with the ``sessions`` view is in the window; without it
-        the old names are gone (retired, or created as v2 by ``catalog init``).
+        A v2 database with the old-name views is in the window; without them
+        the old names are gone (retired, or created at v2 by the application).
         Both the views and the old columns must be there: ``compat install``
         adds the columns first and the views last.
         """

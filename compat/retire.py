@@ -27,7 +27,7 @@ from compat import db_shims
 from compat.db_shims import SHIMS_TABLE
 from compat.phases import RETIRED, WINDOW, read_state
 from compat.renames import RenameDeclaration
-from compat.state import QUIET_DAYS, WINDOW_DAYS, CompatStatus, read_status
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, CompatStatus, read_status
 from compat.translate import Translator
 from migration.actions import Action, sql_actions
 from migration.backup import BackupInfo
@@ -40,7 +40,6 @@ from migration.rebuild import (
     ABANDON,
     COPY,
     DRAIN,
-    RETIRE,
     Unfinished,
     check_free,
     drain,

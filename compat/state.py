@@ -11,8 +11,11 @@ from compat.db_shims import SHIMS_TABLE
 from compat.phases import read_state
 from compat.renames import RenameDeclaration
 from compat.usage import ShimUsage, read_usage
-from migration.rebuild import ABANDON, COPY, RETIRE, Unfinished, unfinished
+from migration.rebuild import ABANDON, COPY, Unfinished, register_undo, unfinished
 from migration.sqltext import q
+
+RETIRE = "compat retire"  # the owner of the retire's online rebuilds
+register_undo(RETIRE, "compat retire --abandon")
 
 WINDOW_DAYS = 30
 QUIET_DAYS = 7

@@ -1,9 +1,8 @@
 """Where shim use is recorded: ``_compat_usage``, visible to every process.
 
-SQL-side uses (writes through the ``sessions`` view, writes of the old
-``fits_files`` columns) are counted by the shim triggers themselves.
-Python-side uses (old attribute names, the ``Session`` alias) are counted in
-memory by ``catalog.models`` and written here in batches by a background
+SQL-side uses (writes through an old-name view, writes of an old column) are
+counted by the shim triggers themselves. Python-side uses (old attribute names,
+old class aliases) are counted in memory by :mod:`compat.synonyms` and written here in batches by a background
 thread — never on the path of a query. Reads through the view cannot be
 seen by SQLite at all; ``compat status`` says so.
 """

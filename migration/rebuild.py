@@ -39,7 +39,14 @@ SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
 CAPTURE = ("_mig_rebuild_insert", "_mig_rebuild_update", "_mig_rebuild_delete")
 PROGRESS = "_mig_rebuild_progress"  # per table: rowid copied so far, owner command, stage
-RETIRE, REPAIR = "compat retire", "migration repair"
+# How to undo a rebuild stopped in its copy, by owner command (the owners that can:
+# ``compat retire`` registers ``compat retire --abandon``); named in refusals.
+UNDO_COMMANDS: dict[str, str] = {}
+
+
+def register_undo(owner: str, command: str) -> None:
+    """Say how a rebuild ``owner`` stopped in its copy is undone."""
+    UNDO_COMMANDS[owner] = command
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,8 @@ def check_free(conn: sqlite3.Connection, table: str, owner: str) -> None:
             raise RebuildInProgress(
                 f"{u.describe()[0].upper()}{u.describe()[1:]}. "
                 f"Run '{u.owner or 'the command that started it'}' again to finish it"
-                f"{' (or compat retire --abandon to undo it)' if u.owner == RETIRE else ''} "
+                + (f" (or {UNDO_COMMANDS[u.owner]} to undo it)" if u.owner in UNDO_COMMANDS else "")
+                + " "
                 f"before '{owner}'. Nothing was changed."
             )
 

@@ -19,8 +19,8 @@ MIGRATION_STATE_TABLE = "_migration_state"
 LOG_TABLE = "_migration_log"
 RESTRICTED_TRIGGERS_TABLE = "_mig_restricted_triggers"
 
-# v1 names of the fits_files columns, prefixed, hold the pre-filled copies that
-# become the old-name columns at the cut-over.
+# The old names of columns renamed in place, prefixed, hold the pre-filled copies
+# that become the old-name columns at the cut-over (``_mig_x`` in the catalog).
 SHADOW_PREFIX = "_mig_"
 
 

@@ -26,7 +26,6 @@ from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.connect import open_migration_connection
 from migration.errors import CatalogError
 from migration.rebuild import (
-    REPAIR,
     SHADOW,
     RebuildSpec,
     finish_leftovers,
@@ -37,6 +36,8 @@ from migration.rebuild import (
 )
 from migration.runlock import one_at_a_time
 from migration.sqltext import q, table_columns
+
+REPAIR = "migration repair"  # the owner of its online rebuilds
 
 TABLE = "fits_files"
 

@@ -20,14 +20,14 @@ import pytest
 
 from catalog.phase3 import lifecycle
 from catalog.phase3.declaration import PHASE3
-from catalog.phase3.repair import diagnose, repair
+from catalog.phase3.repair import REPAIR, diagnose, repair
 from catalog.phase3.verify import verify
 from compat.retire import abandon, plan_retire, retire
-from compat.state import unfinished_rebuilds
+from compat.state import RETIRE, unfinished_rebuilds
 from migration import rebuild as rebuild_mod
 from migration.chunks import ChunkPolicy, LockStats, run_chunks
 from migration.errors import CatalogError
-from migration.rebuild import ABANDON, COPY, DRAIN, REPAIR, RETIRE, RebuildInProgress, unfinished
+from migration.rebuild import ABANDON, COPY, DRAIN, RebuildInProgress, unfinished
 from tests.live.harness import table_checksums
 from tests.migration.test_repair import damage
 from tests.support import build_phase, past_the_window
