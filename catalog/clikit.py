@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -35,6 +35,8 @@ from migration.errors import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def db_option(f: F) -> F:
@@ -176,11 +178,11 @@ def translate_sqlite_error(exc: sqlite3.Error | Exception, doing: str) -> Catalo
     return CatalogError(f"SQLite failed while {doing}: {text}.")
 
 
-def handle_errors(f: F) -> F:
+def handle_errors(f: Callable[P, R]) -> Callable[P, R]:
     """Expected errors become one paragraph on stderr and their exit code."""
 
     @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return f(*args, **kwargs)
         except CatalogError as exc:
@@ -195,10 +197,10 @@ def handle_errors(f: F) -> F:
                 fail(err.message, err.exit_code)
             raise
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     width = 88
     # never break a path or a command inside the paragraph: it must stay copyable
     click.echo(

@@ -9,8 +9,9 @@ import os
 import sqlite3
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import Connection as SAConnection
+from sqlalchemy import Result, create_engine, event
+from sqlalchemy.engine import CursorResult, Engine
 
 from catalog.drift import explain_missing_column
 from catalog.phase3.declaration import PHASE3
@@ -27,6 +28,23 @@ def sqlite_url(target: str | os.PathLike[str]) -> str:
     if text.startswith("sqlite:"):
         return text
     return f"sqlite:///{text}"
+
+
+def sqlite_connection(connection: SAConnection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy connection of a catalog engine
+    (SQLAlchemy types it as any DB-API connection, or None once detached)."""
+    dbapi = connection.connection.dbapi_connection
+    if not isinstance(dbapi, sqlite3.Connection):
+        raise TypeError(f"not a sqlite3 connection: {dbapi!r}")
+    return dbapi
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an INSERT/UPDATE/DELETE run by ``Session.execute`` touched (its result is
+    a CursorResult, but ``Session.execute`` is typed as returning any Result)."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of a DML statement: {result!r}")
+    return result.rowcount or 0
 
 
 def make_engine(

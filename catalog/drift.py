@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Mapper
 
 from catalog.orm import Base
 from catalog.phase3.declaration import PHASE3
@@ -44,6 +48,15 @@ class MissingColumnError(CatalogError):
     exit_code = 4
 
 
+def _table(mapper: Mapper[Any]) -> Table:
+    """The table a model is mapped to (``Mapper`` types it as any FromClause; every
+    catalog model maps one ``Table``)."""
+    table = mapper.local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{mapper.class_.__name__} is not mapped to a Table")
+    return table
+
+
 def _db_name(table: str, column: str | None, layout_v1: bool) -> tuple[str, str | None]:
     t = PHASE3.table_by_new(table) if layout_v1 else None
     if t is None:
@@ -56,7 +69,7 @@ def model_drift(tables: dict[str, list[str]], *, layout_v1: bool) -> list[Drift]
     names) are ``tables``; names are the catalog's own (v1 names on a v1 catalog)."""
     out = []
     for mapper in sorted(Base.registry.mappers, key=lambda m: m.class_.__name__):
-        table = mapper.local_table
+        table = _table(mapper)
         name, _ = _db_name(table.name, None, layout_v1)
         cls = mapper.class_.__name__
         if name not in tables:
@@ -90,7 +103,7 @@ def explain_missing_column(message: str) -> MissingColumnError | None:
     table, column = m.group("table"), m.group("column")
     candidates = []
     for mapper in Base.registry.mappers:
-        t = mapper.local_table
+        t = _table(mapper)
         old = PHASE3.table_by_new(t.name)
         for c in t.columns:
             names = {(t.name, c.name)}

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
-from catalog.db import make_engine, sqlite_url
+from catalog.db import make_engine, sqlite_connection, sqlite_url
 from catalog.schema import create_missing_tables
 from compat.orm import sync_retired
 from migration.connect import ON_WRITE, WalChoice
@@ -38,7 +38,7 @@ class DatabaseManager:
         if self.path is not None and self.path.exists():
             # old names raise from the first use if the shims are retired
             with self.engine.connect() as conn:
-                sync_retired(conn.connection.dbapi_connection)
+                sync_retired(sqlite_connection(conn))
 
     def get_session(self) -> OrmSession:
         """A new ORM session; close it (or use it as a context manager) when done."""

@@ -10,11 +10,13 @@ polling otherwise (or when asked: network shares, some containers).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from catalog.monitor_queue import PathQueue
@@ -50,7 +52,9 @@ class QueueEvents(FileSystemEventHandler):
 def start_observer(queue: PathQueue, *, poll: bool, poll_interval: float) -> tuple[str, Any]:
     """A started observer of ``queue.root`` feeding ``queue``, and its kind's name."""
     handler = QueueEvents(queue)
-    kinds = [("polling", lambda: PollingObserver(timeout=poll_interval))]
+    kinds: list[tuple[str, Callable[[], BaseObserver]]] = [
+        ("polling", lambda: PollingObserver(timeout=poll_interval))
+    ]
     if not poll:
         kinds.insert(0, ("inotify", Observer))
     for name, make in kinds:

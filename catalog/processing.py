@@ -220,7 +220,8 @@ def _summary_counts(db: DatabaseManager, ids: list[str] | None = None) -> dict[s
     out: dict[str, dict[str, int]] = {}
     with db.get_session() as s:
         for pid, sub, n in s.execute(stmt):
-            out.setdefault(pid, {})[sub] = n
+            if pid is not None:  # a file of no session (the column allows NULL) counts for none
+                out.setdefault(pid, {})[sub] = n
     return out
 
 
@@ -279,6 +280,9 @@ def processing_session_info(db: DatabaseManager, ps_id: str) -> dict[str, Any]:
         if ps is None:
             raise UnknownProcessingSessionError(ps_id)
         psf = ProcessingSessionFile
+        rows = list(
+            s.scalars(select(psf).where(psf.processing_session_id == ps_id).order_by(psf.subfolder, psf.id))
+        )
         files = [
             {
                 "id": f.id,
@@ -290,9 +294,7 @@ def processing_session_info(db: DatabaseManager, ps_id: str) -> dict[str, Any]:
                 "file_size": f.file_size,
                 "frame_type": f.frame_type,
             }
-            for f in s.scalars(
-                select(psf).where(psf.processing_session_id == ps_id).order_by(psf.subfolder, psf.id)
-            )
+            for f in rows
         ]
-    by_subfolder = dict(Counter(f["subfolder"] for f in files))
+    by_subfolder = dict(Counter(f.subfolder for f in rows))
     return _as_dict(ps, by_subfolder) | {"file_list": files}

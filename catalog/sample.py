@@ -17,15 +17,24 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 from astropy.io import fits as afits
 
 DEFAULT_START = date(2024, 3, 12)
 
+
+class Site(TypedDict):
+    name: str
+    lat: float  # degrees
+    lon: float  # degrees east
+    elev: float  # metres
+
+
 # One site for everything; local solar time is UTC - 4.9 h here, so the UTC
 # date of an evening frame is already the next day.
-SITE = {"name": "Backyard Observatory", "lat": 45.5, "lon": -73.6, "elev": 112.0}
+SITE: Site = {"name": "Backyard Observatory", "lat": 45.5, "lon": -73.6, "elev": 112.0}
 
 
 @dataclass(frozen=True)

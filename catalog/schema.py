@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from catalog.db import sqlite_connection
 from catalog.orm import SchemaVersion, utcnow
 from catalog.phase3.baseline import v1_objects, v2_objects
 from catalog.phase3.declaration import PHASE3
@@ -13,7 +14,7 @@ from compat.phases import EMPTY, V1, SchemaState, read_state
 
 def state_of(connection: Connection) -> SchemaState:
     """:func:`read_state` for a SQLAlchemy connection."""
-    return read_state(connection.connection.dbapi_connection, PHASE3)  # type: ignore[arg-type]
+    return read_state(sqlite_connection(connection), PHASE3)
 
 
 def create_missing_tables(engine: Engine) -> SchemaState:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession
 
+from catalog.db import rowcount
 from catalog.manager import DatabaseManager
 from catalog.orm import FitsFile, ImagingSession, utcnow
 from catalog.phase3.declaration import PHASE3
@@ -31,7 +32,7 @@ _FITS_COLUMNS = frozenset(c.key for c in FitsFile.__table__.columns) - {"id"}
 _SESSION_COLUMNS = frozenset(c.key for c in ImagingSession.__table__.columns)
 # v1 key -> v2 column, from the one rename map
 _FITS_OLD_KEYS = {c.old: c.new for c in PHASE3.table("fits_files").columns}
-_SESSION_OLD_KEYS = {c.old: c.new for c in PHASE3.table_by_new("imaging_sessions").columns}
+_SESSION_OLD_KEYS = {c.old: c.new for c in PHASE3.table("imaging_sessions").columns}
 
 
 def _v2_keys(
@@ -208,7 +209,7 @@ class DatabaseService(ServiceAdminMixin):
                 values.setdefault("created_at", now)
                 values.setdefault("updated_at", now)
                 stmt = sqlite_insert(ImagingSession).values(**values).on_conflict_do_nothing()
-                created += s.execute(stmt).rowcount or 0
+                created += rowcount(s.execute(stmt))
             for item in files:
                 new_id = _insert_file(s, _fits_values(item), now)
                 if new_id is not None:

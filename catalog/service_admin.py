@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from catalog.db import rowcount
 from catalog.manager import DatabaseManager
 from catalog.orm import (
     Camera,
@@ -84,7 +85,7 @@ def _count_orphans(s: OrmSession, kind: str) -> int:
 
 def _delete_orphans(s: OrmSession, kind: str) -> int:
     model, condition = _orphan_condition(kind)
-    return s.execute(delete(model).where(condition)).rowcount or 0
+    return rowcount(s.execute(delete(model).where(condition)))
 
 
 class ServiceAdminMixin:

@@ -28,13 +28,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from migration.logs import get_logger
 from migration.rebuild import RebuildInProgress
 
 log = get_logger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class SchemaChangeRunning(RebuildInProgress):
@@ -113,20 +114,20 @@ def holder(db_path: Path) -> str | None:
         os.close(fd)
 
 
-def one_at_a_time(command: str, db_arg: str | None = None) -> Callable[[F], F]:
+def one_at_a_time(command: str, db_arg: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a function that changes a database's schema: it runs holding the
     database's lock. The database is the first argument, or the one named ``db_arg``."""
 
-    def wrap(fn: F) -> F:
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
             bound = signature.bind(*args, **kwargs)
             db = bound.arguments[db_arg] if db_arg else next(iter(bound.arguments.values()))
             with exclusive(Path(db), command):
                 return fn(*args, **kwargs)
 
-        return run  # type: ignore[return-value]
+        return run
 
     return wrap

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
 
+from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -14,3 +16,8 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Base of every catalog model (schema v2 names)."""
+
+    if TYPE_CHECKING:
+        # Every catalog model is mapped to one Table; DeclarativeBase types
+        # ``__table__`` as any FromClause (which has no ``.name`` or ``.insert()``).
+        __table__: ClassVar[Table]

@@ -5,39 +5,49 @@ Column for column what the upstream application creates (``upstream-v1.sql``).
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import relationship
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.orm.base import Base, utcnow
+
+if TYPE_CHECKING:
+    from catalog.orm.imaging import FitsFile
 
 
 class ProcessingSession(Base):
     __tablename__ = "processing_sessions"
 
-    id = Column(String(50), primary_key=True)
-    name = Column(String(255), nullable=False)
-    folder_path = Column(String(500))
-    objects = Column(Text)  # JSON list of object names
-    notes = Column(Text)
-    status = Column(String(20), default="not_started")
-    version = Column(Integer, default=1)
-    astrobin_url = Column(String(500))
-    social_urls = Column(Text)  # JSON list
-    processing_started = Column(DateTime)
-    processing_completed = Column(DateTime)
-    primary_target = Column(String(255))
-    target_type = Column(String(50))
-    image_type = Column(String(50))
-    ra = Column(String(50))
-    dec = Column(String(50))
-    total_integration_seconds = Column(Integer)
-    date_range_start = Column(DateTime)
-    date_range_end = Column(DateTime)
-    created_at = Column(DateTime, default=utcnow)
-    updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    folder_path: Mapped[str | None] = mapped_column(String(500))
+    objects: Mapped[str | None] = mapped_column(Text)  # JSON list of object names
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(20), default="not_started")
+    version: Mapped[int | None] = mapped_column(Integer, default=1)
+    astrobin_url: Mapped[str | None] = mapped_column(String(500))
+    social_urls: Mapped[str | None] = mapped_column(Text)  # JSON list
+    processing_started: Mapped[datetime | None] = mapped_column(DateTime)
+    processing_completed: Mapped[datetime | None] = mapped_column(DateTime)
+    primary_target: Mapped[str | None] = mapped_column(String(255))
+    target_type: Mapped[str | None] = mapped_column(String(50))
+    image_type: Mapped[str | None] = mapped_column(String(50))
+    ra: Mapped[str | None] = mapped_column(String(50))
+    dec: Mapped[str | None] = mapped_column(String(50))
+    total_integration_seconds: Mapped[int | None] = mapped_column(Integer)
+    date_range_start: Mapped[datetime | None] = mapped_column(DateTime)
+    date_range_end: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
-    files = relationship("ProcessingSessionFile", back_populates="processing_session", passive_deletes=True)
-    outputs = relationship("ProcessedFile", back_populates="processing_session", passive_deletes=True)
+    files: Mapped[list[ProcessingSessionFile]] = relationship(
+        "ProcessingSessionFile", back_populates="processing_session", passive_deletes=True
+    )
+    outputs: Mapped[list[ProcessedFile]] = relationship(
+        "ProcessedFile", back_populates="processing_session", passive_deletes=True
+    )
 
     __table_args__ = (
         Index("idx_processing_status", "status"),
@@ -52,20 +62,24 @@ class ProcessingSessionFile(Base):
 
     __tablename__ = "processing_session_files"
 
-    id = Column(Integer, primary_key=True)
-    processing_session_id = Column(String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE"))
-    fits_file_id = Column(Integer, ForeignKey("fits_files.id", ondelete="CASCADE"))
-    original_path = Column(String(500), nullable=False)
-    original_filename = Column(String(255), nullable=False)
-    staged_path = Column(String(500), nullable=False)
-    staged_filename = Column(String(255), nullable=False)
-    subfolder = Column(String(50), nullable=False)
-    created_at = Column(DateTime, default=utcnow)
-    file_size = Column(Integer)
-    frame_type = Column(String(20))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    processing_session_id: Mapped[str | None] = mapped_column(
+        String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
+    )
+    fits_file_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("fits_files.id", ondelete="CASCADE"))
+    original_path: Mapped[str] = mapped_column(String(500), nullable=False)
+    original_filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    staged_path: Mapped[str] = mapped_column(String(500), nullable=False)
+    staged_filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    subfolder: Mapped[str] = mapped_column(String(50), nullable=False)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    frame_type: Mapped[str | None] = mapped_column(String(20))
 
-    processing_session = relationship("ProcessingSession", back_populates="files")
-    fits_file = relationship("FitsFile")
+    processing_session: Mapped[ProcessingSession | None] = relationship(
+        "ProcessingSession", back_populates="files"
+    )
+    fits_file: Mapped[FitsFile | None] = relationship("FitsFile")
 
     __table_args__ = (
         Index("idx_processing_file_session", "processing_session_id"),
@@ -79,31 +93,35 @@ class ProcessedFile(Base):
 
     __tablename__ = "processed_files"
 
-    id = Column(Integer, primary_key=True)
-    processing_session_id = Column(String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE"))
-    file_path = Column(String(500), nullable=False, unique=True)
-    filename = Column(String(255), nullable=False)
-    file_type = Column(String(20), nullable=False)
-    subfolder = Column(String(50))
-    file_size = Column(Integer)
-    created_date = Column(DateTime)
-    modified_date = Column(DateTime)
-    md5sum = Column(String(32))
-    has_companion = Column(Boolean, default=False)
-    companion_path = Column(String(500))
-    companion_size = Column(Integer)
-    image_width = Column(Integer)
-    image_height = Column(Integer)
-    bit_depth = Column(Integer)
-    color_space = Column(String(50))
-    associated_object = Column(String(255))
-    processing_stage = Column(String(50))
-    metadata_json = Column(Text)
-    notes = Column(Text)
-    cataloged_at = Column(DateTime, default=utcnow)
-    updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    processing_session_id: Mapped[str | None] = mapped_column(
+        String(50), ForeignKey("processing_sessions.id", ondelete="CASCADE")
+    )
+    file_path: Mapped[str] = mapped_column(String(500), nullable=False, unique=True)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    subfolder: Mapped[str | None] = mapped_column(String(50))
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    created_date: Mapped[datetime | None] = mapped_column(DateTime)
+    modified_date: Mapped[datetime | None] = mapped_column(DateTime)
+    md5sum: Mapped[str | None] = mapped_column(String(32))
+    has_companion: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    companion_path: Mapped[str | None] = mapped_column(String(500))
+    companion_size: Mapped[int | None] = mapped_column(Integer)
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
+    bit_depth: Mapped[int | None] = mapped_column(Integer)
+    color_space: Mapped[str | None] = mapped_column(String(50))
+    associated_object: Mapped[str | None] = mapped_column(String(255))
+    processing_stage: Mapped[str | None] = mapped_column(String(50))
+    metadata_json: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    cataloged_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
-    processing_session = relationship("ProcessingSession", back_populates="outputs")
+    processing_session: Mapped[ProcessingSession | None] = relationship(
+        "ProcessingSession", back_populates="outputs"
+    )
 
     __table_args__ = (
         Index("idx_processed_session", "processing_session_id"),

@@ -7,7 +7,10 @@ defaults (``default=``) fill new rows without changing the DDL.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Integer, String, Text
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.orm.base import Base, utcnow
 
@@ -15,62 +18,62 @@ from catalog.orm.base import Base, utcnow
 class Camera(Base):
     __tablename__ = "cameras"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(50), unique=True, nullable=False)
-    x_pixels = Column(Integer, nullable=False)
-    y_pixels = Column(Integer, nullable=False)
-    pixel_size = Column(Float)
-    binning_support = Column(String(20))
-    notes = Column(Text)
-    active = Column(Boolean, default=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True, nullable=False)
+    x_pixels: Mapped[int] = mapped_column(Integer, nullable=False)
+    y_pixels: Mapped[int] = mapped_column(Integer, nullable=False)
+    pixel_size: Mapped[float | None] = mapped_column(Float)
+    binning_support: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)
 
 
 class Telescope(Base):
     __tablename__ = "telescopes"
 
-    id = Column(Integer, primary_key=True)
-    name = Column(String(50), unique=True, nullable=False)
-    focal_length = Column(Float, nullable=False)
-    aperture = Column(Float)
-    telescope_type = Column(String(20))
-    notes = Column(Text)
-    active = Column(Boolean, default=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True, nullable=False)
+    focal_length: Mapped[float] = mapped_column(Float, nullable=False)
+    aperture: Mapped[float | None] = mapped_column(Float)
+    telescope_type: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool | None] = mapped_column(Boolean, default=True)
 
 
 class FilterMapping(Base):
     __tablename__ = "filter_mappings"
 
-    id = Column(Integer, primary_key=True)
-    raw_name = Column(String(50), unique=True, nullable=False)
-    standard_name = Column(String(20), nullable=False)
-    filter_type = Column(String(20))
-    bandpass = Column(String(20))
-    notes = Column(Text)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_name: Mapped[str] = mapped_column(String(50), unique=True, nullable=False)
+    standard_name: Mapped[str] = mapped_column(String(20), nullable=False)
+    filter_type: Mapped[str | None] = mapped_column(String(20))
+    bandpass: Mapped[str | None] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
 
 
 class ProcessLog(Base):
     __tablename__ = "process_log"
 
-    id = Column(Integer, primary_key=True)
-    session_name = Column(String(100), nullable=False)
-    object = Column(String(100))
-    image_type = Column(String(20))
-    create_date = Column(DateTime, default=utcnow)
-    status = Column(Integer)
-    notes = Column(Text)
-    files_processed = Column(Integer)
-    files_failed = Column(Integer)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    object: Mapped[str | None] = mapped_column(String(100))
+    image_type: Mapped[str | None] = mapped_column(String(20))
+    create_date: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str | None] = mapped_column(Text)
+    files_processed: Mapped[int | None] = mapped_column(Integer)
+    files_failed: Mapped[int | None] = mapped_column(Integer)
 
 
 class ObjectProcessingLog(Base):
     __tablename__ = "object_processing_log"
 
-    id = Column(Integer, primary_key=True)
-    filename = Column(String(255), nullable=False)
-    raw_object_name = Column(String(255))
-    proposed_object_name = Column(String(255))
-    error_message = Column(Text)
-    created_at = Column(DateTime, default=utcnow)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    raw_object_name: Mapped[str | None] = mapped_column(String(255))
+    proposed_object_name: Mapped[str | None] = mapped_column(String(255))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
 
 
 class SystemSettings(Base):
@@ -78,14 +81,14 @@ class SystemSettings(Base):
 
     __tablename__ = "system_settings"
 
-    key = Column(String(50), primary_key=True)
-    value = Column(String(255), nullable=False)
-    updated_at = Column(DateTime, default=utcnow, onupdate=utcnow)
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), nullable=False)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class SchemaVersion(Base):
     __tablename__ = "schema_version"
 
-    version = Column(Integer, primary_key=True)
-    applied_at = Column(DateTime, default=utcnow)
-    description = Column(String(255))
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
+    description: Mapped[str | None] = mapped_column(String(255))

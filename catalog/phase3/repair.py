@@ -22,9 +22,11 @@ from catalog.phase3.baseline import v1_objects, v2_objects
 from catalog.phase3.declaration import FITS, PHASE3
 from compat import db_shims
 from compat.phases import V1, V2, read_state
+from migration.actions import Action, sql_actions
 from migration.chunks import ChunkPolicy, LockStats, held_lock, pause
 from migration.connect import open_migration_connection
 from migration.errors import CatalogError
+from migration.operation import Stage
 from migration.rebuild import (
     SHADOW,
     RebuildSpec,
@@ -34,6 +36,7 @@ from migration.rebuild import (
     rename_table_in_create,
     unfinished,
 )
+from migration.rebuild_plan import plan_rebuild
 from migration.runlock import one_at_a_time
 from migration.sqltext import q, table_columns
 
@@ -144,6 +147,52 @@ def _analyze(conn: sqlite3.Connection, stats: LockStats) -> None:
         conn.execute(f"ANALYZE {q(TABLE)}")
 
 
+def plan_repair(conn: sqlite3.Connection) -> list[Stage]:
+    """The stages :func:`repair` would run now, with their exact SQL and expected
+    locks (for ``migration repair --dry-run``); changes nothing."""
+    policy = ChunkPolicy()
+    nulls = conn.execute(f"SELECT count(*) FROM {q(TABLE)} WHERE id IS NULL").fetchone()[0]
+    stages = [
+        Stage(
+            "backup",
+            "Back up the catalog (kept even though it is damaged)",
+            [Action("backup", shows=("-- SQLite backup API into backups/ (label pre_repair)",))],
+            0.0,
+            0.0,
+            note="no write lock",
+        )
+    ]
+    if nulls:
+        stages.append(
+            Stage(
+                "repair.give_ids",
+                f"Give the {nulls} rows without an id fresh ids above the highest",
+                [Action("one row", sql=f"UPDATE {q(TABLE)} SET id = ? WHERE rowid = ?")],
+                policy.target_ms,
+                nulls * 0.05,
+                note="500 rows a transaction, a pause between them",
+            )
+        )
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    window = read_state(conn, PHASE3).phase == "window"
+    restore = [
+        sql
+        for name, sql in zip(db_shims.sync_triggers(FITS).values(), db_shims.sync_sql(FITS))
+        if window and name not in names
+    ]
+    stages += plan_rebuild(conn, plan_spec(conn), owner=REPAIR, extra_swap=restore)
+    stages.append(
+        Stage(
+            "repair.analyze",
+            f"Planner statistics for {TABLE}",
+            sql_actions("analyze", ["PRAGMA analysis_limit=1000", f"ANALYZE {q(TABLE)}"]),
+            5.0,
+            5.0,
+        )
+    )
+    return stages
+
+
 def _restore_sync_triggers(conn: sqlite3.Connection) -> list[str]:
     """In the window, the damage also dropped the old-name sync triggers: put them back."""
 
@@ -156,6 +205,11 @@ def _restore_sync_triggers(conn: sqlite3.Connection) -> list[str]:
             conn.execute(sql)
             restored.append(name)
     return restored
+
+
+def _restore_sync_triggers_on_swap(conn: sqlite3.Connection) -> None:
+    """:func:`_restore_sync_triggers` as a rebuild's ``extra_swap`` (which returns nothing)."""
+    _restore_sync_triggers(conn)
 
 
 def ddl_has(conn: sqlite3.Connection, name: str) -> bool:
@@ -189,7 +243,7 @@ def repair(
                     owner=REPAIR,
                     stats=stats,
                     progress=progress,
-                    extra_swap=_restore_sync_triggers,
+                    extra_swap=_restore_sync_triggers_on_swap,
                 )
             _analyze(conn, stats)  # the stopped repair had not reached it
             left = [u.describe() for u in unfinished(conn) if u.table == TABLE]

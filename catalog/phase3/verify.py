@@ -40,7 +40,8 @@ def _model_indexes() -> dict[str, dict[str, list[str]]]:
 
     out: dict[str, dict[str, list[str]]] = {}
     for table in Base.metadata.sorted_tables:
-        out[table.name] = {i.name: [c.name for c in i.columns] for i in table.indexes}
+        # every model index has a name (index=True ones get the metadata's ``ix_`` one)
+        out[table.name] = {i.name: [c.name for c in i.columns] for i in table.indexes if i.name is not None}
     return out
 
 

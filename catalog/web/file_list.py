@@ -174,7 +174,8 @@ def _seek(
         .group_by(key)
         .order_by(key.desc() if descending else key.asc())
     )
-    before, taken, values = 0, 0, []
+    before, taken = 0, 0
+    values: list[Any] = []
     for value, n in groups:
         if not values and before + n <= offset:
             before += n

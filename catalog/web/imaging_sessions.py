@@ -56,6 +56,8 @@ def _summaries(s: Session, session_ids: list[str]) -> dict[str, dict[str, Any]]:
         .group_by(FitsFile.imaging_session_id, FitsFile.frame_type, FitsFile.filter)
     )
     for sid, ft, flt, n, exposure in s.execute(stmt):
+        if sid is None:  # never: NULL is not IN (...)
+            continue
         summary = out[sid]
         seconds = float(exposure or 0.0)
         frame = ft or "unknown"

@@ -116,6 +116,8 @@ def _ps_counts(s: Session, ps_ids: list[str]) -> dict[str, dict[str, Any]]:
         .group_by(psf.processing_session_id, psf.subfolder)
     )
     for pid, sub, n, size in s.execute(stmt):
+        if pid is None:  # never: NULL is not IN (...)
+            continue
         out[pid]["file_count"] += n
         out[pid]["by_subfolder"][sub] = n
         out[pid]["total_bytes"] += int(size or 0)

@@ -276,7 +276,7 @@ def _unexpected(exc: Exception) -> tuple[Any, int]:
 
 def url_with(**changes: Any) -> str:
     """The current URL with some query arguments changed (None removes one)."""
-    args = {k: v for k, v in request.args.items() if v != ""}
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if v != ""}
     for key, value in changes.items():
         if value is None:
             args.pop(key, None)
