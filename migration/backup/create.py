@@ -24,6 +24,7 @@ from migration.backup.files import (
     sha256,
     unlink_quietly,
 )
+from migration.backup.listing import Leftover, list_leftovers
 from migration.backup.manifest import (
     FAILED,
     LABEL_PRE_PHASE3,
@@ -86,6 +87,7 @@ def create_backup(
     _check_label(label)
     dest = Path(dest_dir)
     ensure_writable_dir(dest)
+    remove_leftovers(dest)  # what killed backups left; frees their space first
     check_space(dest, db_bytes(db_path), reserve_bytes, f"a backup of {db_path.name}")
     now = now or datetime.now()
     ms = busy_timeout_ms() if timeout_ms is None else timeout_ms
@@ -106,6 +108,20 @@ def create_backup(
         quick=quick,
         require_ok=require_ok,
     )
+
+
+def remove_leftovers(folder: Path) -> list[Leftover]:
+    """Delete what crashed or killed backups left in ``folder`` (their ``.partial``
+    copies and manifests; never a file a live process is writing), one log line
+    each: every new backup starts from a clean folder, not only ``--prune``."""
+    removed = []
+    for x in list_leftovers(folder):
+        if x.in_progress:
+            continue
+        unlink_quietly(x.path)
+        log.info("backup.leftover_removed", path=str(x.path), size=x.size, kind=x.kind, pid=x.pid)
+        removed.append(x)
+    return removed
 
 
 def snapshot(

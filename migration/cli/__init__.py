@@ -24,7 +24,7 @@ from catalog.config import resolve_db
 from catalog.phase3 import lifecycle as phase3
 from catalog.phase3.baseline import create_v1_file
 from catalog.phase3.declaration import PHASE3
-from catalog.phase3.repair import diagnose
+from catalog.phase3.repair import diagnose, plan_repair
 from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
 from migration.chunks import ChunkPolicy
@@ -348,14 +348,16 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, dry_run: bool, as
 @db_option
 @yes_option
 @click.option("--no-backup", is_flag=True, help="Skip the backup (not recommended).")
+@click.option("--dry-run", is_flag=True, help="Print the statements the repair would run; change nothing.")
 @json_option
 @handle_errors
-def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
+def repair(db: Path | None, yes: bool, no_backup: bool, dry_run: bool, as_json: bool) -> None:
     """Rebuild a fits_files damaged by CREATE TABLE … AS SELECT (no primary key,
     no AUTOINCREMENT, lost indexes, "foreign key mismatch"), online.
 
     \b
     Example:
+      migration repair --dry-run
       migration repair --yes
     """
 
@@ -363,6 +365,7 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
     conn = connect(path)
     try:
         problems = diagnose(conn)
+        stages = plan_repair(conn) if dry_run and problems else []
     finally:
         conn.close()
     if not problems:
@@ -370,6 +373,22 @@ def repair(db: Path | None, yes: bool, no_backup: bool, as_json: bool) -> None:
             print_json({"db": str(path), "repaired": False, "problems": []})
         else:
             click.echo("fits_files is not damaged; nothing to repair.")
+        return
+    if dry_run:
+        if as_json:
+            print_json(
+                {
+                    "db": str(path),
+                    "dry_run": True,
+                    "problems": problems,
+                    "stages": [s.as_dict() for s in stages],
+                }
+            )
+        else:
+            click.echo("fits_files is damaged: " + "; ".join(problems))
+            click.echo("Dry run: the repair would run these statements (nothing was changed):")
+            for line in render(stages):
+                click.echo("  " + line)
         return
     if not yes:
         if not sys.stdin.isatty():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -116,9 +115,3 @@ def test_some_lights_are_after_local_midnight(headers) -> None:
         assert local.date() in (night, night + timedelta(days=1))
         after_midnight += local.date() > night
     assert after_midnight > 0
-
-
-def test_two_hundred_files_are_fast(tmp_path: Path) -> None:
-    started = time.perf_counter()
-    write_sample(tmp_path, 200)
-    assert time.perf_counter() - started < 5.0

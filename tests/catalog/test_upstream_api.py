@@ -75,7 +75,7 @@ def _fits_row(path: Path, layout: str, md5: str) -> tuple | None:
 def test_upstream_imports() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CatalogDeprecationWarning)  # Session is the old alias
-        from catalog.models import (  # noqa: F401
+        from catalog.models import (  # noqa: F401 - the import itself is the test
             Base,
             Camera,
             DatabaseManager,
@@ -91,7 +91,7 @@ def test_upstream_imports() -> None:
             SchemaVersion,
             Session,
             SystemSettings,
-            Telescope,  # noqa: F401
+            Telescope,  # noqa: F401 - as above
         )
     assert DatabaseService is service_module.DatabaseService
     assert DatabaseManager is manager_module.DatabaseManager

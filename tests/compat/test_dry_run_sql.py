@@ -177,3 +177,34 @@ def test_rollback_dry_run_of_a_stopped_run_shows_the_column_removal(tmp_path: Pa
     assert "Abandon the migration in progress" in proc.stdout
     assert 'DROP TRIGGER "_mig_capture_fits_files_insert";' in proc.stdout
     assert 'ALTER TABLE "_rebuild_fits_files" RENAME TO "fits_files";' in proc.stdout
+
+
+def test_repair_dry_run_prints_the_rebuild_then_repair_runs_it(tmp_path: Path) -> None:
+    from tests.migration.test_repair import damage
+
+    db = build_phase(tmp_path / "w.db", "window", files=50)
+    damage(db, null_ids=3)  # CREATE TABLE … AS SELECT: no primary key, shims' triggers gone
+    before = schema_sql(db)
+    proc = cli("migration", "repair", "--dry-run", "--json", db=db)
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert schema_sql(db) == before
+    assert [s["name"] for s in plan["stages"]] == [
+        "backup",
+        "repair.give_ids",
+        "rebuild.start",
+        "rebuild.copy",
+        "rebuild.swap",
+        "rebuild.drain",
+        "repair.analyze",
+    ]
+    sql = statements(plan)
+    created = named(r'CREATE TRIGGER "(_compat_\w+)"', sql)
+    assert created == {"_compat_fits_files_sync_insert", "_compat_fits_files_sync_update"}
+    assert any(s.startswith('CREATE TABLE "_rebuild_fits_files"') and "PRIMARY KEY" in s for s in sql)
+
+    proc = cli("migration", "repair", "--yes", db=db)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {("trigger", n) for n in created} <= schema(db)
+    pk = [r for r in sqlite3.connect(db).execute("PRAGMA table_info(fits_files)") if r[1] == "id"]
+    assert pk[0][5] == 1 and pk[0][2].upper() == "INTEGER"

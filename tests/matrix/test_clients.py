@@ -75,7 +75,7 @@ def test_b_models_old_names(phase_db) -> None:
             with pytest.raises(RetiredNameError, match="use FitsFile.width_pixels"):
                 FitsFile.x
             with pytest.raises(RetiredImportError, match="use catalog.models.ImagingSession"):
-                from catalog.models import Session  # noqa: F401
+                from catalog.models import Session  # noqa: F401 - importing is what is tested
             return
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -13,9 +13,12 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -230,19 +233,55 @@ for line in sys.stdin:
     print(out, flush=True)
 """
 
-# Holds the write lock for a while, writes a row, commits.
+# Holds the write lock, with a row written, until told to commit (a line on stdin):
+# the test decides when, so nothing depends on how fast the machine is.
 LOCK_HOLDER = r"""
-import sys, time
+import sys
 from migration.connect import connect
-db, hold = sys.argv[1], float(sys.argv[2])
-conn = connect(db)
+conn = connect(sys.argv[1])
 conn.execute("BEGIN IMMEDIATE")
 conn.execute("INSERT INTO fits_files (file, folder, md5sum) VALUES ('held.fits', '/h', 'held-row')")
 print("locked", flush=True)
-time.sleep(hold)
+sys.stdin.readline()
 conn.execute("COMMIT")
 print("done", flush=True)
 """
+
+
+def release(holder: subprocess.Popen[str]) -> None:
+    """Tell the lock holder to commit, and wait until it has."""
+    assert holder.stdin and holder.stdout
+    holder.stdin.write("commit\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "done"
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``fn`` in a thread; its result or exception lands in the dict."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # reported by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def wait_for_safety_backup(db: Path, thread: threading.Thread) -> None:
+    """Until the restore has published its safety backup (it then waits for the lock)."""
+    folder = db.parent / "backups"
+    deadline = time.monotonic() + 120
+    while not (
+        folder.is_dir()
+        and any(p.name.startswith(f"{db.stem}_pre_restore_") and p.suffix == ".db" for p in folder.iterdir())
+    ):
+        assert thread.is_alive(), "the restore ended before its safety backup"
+        assert time.monotonic() < deadline, "no safety backup"
+        time.sleep(0.02)
 
 
 def ask(proc: subprocess.Popen[str], sql: str) -> str:
@@ -340,7 +379,6 @@ def test_backup_while_a_writer_commits(tmp_path: Path, record_property) -> None:
     writer = spawn(WRITER, str(db), "2.0")
     assert writer.stdout and writer.stdout.readline().strip() == "ready"
     backups: list[bk.BackupInfo] = []
-    time.sleep(0.2)
     while writer.poll() is None:
         backups.append(backup_catalog(db))
         time.sleep(0.05)
@@ -646,17 +684,18 @@ def test_restore_a_v1_backup_into_a_v2_database(v1_catalog: Path) -> None:
 
 def test_restore_waits_for_a_writer_and_saves_what_it_committed(v2_catalog: Path) -> None:
     base = backup_catalog(v2_catalog, now=T0)
-    holder = spawn(LOCK_HOLDER, str(v2_catalog), "1.0")
+    holder = spawn(LOCK_HOLDER, str(v2_catalog))
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
-        result = restore(base.path, v2_catalog, timeout_ms=15_000)
-        waited = time.monotonic() - started
-        assert holder.stdout.readline().strip() == "done"
+        thread, box = in_thread(lambda: restore(base.path, v2_catalog, timeout_ms=120_000))
+        wait_for_safety_backup(v2_catalog, thread)
+        release(holder)  # the writer commits while the restore waits for the lock
+        thread.join(120)
     finally:
         holder.kill()
         holder.wait()
-    assert waited > 0.5
+    assert "error" not in box, box
+    result = box["result"]
     assert scalar(v2_catalog, "SELECT count(*) FROM fits_files") == N_FILES
     # the safety backup was taken while the writer's row was uncommitted; the writer
     # committed before the restore got the lock: the catch-up backup has that row
@@ -681,14 +720,18 @@ def test_a_catchup_backup_that_cannot_be_finished_is_kept(
         return publish(*args, **kwargs)
 
     monkeypatch.setattr(bk_create, "_publish", disk_full_on_second)
-    holder = spawn(LOCK_HOLDER, str(v2_catalog), "0.5")
+    holder = spawn(LOCK_HOLDER, str(v2_catalog))
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
-        with pytest.raises(CatalogError) as caught:
-            restore(base.path, v2_catalog, timeout_ms=15_000)
+        thread, box = in_thread(lambda: restore(base.path, v2_catalog, timeout_ms=120_000))
+        wait_for_safety_backup(v2_catalog, thread)
+        release(holder)
+        thread.join(120)
     finally:
         holder.kill()
         holder.wait()
+    assert isinstance(box.get("error"), CatalogError), box
+    caught = pytest.ExceptionInfo.from_exception(box["error"])
     assert "was restored" in caught.value.message
     folder = v2_catalog.parent / "backups"
     kept = [p for p in folder.iterdir() if p.name.endswith(".unfinished.db")]
@@ -702,15 +745,13 @@ def test_a_catchup_backup_that_cannot_be_finished_is_kept(
 def test_restore_gives_up_on_a_lock_held_too_long_and_changes_nothing(v2_catalog: Path) -> None:
     base = backup_catalog(v2_catalog, now=T0)
     insert_rows(v2_catalog, V2, range(0), range(N_FILES, N_FILES + 7))
-    holder = spawn(LOCK_HOLDER, str(v2_catalog), "2.5")
+    holder = spawn(LOCK_HOLDER, str(v2_catalog))
     try:
         assert holder.stdout and holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
         with pytest.raises(DatabaseLockedError) as caught:
-            restore(base.path, v2_catalog, timeout_ms=300)
-        assert time.monotonic() - started < 2.4
+            restore(base.path, v2_catalog, timeout_ms=300)  # the holder commits only when told
         assert "nothing was changed" in caught.value.message
-        assert holder.stdout.readline().strip() == "done"
+        release(holder)
     finally:
         holder.kill()
         holder.wait()

@@ -255,3 +255,29 @@ def test_a_killed_backups_partial_file_is_listed_as_a_leftover(catalog) -> None:
     assert f"removed leftover {stale}" in out and f"removed leftover {killed}" in out
     assert not stale.exists() and not killed.exists() and running.exists()
     assert all(b.path.exists() for b in made)
+
+
+def test_the_next_migration_run_removes_what_a_killed_backup_left(tmp_path: Path) -> None:
+    """Not only ``--prune``: the backup ``migration run`` takes first cleans the folder
+    of killed backups' files (never one a live process is writing) and says so."""
+    db = tmp_path / "Astro" / "fits_catalog.db"
+    db.parent.mkdir(parents=True)
+    build_upstream_catalog(db, "reference", files=50)
+    folder = backups_dir(db)
+    folder.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    killed = folder / f".fits_catalog_pre_phase3_20250101_120400.{dead}.deadbeef.partial"
+    killed.write_bytes(b"\0" * 4096)
+    writing = folder / f".fits_catalog_nightly_20250101_120500.{os.getpid()}.c0ffee00.partial"
+    writing.write_bytes(b"\0" * 2048)  # a live process (this one) is writing it now
+
+    out = cli("run", "--yes", db=db)
+    logged = [json.loads(x) for x in (out.stdout + out.stderr).splitlines() if x.startswith("{")]
+    removed = [r for r in logged if r.get("event") == "backup.leftover_removed"]
+    assert [(r["event"], r["path"], r["size"]) for r in removed] == [
+        ("backup.leftover_removed", str(killed), 4096)
+    ]
+    assert not killed.exists() and writing.exists()
+    assert [b.label for b in listed(db)] == ["pre_phase3"]

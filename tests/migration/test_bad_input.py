@@ -20,7 +20,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -290,15 +289,14 @@ def test_locked_by_another_writer_longer_than_the_timeout(tmp_path: Path) -> Non
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        t0 = time.monotonic()
+        # the holder keeps the lock until we close its stdin below: a command that
+        # waited for it instead of giving up after its busy timeout would never return
         proc = run_bad(db, env=cli_env(CATALOG_BUSY_TIMEOUT_MS="500"))
-        elapsed = time.monotonic() - t0
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
     text = assert_error_paragraph(proc, code=5, contains=["waited to", "nothing"])
     assert "was changed" in text.lower(), text
-    assert elapsed < 20, f"took {elapsed:.1f}s with a 500 ms busy timeout"
     checkpoint(db)
     guard.check()
 

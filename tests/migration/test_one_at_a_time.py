@@ -56,7 +56,8 @@ def held(tmp_path: Path):
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     yield db, backup, holder.pid
-    holder.stdin.close()  # type: ignore[union-attr]
+    assert holder.stdin is not None
+    holder.stdin.close()
     holder.wait(timeout=60)
 
 

@@ -43,7 +43,7 @@ def stop_after(monkeypatch: pytest.MonkeyPatch, event: str, transactions: int = 
     """Make the rebuild's chunk loop for ``event`` stop after ``transactions`` commits."""
     real = rebuild_mod.run_chunks
 
-    def wrapper(conn, start, end, work, **kw):  # type: ignore[no-untyped-def]
+    def wrapper(conn, start, end, work, **kw):
         if kw.get("event") == event:
             seen = [0]
 

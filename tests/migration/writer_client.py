@@ -297,7 +297,7 @@ def spawn_migration(
     *args: str, env: dict[str, str] | None = None, out: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``migration ARGS…`` started in the background (stdout+stderr to ``out``)."""
-    sink = open(out, "ab") if out else subprocess.DEVNULL  # noqa: SIM115
+    sink = open(out, "ab") if out else subprocess.DEVNULL  # noqa: SIM115 - closed below, once the child has its own copy
     try:
         return subprocess.Popen(
             [MIGRATION, *args],

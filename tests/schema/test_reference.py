@@ -145,7 +145,7 @@ def test_models_equal_the_reference_with_the_renames() -> None:
     engine = create_engine("sqlite://")
     Base.metadata.create_all(engine)
     with engine.connect() as c:
-        have = schema(c.connection.dbapi_connection, rowid_alias_not_null=True)  # type: ignore[arg-type]
+        have = schema(c.connection.dbapi_connection, rowid_alias_not_null=True)
     assert_same(have, reference(v2=True, rowid_alias_not_null=True))
 
 

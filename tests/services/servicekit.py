@@ -211,7 +211,7 @@ class LoggedProcess:
                 if item.get("event") == event and all(item.get(k) == v for k, v in fields.items()):
                     return item
             if self.proc.poll() is not None:
-                time.sleep(0.2)  # let the reader drain
+                self._reader.join(10)  # the process is gone: read what it wrote to the end
                 for item in self.events():
                     if item.get("event") == event:
                         return item

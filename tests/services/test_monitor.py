@@ -38,6 +38,16 @@ class Running:
     def events(self, name: str) -> list[dict[str, Any]]:
         return [e for e in list(self.logs) if e.get("event") == name]
 
+    def retries(self, name: str) -> int:
+        """How often the monitor found ``name`` not ready and put it back."""
+        return sum(1 for e in self.events("monitor.retry") if Path(e["path"]).name == name)
+
+    def caught_up(self, marker: str) -> None:
+        """Write a new file and wait until it is cataloged: the monitor has made a
+        pass since this call (so what it did not do by then, it did not do)."""
+        write_fits(self.raw / marker, OBJECT=marker)
+        wait_until(lambda: self.rows(marker) == 1, what=f"the marker file {marker}")
+
     def errors(self) -> list[dict[str, Any]]:
         return [e for e in list(self.logs) if e.get("log_level") in ("error", "critical")]
 
@@ -108,14 +118,16 @@ def test_a_slowly_written_file_is_cataloged_only_once_complete(catalog: tuple[Pa
         chunks = [data[i : i + 2880 * 2] for i in range(0, len(data), 2880 * 2)]
         assert len(chunks) >= 4
         for chunk in chunks[:-1]:
+            seen = run.retries("slow.fits")
             fh.write(chunk)
             fh.flush()
-            time.sleep(SETTLE * 2.5)  # quiet for longer than the settle time, yet incomplete
+            # the monitor looks at the quiet, incomplete file and puts it back
+            wait_until(lambda seen=seen: run.retries("slow.fits") > seen, what="a retry of the partial file")
             assert run.rows("slow.fits") == 0, "a partial file was cataloged"
         fh.write(chunks[-1])
         fh.close()
         wait_until(lambda: run.rows("slow.fits") == 1, what="the complete file")
-        time.sleep(SETTLE * 2)
+        run.caught_up("marker.fits")
         assert run.rows("slow.fits") == 1
         retries = run.events("monitor.retry")
         assert any("incomplete" in e["error"] for e in retries), retries
@@ -131,7 +143,7 @@ def test_a_file_deleted_before_it_is_read_is_skipped(catalog: tuple[Path, Path])
     with monitor(db, raw) as run:
         doomed = raw / "doomed.fits"
         doomed.write_bytes(fits_bytes(OBJECT="gone")[:4000])  # still being written…
-        time.sleep(0.05)
+        wait_until(lambda: run.retries("doomed.fits") > 0, what="the monitor to see the partial file")
         doomed.unlink()  # …and the capture was aborted
         write_fits(raw / "after.fits", OBJECT="M81")
         wait_until(lambda: run.rows("after.fits") == 1, what="the next file")
@@ -160,7 +172,8 @@ def test_corrupt_and_truncated_files_are_logged_and_skipped(catalog: tuple[Path,
         assert Path(status["last_error"]["path"]).name in failed
         # A file given up on is not retried while it stays the same…
         attempts = len(run.events("monitor.retry"))
-        time.sleep(SETTLE * 4)
+        run.caught_up("marker-1.fits")
+        run.caught_up("marker-2.fits")
         assert len(run.events("monitor.retry")) == attempts
         assert len(run.events("monitor.file_failed")) == 2
         # …but once rewritten (complete now) it is cataloged.

@@ -189,7 +189,8 @@ def test_web_and_monitor_keep_working_while_another_process_writes_heavily(tmp_p
                     OBJECT="M45",
                     DATE_OBS=f"2024-07-02T0{i % 6}:00:00",
                 )
-                time.sleep(0.4)
+                # one file at a time, each cataloged before the next (no clock: progress)
+                _wait(lambda i=i: _rows(db, "object = 'M45'") == i + 1, 30, f"dropped file {i}")
             out, err = writer.communicate(timeout=60)
             assert writer.returncode == 0, err
             _wait(lambda: _rows(db, "object = 'M45'") == 10, 30, "the ten dropped files")
@@ -242,7 +243,7 @@ def test_services_stay_up_across_the_cutover(tmp_path: Path) -> None:
                     OBJECT="IC1396",
                     DATE_OBS=f"2024-08-0{2 + i // 6}T03:00:00",
                 )  # nights 1st, 2nd
-                time.sleep(0.3)
+                _wait(lambda i=i: _rows(db, "object = 'IC1396'") == i + 1, 30, f"frame {i}")
                 if i == 5:
                     conn = connect(db)
                     with write_transaction(conn):
@@ -299,7 +300,7 @@ def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
             )
             for i in range(8):
                 write_fits(raw / "2024-09-02" / f"during_{i:02d}.fits", seed=400 + i, OBJECT="M20")
-                time.sleep(0.3)
+                _wait(lambda i=i: _rows(db, "object = 'M20'") == i + 1, 60, f"file {i} during the migration")
             out, err = migration.communicate(timeout=120)
             assert migration.returncode == 0, err[-3000:]
             write_fits(raw / "2024-09-03" / "after.fits", seed=500, OBJECT="M16")
