@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.live.harness import LiveSystem, run_cli  # noqa: E402
+from tests.support.live import LiveSystem, run_cli  # noqa: E402
 
 DEMO_DIR = Path(os.environ.get("DEMO_DIR", ROOT / ".demo")).absolute()
 

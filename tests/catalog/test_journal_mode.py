@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_files import (
+from tests.support.files import (
     BIN,
     PARALLEL,
     SWITCHED,
@@ -28,7 +28,7 @@ from tests.cli_files import (
     run,
     sha256,
 )
-from tests.services.servicekit import LoggedProcess, service_env
+from tests.support.services import LoggedProcess, service_env
 from tests.upstream_catalogs import SESSION_ROWS
 
 SESSION_ID = SESSION_ROWS[0][0]

@@ -26,8 +26,8 @@ from typing import Any
 import click
 import pytest
 
-from tests import cli_files
-from tests.cli_files import BIN, PARALLEL
+from tests.support import files as cli_files
+from tests.support.files import BIN, PARALLEL
 
 CREATE_IN_AN_EMPTY_FILE = {("catalog", "init"), ("migration", "baseline")}
 FILLERS = {"session_id": "20240312_ASI2600MM_RC8", "ps_id": "1", "name": "M31", "imaging_session": "X"}

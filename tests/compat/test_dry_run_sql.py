@@ -13,15 +13,13 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from compat.synonyms import set_retired
 from tests.support import build_phase
-
-BIN = Path(sys.executable).parent
+from tests.support.procs import BIN
 
 
 def cli(command: str, *args: str, db: Path) -> subprocess.CompletedProcess:

@@ -23,26 +23,23 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.migration.writer_client import (
-    WriterPool,
+from tests.support import migrate, past_the_window
+from tests.support.checks import (
     assert_writes_present,
     base_facts,
     build_v1_catalog,
-    cli_env,
     connect_reader,
     copy_catalog,
-    expected_from,
-    run_migration,
 )
-from tests.support import migrate, past_the_window
+from tests.support.cli import cli_env, run_migration
+from tests.support.procs import BIN
+from tests.support.writers import WriterPool, expected_from
 
-BIN = Path(sys.executable).parent
 ROWS = 20_000
 
 

@@ -7,7 +7,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ from catalog.models import FitsFile
 from compat.synonyms import set_retired
 from compat.usage import flush_now
 from tests.support import build_phase
-
-BIN = Path(sys.executable).parent
+from tests.support.procs import BIN
 
 
 def compat(*args: str, db: Path) -> subprocess.CompletedProcess:

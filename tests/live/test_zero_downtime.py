@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.harness import LiveSystem, rowids, run_cli, table_checksums
+from tests.support.live import LiveSystem, rowids, run_cli, table_checksums
 
 
 @pytest.mark.timeout(600)

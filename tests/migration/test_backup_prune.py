@@ -27,9 +27,9 @@ from catalog.phase3.backup_profile import PROFILE, backup_catalog
 from migration import backup as bk
 from migration.backup import listing
 from tests.support import migrate
+from tests.support.procs import BIN
 from tests.upstream_catalogs import build_upstream_catalog
 
-BIN = Path(sys.executable).parent
 T0 = datetime(2025, 1, 1, 12, 0, 0)
 OLD = datetime(2020, 1, 1).timestamp()  # long before any process running now started
 

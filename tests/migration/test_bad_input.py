@@ -25,17 +25,9 @@ from pathlib import Path
 import pytest
 
 from compat.lifecycle import checks
-from tests.migration.writer_client import (
-    MIGRATION,
-    assert_error_paragraph,
-    checkpoint,
-    cli_env,
-    file_sha256,
-    fingerprint,
-    one_json,
-    run_migration,
-)
 from tests.support import fill_v1, make_v1, migrate
+from tests.support.checks import checkpoint, file_sha256, fingerprint
+from tests.support.cli import MIGRATION, assert_error_paragraph, cli_env, one_json, run_migration
 
 RUN = ["run", "--yes"]  # the default path, backup included
 

@@ -7,14 +7,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support import fill_v1, make_v1
-
-BIN = Path(sys.executable).parent
+from tests.support.procs import BIN
 
 
 def cli(*args: str, db: Path, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:

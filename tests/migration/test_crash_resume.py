@@ -10,7 +10,7 @@ a time since start. After each kill (writers still running):
 
 * the database opens and ``PRAGMA integrity_check`` is ok;
 * it is wholly v1 (untouched, or wholly prepared) or wholly v2 with the shims —
-  never a mixture (``writer_client.layout``);
+  never a mixture (``tests.support.checks.layout``);
 * every write a client acknowledged is there with its values, through the
   names of the phase (both names in the window); the pre-existing rows, the
   user's view and trigger are intact; shadow values already copied are in sync;
@@ -36,20 +36,17 @@ import pytest
 
 from catalog.phase3.backup_profile import PROFILE
 from migration import backup as backups
-from tests.migration.writer_client import (
-    KINDS,
-    WriterPool,
+from tests.support.checks import (
     assert_consistent,
-    assert_error_paragraph,
     base_facts,
     build_v1_catalog,
     connect_reader,
     copy_catalog,
     migration_progress,
-    one_json,
-    run_migration,
-    spawn_migration,
 )
+from tests.support.cli import assert_error_paragraph, one_json, run_migration, spawn_migration
+from tests.support.writer_client import KINDS
+from tests.support.writers import WriterPool
 
 FAST_ROWS = 20_000
 SLOW_ROWS = 30_000

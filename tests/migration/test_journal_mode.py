@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_files import (
+from tests.support.files import (
     PARALLEL,
     SWITCHED,
     beside,

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import build_phase
+from tests.support.procs import BIN
 
-BIN = Path(sys.executable).parent
 ROOT = Path(__file__).parents[2]
 HOLDER = r"""
 import sys

@@ -1,6 +1,6 @@
 """The migration online: clients keep writing through a full run, a rollback and a second run.
 
-Three writer subprocesses (writer_client.py) write continuously, one row per
+Three writer subprocesses (tests/support/writer_client.py) write continuously, one row per
 transaction, timing every write:
 
 * ``raw-old``: raw SQL with the v1 names (``INSERT INTO fits_files (…, x, y,
@@ -25,19 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.migration.writer_client import (
-    KINDS,
-    WRITE_OPS,
-    WriterPool,
-    assert_consistent,
-    base_facts,
-    build_v1_catalog,
-    connect_reader,
-    copy_catalog,
-    one_json,
-    percentile,
-    run_migration,
-)
+from tests.support.checks import assert_consistent, base_facts, build_v1_catalog, connect_reader, copy_catalog
+from tests.support.cli import one_json, run_migration
+from tests.support.writer_client import KINDS, WRITE_OPS
+from tests.support.writers import WriterPool, percentile
 
 ROWS = 50_000
 # The guarantees asserted here are zero errors and zero lost writes, and that the

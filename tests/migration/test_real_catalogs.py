@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.harness import table_checksums
+from tests.support.live import table_checksums
+from tests.support.procs import BIN
 from tests.upstream_catalogs import build_upstream_catalog
 
-BIN = Path(sys.executable).parent
 OLD_STYLE_APP = Path(__file__).parents[1] / "fixtures" / "old_style_app.py"
 ROOT = Path(__file__).parents[2]
 

@@ -28,9 +28,9 @@ from migration import rebuild as rebuild_mod
 from migration.chunks import ChunkPolicy, LockStats, run_chunks
 from migration.errors import CatalogError
 from migration.rebuild import ABANDON, COPY, DRAIN, RebuildInProgress, unfinished
-from tests.live.harness import table_checksums
 from tests.migration.test_repair import damage
 from tests.support import build_phase, past_the_window
+from tests.support.live import table_checksums
 
 FILES = 5_000
 

@@ -7,17 +7,15 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from catalog.phase3.repair import RepairRefused, diagnose, repair
 from catalog.phase3.verify import verify
-from tests.live.harness import table_checksums
 from tests.support import build_phase
-
-BIN = Path(sys.executable).parent
+from tests.support.live import table_checksums
+from tests.support.procs import BIN
 
 
 def damage(path: Path, *, null_ids: int = 0) -> None:

@@ -19,8 +19,9 @@ import pytest
 from catalog.phase3.backup_profile import PROFILE, backup_catalog
 from migration import backup as bk
 from migration.errors import CatalogError
-from tests.cli_files import journal_mode
-from tests.migration.writer_client import assert_error_paragraph, cli_env, fingerprint, run_migration
+from tests.support.checks import fingerprint
+from tests.support.cli import assert_error_paragraph, cli_env, run_migration
+from tests.support.files import journal_mode
 from tests.upstream_catalogs import build_upstream_catalog
 
 BUSY_MS = "60000"

@@ -9,13 +9,11 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from catalog.phase3.backup_profile import backup_catalog
 from tests.support import build_phase
-
-BIN = Path(sys.executable).parent
+from tests.support.procs import BIN
 
 
 def verify(db: Path, *, unprivileged: bool = False) -> subprocess.CompletedProcess:

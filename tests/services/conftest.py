@@ -2,7 +2,7 @@
 
 The catalogs are built once per test session, with a hostile FITS file among
 them; the servers are real ``catalog web`` subprocesses. Helpers live in
-``servicekit.py``.
+``tests/support/services.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catalog.sample import write_sample
-from tests.services.servicekit import (
+from tests.support.services import (
     HOSTILE_FILE,
     HOSTILE_FILTER,
     HOSTILE_OBJECT,

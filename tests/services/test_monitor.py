@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from catalog.monitor import run_monitor
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
 from catalog.service import DatabaseService
 from migration.connect import connect
-from tests.services.servicekit import LAYOUTS, fits_bytes, make_db, write_fits
+from tests.support.procs import wait_until
+from tests.support.services import LAYOUTS, fits_bytes, make_db, write_fits
 
 SETTLE = 0.2
 
@@ -65,16 +66,6 @@ class Running:
         finally:
             db.close()
         return json.loads(value) if value else {}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
 
 
 @contextmanager

@@ -23,14 +23,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from catalog.monitor import FileMonitor, open_catalog
-from tests.services.servicekit import (
+from tests.services.test_monitor import wait_until
+from tests.support.services import (
     LAYOUTS,
     LoggedProcess,
     catalog_command,
     make_db,
     write_fits,
 )
-from tests.services.test_monitor import wait_until
 
 LOOP_REASON = "Too many levels of symbolic links"
 

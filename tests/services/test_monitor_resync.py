@@ -28,7 +28,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from catalog.phase3.backup_profile import backup_catalog
-from tests.services.servicekit import (
+from tests.services.test_monitor import wait_until
+from tests.services.test_monitor_faults import step_until, stepped
+from tests.support.services import (
     LoggedProcess,
     catalog_command,
     catalog_folder,
@@ -36,8 +38,6 @@ from tests.services.servicekit import (
     service_env,
     write_fits,
 )
-from tests.services.test_monitor import wait_until
-from tests.services.test_monitor_faults import step_until, stepped
 
 TIMEOUT = 45.0
 

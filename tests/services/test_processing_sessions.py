@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from catalog.cli import main
 from catalog.cli.services import COMMANDS
 from catalog.sample import write_sample
-from tests.services.servicekit import (
+from tests.support.services import (
     LAYOUTS,
     catalog_command,
     catalog_folder,

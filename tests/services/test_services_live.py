@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 
 from migration.connect import connect, write_transaction
-from tests.services.servicekit import (
+from tests.support.procs import wait_until
+from tests.support.services import (
     LoggedProcess,
     WebServer,
     catalog_command,
@@ -62,15 +62,6 @@ def _rows(db: Path, where: str = "1", *params: Any) -> int:
         return conn.execute(f"SELECT count(*) FROM fits_files WHERE {where}", params).fetchone()[0]
     finally:
         conn.close()
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Hammer:
@@ -139,7 +130,7 @@ def test_monitor_cli_catches_up_watches_and_stops_cleanly(tmp_path: Path, sig: i
     try:
         assert monitor.wait_for("monitor.catching_up")["new"] == 3
         write_fits(raw / "2024-05-03" / "live.fits", seed=9, DATE_OBS="2024-05-04T03:00:00")
-        _wait(lambda: _rows(db) == 4, 20, "four files")
+        wait_until(lambda: _rows(db) == 4, 20, "four files")
     finally:
         code = monitor.stop(sig)
     assert code == 0, monitor.lines[-20:]
@@ -190,11 +181,11 @@ def test_web_and_monitor_keep_working_while_another_process_writes_heavily(tmp_p
                     DATE_OBS=f"2024-07-02T0{i % 6}:00:00",
                 )
                 # one file at a time, each cataloged before the next (no clock: progress)
-                _wait(lambda i=i: _rows(db, "object = 'M45'") == i + 1, 30, f"dropped file {i}")
+                wait_until(lambda i=i: _rows(db, "object = 'M45'") == i + 1, 30, f"dropped file {i}")
             out, err = writer.communicate(timeout=60)
             assert writer.returncode == 0, err
-            _wait(lambda: _rows(db, "object = 'M45'") == 10, 30, "the ten dropped files")
-            _wait(
+            wait_until(lambda: _rows(db, "object = 'M45'") == 10, 30, "the ten dropped files")
+            wait_until(
                 lambda: (web.api("/api/stats")["monitor"] or {}).get("cataloged") == 10,
                 10,
                 "the monitor's report of ten files",
@@ -243,15 +234,15 @@ def test_services_stay_up_across_the_cutover(tmp_path: Path) -> None:
                     OBJECT="IC1396",
                     DATE_OBS=f"2024-08-0{2 + i // 6}T03:00:00",
                 )  # nights 1st, 2nd
-                _wait(lambda i=i: _rows(db, "object = 'IC1396'") == i + 1, 30, f"frame {i}")
+                wait_until(lambda i=i: _rows(db, "object = 'IC1396'") == i + 1, 30, f"frame {i}")
                 if i == 5:
                     conn = connect(db)
                     with write_transaction(conn):
                         for statement in CUTOVER:
                             conn.execute(statement)
                     conn.close()
-            _wait(lambda: _rows(db, "object = 'IC1396'") == 12, 30, "all twelve files")
-            _wait(
+            wait_until(lambda: _rows(db, "object = 'IC1396'") == 12, 30, "all twelve files")
+            wait_until(
                 lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2",
                 10,
                 "requests after the cut-over",
@@ -272,15 +263,6 @@ def test_services_stay_up_across_the_cutover(tmp_path: Path) -> None:
     assert not web.errors(), web.errors()
 
 
-def _migration_can_run() -> bool:
-    try:
-        from migration.cli import main as migration_main
-    except ImportError:
-        return False
-    return "run" in getattr(migration_main, "commands", {})
-
-
-@pytest.mark.skipif(not _migration_can_run(), reason="the migration package has no 'run' command yet")
 def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
     """``migration run`` (before -> during -> window) under a running web app and monitor."""
     db = make_db(tmp_path / "c.db", "v1")
@@ -290,7 +272,7 @@ def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
     web, monitor = _start_both(db, raw)
     try:
         with Hammer(web) as hammer:
-            _wait(lambda: _rows(db) == 10, 30, "the backlog")
+            wait_until(lambda: _rows(db) == 10, 30, "the backlog")
             migration = subprocess.Popen(
                 [sys.executable, "-m", "migration", "run", "--yes", "--no-backup", "--db", str(db)],
                 env=service_env(),
@@ -300,12 +282,14 @@ def test_services_stay_up_through_a_real_migration_run(tmp_path: Path) -> None:
             )
             for i in range(8):
                 write_fits(raw / "2024-09-02" / f"during_{i:02d}.fits", seed=400 + i, OBJECT="M20")
-                _wait(lambda i=i: _rows(db, "object = 'M20'") == i + 1, 60, f"file {i} during the migration")
+                wait_until(
+                    lambda i=i: _rows(db, "object = 'M20'") == i + 1, 60, f"file {i} during the migration"
+                )
             out, err = migration.communicate(timeout=120)
             assert migration.returncode == 0, err[-3000:]
             write_fits(raw / "2024-09-03" / "after.fits", seed=500, OBJECT="M16")
-            _wait(lambda: _rows(db) == 19, 30, "every file")
-            _wait(
+            wait_until(lambda: _rows(db) == 19, 30, "every file")
+            wait_until(
                 lambda: hammer.healthz and hammer.healthz[-1]["layout"] == "v2",
                 10,
                 "requests after the cut-over",

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.services.servicekit import SampleCatalog, WebServer
+from tests.support.services import SampleCatalog, WebServer
 
 CHROMIUM = "/usr/bin/chromium"
 

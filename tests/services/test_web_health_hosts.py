@@ -10,7 +10,6 @@ import http.client
 import os
 import shutil
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from catalog.cli.services import web as web_command
 from catalog.manager import DatabaseManager
 from catalog.service import DatabaseService
 from catalog.web import create_app, database, health, hosts
-from tests.services.servicekit import Response, WebServer, make_db
+from tests.support.procs import wait_until
+from tests.support.services import Response, WebServer, make_db
 
 GARBAGE = b"this is not a catalog \x00\xff" * 400
 
@@ -244,18 +244,6 @@ def test_healthz_on_an_in_memory_catalog() -> None:
 # -- /healthz, over HTTP -----------------------------------------------------------
 
 
-def _wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll ``check`` until it returns something true (waiting on a condition, not a time)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 def _health_is(server: WebServer, status: int) -> Callable[[], Response | None]:
     def check() -> Response | None:
         resp = server.get("/healthz")
@@ -271,27 +259,27 @@ def test_healthz_over_http_follows_the_catalog_file(tmp_path: Path) -> None:
     good = db.read_bytes()
     server = WebServer(db)
     try:
-        ok = _wait_for("a healthy catalog", _health_is(server, 200))
+        ok = wait_until(_health_is(server, 200), what="a healthy catalog")
         assert ok.json()["status"] == "ok" and ok.json()["layout"] == "v2"
 
         db.write_bytes(GARBAGE)
-        broken = _wait_for("503 on garbage", _health_is(server, 503)).json()
+        broken = wait_until(_health_is(server, 503), what="503 on garbage").json()
         assert broken["status"] == "error" and broken["reason"] == "not_sqlite"
         assert "not a SQLite database" in broken["error"]
 
         db.write_bytes(good)
-        _wait_for("200 after the restore", _health_is(server, 200))
+        wait_until(_health_is(server, 200), what="200 after the restore")
         assert server.api("/api/stats")["total_files"] == 3
 
         db.unlink()
-        gone = _wait_for("503 on a removed catalog", _health_is(server, 503)).json()
+        gone = wait_until(_health_is(server, 503), what="503 on a removed catalog").json()
         assert gone["reason"] == "missing" and "does not exist" in gone["error"]
         stats = server.get("/api/stats")
         assert stats.status == 503 and "does not exist" in stats.json()["error"]
         assert not db.exists()
 
         _put_back(db, good)
-        restored = _wait_for("200 after putting the file back", _health_is(server, 200)).json()
+        restored = wait_until(_health_is(server, 200), what="200 after putting the file back").json()
         assert restored["status"] == "ok"
         assert server.api("/api/stats")["total_files"] == 3
         assert server.get("/").status == 200

@@ -17,7 +17,7 @@ from catalog.manager import DatabaseManager
 from catalog.monitor_state import STATUS_KEY, MonitorStatus
 from catalog.service import DatabaseService
 from catalog.web import create_app, file_list, reads
-from tests.services.servicekit import (
+from tests.support.services import (
     HOSTILE_FILE,
     HOSTILE_FILTER,
     HOSTILE_OBJECT,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catalog.phase3.declaration import PHASE3
+from tests.support.procs import BIN
 
-BIN = Path(sys.executable).parent
-CLIENTS = Path(__file__).with_name("clients.py")
+CLIENTS = Path(__file__).with_name("live_clients.py")
 
 
 def run_cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """Client processes for the live tests and the demo; each runs until SIGTERM.
 
-``python tests/live/clients.py ROLE DB [ARG]`` with ROLE one of:
+``python tests/support/live_clients.py ROLE DB [ARG]`` with ROLE one of:
 
 * ``legacy-models`` — code importing ``catalog.models`` with old names
   (``Session``, ``.session_id``, ``FitsFile(x=…)``), reading and writing;

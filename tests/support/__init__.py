@@ -1,4 +1,21 @@
-"""Helpers for tests: build real catalogs on disk."""
+"""Everything tests share, in one package.
+
+This module builds real catalogs on disk in every phase (``make_v1``, ``migrate``,
+``build_phase``…) and holds the injectable clocks. The rest:
+
+* :mod:`tests.support.procs` — ``BIN`` (the console scripts) and ``wait_until``, the one
+  way a test waits: on a condition;
+* :mod:`tests.support.files` — a command's effect on a file seen from outside (journal
+  mode, hash, neighbours) and an isolated environment for the console scripts;
+* :mod:`tests.support.cli` — ``migration`` as a real process, its JSON and error paragraphs;
+* :mod:`tests.support.writer_client` — the writer client run as a subprocess (raw SQL in
+  old names, the ORM in new and old names), and :mod:`tests.support.writers` — a pool of
+  them and what they acknowledged; :mod:`tests.support.checks` — what must hold after a
+  run, a crash or a rollback;
+* :mod:`tests.support.live` and :mod:`tests.support.live_clients` — the whole system live
+  (web app, monitor, old clients, pollers) for the zero-downtime test and the demo;
+* :mod:`tests.support.services` — the web app and the monitor as subprocesses, FITS files.
+"""
 
 from __future__ import annotations
 

@@ -7,12 +7,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.procs import BIN
 from tests.upstream_catalogs import build_upstream_catalog
 
-BIN = Path(sys.executable).parent
 PARALLEL = max(2, os.cpu_count() or 2)
 SWITCHED = "switched the catalog to WAL journal mode"
 
