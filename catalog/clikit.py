@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from datetime import date, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -52,6 +53,31 @@ def db_option(f: F) -> F:
 
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
+
+
+class CommandGroup(click.Group):
+    """The three commands' group: ``--log-json`` is accepted after the subcommand too
+    (``migration run --yes --log-json``), as every command promises to take it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        head, sep, tail = (
+            (args[: args.index("--")], ["--"], args[args.index("--") + 1 :])
+            if "--" in args
+            else (args, [], [])
+        )
+        if "--log-json" in head[1:]:
+            head = [head[0], *(a for a in head[1:] if a != "--log-json")]
+            logs.configure(json=True)
+        return super().parse_args(ctx, [*head, *sep, *tail])
+
+
+def version_option(f: F) -> F:
+    """``--version``: the command, and the version of astro-catalog it belongs to."""
+    try:
+        version = metadata.version("astro-catalog")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        version = "unknown (not installed)"
+    return click.version_option(version, "--version", message="%(prog)s (astro-catalog) %(version)s")(f)
 
 
 def log_json_option(f: F) -> F:

@@ -9,12 +9,14 @@ from pathlib import Path
 import click
 
 from catalog.clikit import (
+    CommandGroup,
     db_option,
     existing_catalog,
     handle_errors,
     json_option,
     log_json_option,
     print_json,
+    version_option,
 )
 from catalog.phase3.backup_profile import backup_catalog
 from catalog.phase3.declaration import PHASE3
@@ -39,7 +41,8 @@ from migration.rebuild import check_free, unfinished
 from migration.runlock import holder
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@version_option
 @log_json_option
 def main() -> None:
     """Old (v1) names kept working through the 30-day window, then retired.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from catalog.cli import catalog_cmds, services
-from catalog.clikit import log_json_option
+from catalog.clikit import CommandGroup, log_json_option, version_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@version_option
 @log_json_option
 def main() -> None:
     """A FITS catalog in SQLite whose schema can migrate while it is in use.

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog.clikit import (
+    CommandGroup,
     check_sqlite_file,
     db_option,
     existing_catalog,
@@ -18,6 +19,7 @@ from catalog.clikit import (
     json_option,
     log_json_option,
     print_json,
+    version_option,
     yes_option,
 )
 from catalog.config import resolve_db
@@ -36,7 +38,8 @@ from migration.operation import render
 RULE = "=" * 60
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@version_option
 @log_json_option
 def main() -> None:
     """Migrate a FITS catalog from schema v1 to v2 with its services running.
