@@ -28,8 +28,9 @@ from dataclasses import replace
 
 from sqlglot import exp
 
+from compat.phases import SHIMS_TABLE
 from compat.renames import RenameDeclaration, TableRename
-from compat.usage import SHIMS_TABLE, USAGE_TABLE, bookkeeping_ddl
+from compat.usage import USAGE_TABLE, bookkeeping_ddl
 from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 
 TRIGGER_PREFIX = "_compat_"

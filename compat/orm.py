@@ -16,11 +16,11 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from compat.phases import SHIMS_TABLE as _SHIMS_TABLE
 from compat.renames import RenameDeclaration
 from compat.synonyms import set_retired
 
 _INFO_KEY = "compat.layout"  # (schema cookie, is_v1) per DBAPI connection
-_SHIMS_TABLE = "_compat_shims"  # compat.db_shims.SHIMS_TABLE (not imported: keeps this light)
 
 
 class Bridge:

@@ -18,8 +18,10 @@ from migration.state import MIGRATION_STATE_TABLE
 
 V1, V2, EMPTY, UNKNOWN = "v1", "v2", "empty", "unknown"
 
-# The lifecycle phases of compat-matrix.md.
-BEFORE, DURING, WINDOW, RETIRED = "before", "during", "window", "retired"
+# The lifecycle phases of compat-matrix.md, and "current": created at the new version,
+# never migrated (no shims were ever installed), so nothing to retire or roll back.
+BEFORE, DURING, WINDOW, RETIRED, CURRENT = "before", "during", "window", "retired", "current"
+SHIMS_TABLE = "_compat_shims"  # the shims' record (compat.usage creates it): kept after retire
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class SchemaState:
 
     @property
     def phase(self) -> str | None:
-        """before / during / window / retired, or None (empty or unknown layout).
+        """before / during / window / retired / current, or None (empty or unknown layout).
 
         A v2 database with the old-name views is in the window; without them
         the old names are gone (retired, or created at v2 by the application).
@@ -48,7 +50,9 @@ class SchemaState:
         if self.layout == V1:
             return DURING if MIGRATION_STATE_TABLE in self.tables else BEFORE
         if self.layout == V2:
-            return WINDOW if self.window_views <= self.views and self.old_columns_kept else RETIRED
+            if self.window_views <= self.views and self.old_columns_kept:
+                return WINDOW
+            return RETIRED if SHIMS_TABLE in self.tables else CURRENT
         return None
 
 

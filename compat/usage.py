@@ -16,11 +16,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from compat.phases import SHIMS_TABLE
 from compat.synonyms import USAGE
 from migration.connect import connect, write_transaction
 
 USAGE_TABLE = "_compat_usage"
-SHIMS_TABLE = "_compat_shims"
 
 
 def bookkeeping_ddl() -> list[str]:

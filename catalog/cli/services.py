@@ -39,7 +39,8 @@ def _check_allowed_hosts(
     type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
-    help="Port to listen on (0 picks a free one; the log says which).",
+    envvar="CATALOG_WEB_PORT",
+    help="Port to listen on (0 picks a free one; the log says which). Also $CATALOG_WEB_PORT.",
 )
 @click.option(
     "--threads", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests served at once."

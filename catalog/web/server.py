@@ -49,6 +49,10 @@ def serve(
         )
 
     def _stop(signum: int, _frame: Any) -> None:
+        # one stop: a second signal (a shell's cleanup after a service manager's TERM)
+        # must neither interrupt the shutdown under way nor kill the process mid-way
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         log.info("web.stopping", signal=signal.Signals(signum).name)
         raise SystemExit(0)  # waitress's loop closes the server on SystemExit
 

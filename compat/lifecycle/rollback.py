@@ -11,7 +11,7 @@ from pathlib import Path
 
 from compat.lifecycle import actions as rename
 from compat.lifecycle.steps import Say, guard, planned, prebuild
-from compat.phases import DURING, V1, WINDOW, read_state
+from compat.phases import CURRENT, DURING, V1, WINDOW, read_state
 from compat.renames import RenameDeclaration, TableRename
 from migration import state
 from migration.actions import Action, apply_all, sql_actions
@@ -27,6 +27,11 @@ from migration.sqltext import q
 from migration.state import MIGRATION_STATE_TABLE
 
 REMOVE_COLUMNS = "migration rollback --remove-columns"  # the owner of its online rebuilds
+_CREATED_AT_V2 = (
+    "The database was created at schema version {v} (phase current): it was never migrated, so "
+    "there is no earlier version to roll back to. Nothing was changed. If old code needs the "
+    "old names, 'compat install' adds them."
+)
 ROLLBACK_MS = 15.0  # the cut-over backwards: metadata only, as the cut-over
 
 log = get_logger(__name__)
@@ -59,6 +64,8 @@ def rollback(
                 f"The database is already at schema version {decl.from_version} (phase {st.phase}) "
                 f"with no migration in progress; there is nothing to roll back. Nothing was changed."
             )
+        if st.phase == CURRENT:
+            raise SchemaVersionError(_CREATED_AT_V2.format(v=decl.to_version))
         if st.phase != WINDOW:
             raise SchemaVersionError(
                 "The compatibility shims are retired, so v1 clients could not be served after a "
@@ -114,6 +121,8 @@ def plan_rollback(db_path: Path, decl: RenameDeclaration, *, remove_columns: boo
                 f"The database is already at schema version {decl.from_version} (phase {st.phase}) "
                 f"with no migration in progress; there is nothing to roll back. Nothing was changed."
             )
+        elif st.phase == CURRENT:
+            raise SchemaVersionError(_CREATED_AT_V2.format(v=decl.to_version))
         elif st.layout != V1 and st.phase != WINDOW:
             raise SchemaVersionError(
                 "The compatibility shims are retired; reinstall them with 'compat install' first, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import signal
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_healthz_is_200_with_the_schema_state_on_a_readable_catalog(tmp_path: Pa
     client = create_app(_catalog(tmp_path / "c.db", layout, files=2)).test_client()
     status, body = _health(client)
     assert status == 200
-    expected = {"v1": (1, "before"), "v2": (2, "retired")}[layout]
+    expected = {"v1": (1, "before"), "v2": (2, "current")}[layout]  # v2 made new: never migrated
     assert body == {"status": "ok", "schema_version": expected[0], "layout": layout, "phase": expected[1]}
 
 
@@ -418,3 +419,17 @@ def test_the_server_refuses_other_hosts_over_http(tmp_path: Path) -> None:
         assert server.errors() == []
     finally:
         assert server.stop() == 0
+
+
+def test_a_second_stop_signal_does_not_interrupt_the_shutdown(tmp_path: Path) -> None:
+    """``kill`` twice (a service manager's TERM, then a shell's cleanup): the web app stops
+    once, cleanly — no traceback from a signal landing inside the shutdown."""
+    db = make_db(tmp_path / "c.db", "v2")
+    server = WebServer(db)
+    assert server.get("/healthz").status == 200
+    server.proc.send_signal(signal.SIGTERM)
+    server.wait_for("web.stopping")
+    server.proc.send_signal(signal.SIGTERM)  # while it is stopping
+    assert server.proc.wait(timeout=60) == 0
+    server.wait_for("web.stopped")
+    assert not [line for line in server.lines if "Traceback" in line], server.lines[-20:]

@@ -75,7 +75,7 @@ def test_dashboard_shows_totals_and_schema(site: tuple[WebServer, SampleCatalog]
         assert heading in page
     for camera in ("ASI2600MM", "ASI294MC", "QHY268M"):
         assert camera in page
-    expected = "phase before" if cat.layout == "v1" else "phase retired"
+    expected = "phase before" if cat.layout == "v1" else "phase current"
     assert expected in page
     assert "The file monitor has not reported yet" in page
 
@@ -316,7 +316,7 @@ def test_stats_api(site: tuple[WebServer, SampleCatalog]) -> None:
 def test_healthz_reports_schema_state(site: tuple[WebServer, SampleCatalog]) -> None:
     server, cat = site
     health = server.api("/healthz")
-    expected = {"v1": (1, "v1", "before"), "v2": (2, "v2", "retired")}[cat.layout]
+    expected = {"v1": (1, "v1", "before"), "v2": (2, "v2", "current")}[cat.layout]
     assert health == {
         "status": "ok",
         "schema_version": expected[0],
