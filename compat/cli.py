@@ -100,6 +100,16 @@ def status(db: Path | None, as_json: bool) -> None:
     click.echo("Recent use:" if recent else "Recent use: none recorded")
     for u in recent[:10]:
         click.echo(f"  {u.shim:40} last {u.last_seen}  total {u.total}")
+    if st.open_by is None:
+        click.echo("Open by:   unknown here (no /proc): check for long-running programs yourself")
+    elif not st.open_by:
+        click.echo("Open by:   no other process")
+    else:
+        old = st.from_before_cutover()
+        click.echo("Open by:")
+        for proc in st.open_by:
+            mark = "  ← started before the cut-over: restart it before retire" if proc in old else ""
+            click.echo(f"  {proc.describe()}{mark}")
     running = holder(path)
     if running:
         conn = connect(path)

@@ -124,6 +124,12 @@ def plan_retire(
             f"{', '.join(used)}); retire becomes possible {last + timedelta(days=quiet_days):%Y-%m-%d %H:%M} "
             f"UTC if they are not used again ('compat scan' finds code that still uses them)"
         )
+    for p in status.from_before_cutover():
+        plan.blockers.append(
+            f"{p.describe()} has had the database open since before the cut-over "
+            f"({status.cutover_at:%Y-%m-%d %H:%M} UTC) and may still use old names: restart it "
+            f"(it then runs the new code), or stop it, then retire"
+        )
     views = {t.old for t in decl.renamed_tables()}
     old_cols = {t.new: {c.old for c in t.columns} for t in decl.synced_tables()}
     to_v2 = Translator(decl, "to_v2")

@@ -11,6 +11,7 @@ from compat.db_shims import SHIMS_TABLE
 from compat.phases import read_state
 from compat.renames import RenameDeclaration
 from compat.usage import ShimUsage, read_usage
+from migration.processes import OpenBy, processes_with_open
 from migration.rebuild import ABANDON, COPY, Unfinished, register_undo, unfinished
 from migration.sqltext import q
 
@@ -56,6 +57,14 @@ class CompatStatus:
     usage: list[ShimUsage]
     unfinished: list[str] = field(default_factory=list)  # rebuilds stopped part-way
     limits: tuple[str, ...] = ()
+    open_by: list[OpenBy] | None = None  # other processes with the file open; None: unknown
+
+    def from_before_cutover(self) -> list[OpenBy]:
+        """Processes started before the cut-over that still have the file open: they
+        may hold old names in memory (a cut-over in the window, not a retired one)."""
+        if self.cutover_at is None or not self.open_by:
+            return []
+        return [p for p in self.open_by if p.started is not None and p.started < self.cutover_at]
 
     @property
     def window_ends(self) -> datetime | None:
@@ -77,6 +86,17 @@ class CompatStatus:
             "usage": [u.as_dict() for u in self.usage],
             "unfinished": list(self.unfinished),
             "limits": list(self.limits),
+            "open_by": None
+            if self.open_by is None
+            else [
+                {
+                    "pid": p.pid,
+                    "command": p.command,
+                    "started": p.started,
+                    "before_cutover": p in self.from_before_cutover(),
+                }
+                for p in self.open_by
+            ],
         }
 
 
@@ -127,4 +147,11 @@ def read_status(conn: sqlite3.Connection, decl: RenameDeclaration) -> CompatStat
         usage=read_usage(conn),
         unfinished=unfinished_rebuilds(conn, decl),
         limits=limits(decl),
+        open_by=_open_by(conn),
     )
+
+
+def _open_by(conn: sqlite3.Connection) -> list[OpenBy] | None:
+    """The other processes that have this connection's database file open."""
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    return processes_with_open(path) if path else None

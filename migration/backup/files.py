@@ -103,33 +103,6 @@ def link_exclusive(src: Path, dst: Path) -> None:
     src.unlink()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def process_started(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch, to about a second),
-    or None where this cannot be read (not Linux, no such process)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        # fields after "(comm)": state is field 3, starttime (clock ticks after boot) field 22
-        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
 def db_bytes(db: Path) -> int:
     """Size of the database plus its ``-wal`` (what a copy may need)."""
     total = db.stat().st_size

@@ -14,8 +14,6 @@ from typing import Any
 from migration.backup.files import (
     PARTIAL_RE,
     file_stamp,
-    pid_alive,
-    process_started,
     sha256,
     unlink_quietly,
     uri,
@@ -33,6 +31,7 @@ from migration.backup.manifest import (
 from migration.backup.profile import GENERIC, SchemaProfile
 from migration.errors import UsageError
 from migration.logs import get_logger
+from migration.processes import pid_alive, process_started
 
 log = get_logger(__package__)
 
