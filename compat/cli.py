@@ -33,6 +33,7 @@ from compat.retire import (
 from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
+from compat.scan.names import UPSTREAM_MODELS_MODULES
 from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status
 from compat.usage import flush_now
 from migration.connect import connect
@@ -186,9 +187,17 @@ def install(db: Path | None, dry_run: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--models-module",
+    "models_modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Another module old code imports the models from (catalog.models and the upstream's "
+    "'models' are always looked for). Repeatable.",
+)
 @json_option
 @handle_errors
-def scan(paths: tuple[Path, ...], as_json: bool) -> None:
+def scan(paths: tuple[Path, ...], models_modules: tuple[str, ...], as_json: bool) -> None:
     """Find code that still uses old names (Python and SQL), like a linter.
 
     Exits 1 when anything is found.
@@ -201,7 +210,9 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     def skipped(path: Path, reason: str) -> None:
         click.echo(f"warning: skipped {path}: {reason}", err=True)
 
-    findings = scan_paths(paths, decl=PHASE3, on_skip=skipped)
+    findings = scan_paths(
+        paths, decl=PHASE3, on_skip=skipped, models_modules=(*UPSTREAM_MODELS_MODULES, *models_modules)
+    )
     if as_json:
         print_json(
             [

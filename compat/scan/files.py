@@ -12,6 +12,7 @@ import sqlglot
 
 from compat.renames import RenameDeclaration
 from compat.scan.findings import Finding
+from compat.scan.names import UPSTREAM_MODELS_MODULES
 from compat.scan.python import scan_python
 from compat.scan.sql import scan_sql
 
@@ -22,7 +23,11 @@ SkipHandler = Callable[[Path, str], None]
 
 
 def scan_paths(
-    paths: Iterable[Path | str], *, decl: RenameDeclaration, on_skip: SkipHandler | None = None
+    paths: Iterable[Path | str],
+    *,
+    decl: RenameDeclaration,
+    on_skip: SkipHandler | None = None,
+    models_modules: tuple[str, ...] = UPSTREAM_MODELS_MODULES,
 ) -> list[Finding]:
     """Scan files and directory trees for the old names of ``decl``; findings
     sorted by position.
@@ -35,7 +40,7 @@ def scan_paths(
     """
     findings: list[Finding] = []
     for path in iter_files(paths):
-        findings.extend(scan_file(path, decl=decl, on_skip=on_skip))
+        findings.extend(scan_file(path, decl=decl, on_skip=on_skip, models_modules=models_modules))
     return sorted(set(findings))
 
 
@@ -64,7 +69,13 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(dirpath, name)
 
 
-def scan_file(path: Path, *, decl: RenameDeclaration, on_skip: SkipHandler | None = None) -> list[Finding]:
+def scan_file(
+    path: Path,
+    *,
+    decl: RenameDeclaration,
+    on_skip: SkipHandler | None = None,
+    models_modules: tuple[str, ...] = UPSTREAM_MODELS_MODULES,
+) -> list[Finding]:
     """Scan one ``.py`` or ``.sql`` file (other files are skipped)."""
     skip = on_skip or (lambda _path, _reason: None)
     suffix = path.suffix.lower()
@@ -83,7 +94,9 @@ def scan_file(path: Path, *, decl: RenameDeclaration, on_skip: SkipHandler | Non
         return []
     try:
         if suffix == ".py":
-            return scan_python(text, path, decl=decl, package=_package_of(path))
+            return scan_python(
+                text, path, decl=decl, package=_package_of(path), models_modules=models_modules
+            )
         return scan_sql(text, path, decl=decl)
     except (SyntaxError, ValueError) as error:
         skip(path, f"cannot parse: {error}")

@@ -10,13 +10,13 @@ from compat.scan.names import active
 
 
 def _in_models(module: str) -> bool:
-    """``catalog.models`` or one of its submodules."""
-    return module == active().models_module or module.startswith(active().models_module + ".")
+    """A models module (the declaration's, the upstream's ``models``) or a submodule."""
+    return any(module == m or module.startswith(m + ".") for m in active().models_modules)
 
 
 def _module_type(module: str) -> _Ty | None:
     """A module on the way to the models (``catalog``) or inside them."""
-    if _in_models(module) or active().models_module.startswith(module + "."):
+    if _in_models(module) or any(m.startswith(module + ".") for m in active().models_modules):
         return _Ty("module", module)
     return None
 
@@ -38,7 +38,7 @@ def _member(module: str, name: str) -> _Ty | None:
         return _Ty("class", name)
     if name in active().class_aliases:
         return _Ty("class", active().class_aliases[name], alias=name)
-    if module == active().models_module and name.islower():
+    if module in active().models_modules and name.islower():
         return _Ty("module", f"{module}.{name}")
     return None
 

@@ -16,10 +16,14 @@ from functools import lru_cache
 
 from compat.renames import RenameDeclaration
 
+# The module the upstream application's code imports its models from (``from models
+# import Session``): scanned for by default, with the declaration's own module.
+UPSTREAM_MODELS_MODULES = ("models",)
+
 
 @dataclass(frozen=True)
 class ScanNames:
-    models_module: str  # where the ORM classes and the deprecated class aliases live
+    models_modules: tuple[str, ...]  # where the ORM classes and deprecated class aliases come from
     model_columns: dict[str, dict[str, str]]  # model class -> {old attribute: new}
     class_aliases: dict[str, str]  # deprecated class name -> its replacement
     table_v2: dict[str, str]  # old table name -> new (every declared table)
@@ -32,13 +36,15 @@ class ScanNames:
 
     @classmethod
     @lru_cache(maxsize=8)
-    def of(cls, decl: RenameDeclaration) -> ScanNames:
-        module = decl.models_module
+    def of(
+        cls, decl: RenameDeclaration, extra_modules: tuple[str, ...] = UPSTREAM_MODELS_MODULES
+    ) -> ScanNames:
+        modules = tuple(dict.fromkeys(m for m in (decl.models_module, *extra_modules) if m))
         table_v2 = {t.old: t.new for t in decl.tables}
         indexes = {i.old: i.new for i in decl.indexes}
-        words = {w for w in (module.split(".")[0],) if w} | set(table_v2) | set(indexes)
+        words = {m.split(".")[0] for m in modules} | set(table_v2) | set(indexes)
         return cls(
-            models_module=module,
+            models_modules=modules,
             model_columns={t.model: {c.old: c.new for c in t.columns} for t in decl.tables},
             class_aliases=decl.model_aliases,
             table_v2=table_v2,
@@ -53,9 +59,12 @@ _ACTIVE: ContextVar[ScanNames] = ContextVar("compat_scan_names")
 
 
 @contextmanager
-def scanning(decl: RenameDeclaration) -> Iterator[ScanNames]:
-    """Make ``decl``'s names the active look-ups inside the block."""
-    names = ScanNames.of(decl)
+def scanning(
+    decl: RenameDeclaration, models_modules: tuple[str, ...] = UPSTREAM_MODELS_MODULES
+) -> Iterator[ScanNames]:
+    """Make ``decl``'s names the active look-ups inside the block; ``models_modules``
+    are more module names old code imports the models from (the upstream's ``models``)."""
+    names = ScanNames.of(decl, tuple(models_modules))
     token = _ACTIVE.set(names)
     try:
         yield names

@@ -9,17 +9,23 @@ from compat.renames import RenameDeclaration
 from compat.scan.findings import PYTHON_ATTR, PYTHON_IMPORT, PYTHON_NAME, Finding
 from compat.scan.inference import _in_models, _Inference, _member, _module_type, _Scope, _Ty
 from compat.scan.literals import _literal_as_written, _node_start, _sql_string_hits
-from compat.scan.names import active, scanning
+from compat.scan.names import UPSTREAM_MODELS_MODULES, active, scanning
+from compat.scan.orm_decl import class_declaration, foreign_key
 from compat.scan.positions import _normalise_newlines, _Text
 
 
 def scan_python(
-    source: str, path: Path | str = "<python>", *, decl: RenameDeclaration, package: str | None = None
+    source: str,
+    path: Path | str = "<python>",
+    *,
+    decl: RenameDeclaration,
+    package: str | None = None,
+    models_modules: tuple[str, ...] = UPSTREAM_MODELS_MODULES,
 ) -> list[Finding]:
     """Scan Python source text for the old names of ``decl``. ``package`` resolves
     relative imports (the package the module is in, e.g. ``catalog.models``).
     Raises SyntaxError."""
-    with scanning(decl):
+    with scanning(decl, models_modules):
         return _scan_python(source, path, package)
 
 
@@ -54,6 +60,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         self.scope = _Scope(None)
         self.deferred: list[list[tuple[ast.FunctionDef | ast.AsyncFunctionDef, _Scope]]] = []
         self.not_sql: set[int] = set()  # ids of string nodes that are not code (docstrings…)
+        self.local_models: dict[str, dict[str, str]] = {}  # classes mapped onto an old table
 
     # -- driving ---------------------------------------------------------
     def run(self, tree: ast.Module) -> None:
@@ -93,7 +100,7 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
     def _model_attr(self, ty: _Ty | None, attr: str, offset: int) -> None:
         if ty is None or ty.kind not in ("class", "instance"):
             return
-        new = active().model_columns.get(ty.name, {}).get(attr)
+        new = self.local_models.get(ty.name, active().model_columns.get(ty.name, {})).get(attr)
         if new is not None:
             self._add(offset, f"{ty.name}.{attr}", f"{ty.name}.{new}", PYTHON_ATTR)
 
@@ -152,6 +159,9 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        declared = class_declaration(node)
+        for where, old, new, kind in declared.hits:
+            self._add(self._node_offset(where), old, new, kind)
         for child in [*node.decorator_list, *node.bases, *node.keywords]:
             self.visit(child)
         scope = _Scope(self.scope, is_class=True)
@@ -160,7 +170,11 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
         for statement in node.body:
             self.visit(statement)
         self.scope = outer
-        self.scope.names[node.name] = None
+        if declared.old_attributes:  # its old-named attributes are old names too, where used
+            self.local_models[node.name] = declared.old_attributes
+            self.scope.names[node.name] = _Ty("class", node.name)
+        else:
+            self.scope.names[node.name] = None
 
     def visit_Expr(self, node: ast.Expr) -> None:
         # A bare string statement is a docstring or a comment-like note: prose.
@@ -323,6 +337,10 @@ class _PythonScanner(_Inference, ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         self.generic_visit(node)
+        reference = foreign_key(node)
+        if reference is not None:
+            where, old, new, kind = reference
+            self._add(self._node_offset(where), old, new, kind)
         func = node.func
         target = self._infer(func)
         if target is None and isinstance(func, ast.Attribute) and func.attr in _KEYWORD_METHODS:

@@ -9,14 +9,16 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from compat.synonyms import set_retired
-from tests.support import build_phase
-from tests.support.procs import BIN
+from migration.processes import process_started
+from tests.support import build_phase, migrate
+from tests.support.procs import BIN, wait_until
 
 HOLDER = (
     "import sqlite3, sys\n"
@@ -94,3 +96,42 @@ def test_force_retires_despite_a_process_from_before(window: Path, holder: subpr
     proc = compat("retire", "--yes", "--force", db=window)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(compat("status", "--json", db=window).stdout)["phase"] == "retired"
+
+
+def test_a_holder_from_before_migration_run_blocks_retire_until_restarted(tmp_path: Path) -> None:
+    """The real sequence: a program has the v1 catalog open, the migration runs under it,
+    retire names the program; once it is restarted (after the cut-over) it no longer does."""
+    db = build_phase(tmp_path / "c.db", "before", files=30)
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    second = None
+    try:
+        assert first.stdout and first.stdout.readline().strip() == "open"
+        started = process_started(first.pid)
+        assert started is not None
+        # the cut-over is recorded to the second, process start times to about one:
+        # let the clock pass two seconds beyond the holder's start (a wait, not an assertion)
+        wait_until(lambda: time.time() > started + 2, what="the clock to move on")
+        migrate(db)
+        refused = compat("retire", "--dry-run", db=db)
+        assert refused.returncode == 11 and f"pid {first.pid}" in " ".join(refused.stderr.split())
+        assert listed(db)[first.pid] is True
+
+        assert first.stdin
+        first.stdin.close()  # "restart" it: the old process ends, a new one opens the catalog
+        first.wait(timeout=30)
+        second = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert second.stdout and second.stdout.readline().strip() == "open"
+        assert listed(db) == {second.pid: False}
+        again = compat("retire", "--dry-run", db=db)
+        assert again.returncode == 11  # still inside the 30-day window…
+        assert "since before the cut-over" not in " ".join(again.stderr.split())  # …but not for a process
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    set_retired(False)
