@@ -252,8 +252,12 @@ def _stop_on_signals(stop: threading.Event, signals: Iterable[int] = (signal.SIG
         return
 
     def handler(signum: int, _frame: Any) -> None:
+        # Not stop.set() here: the handler runs in the main thread, which may be inside
+        # stop.wait() holding the event's lock at that very moment, and the lock is not
+        # reentrant: setting it here would deadlock the monitor for good (it did, under
+        # load). Another thread sets it as soon as the main thread lets go of the lock.
         log.info("monitor.stopping", signal=signal.Signals(signum).name)
-        stop.set()
+        threading.Thread(target=stop.set, name="monitor-stop", daemon=True).start()
 
     for sig in signals:
         signal.signal(sig, handler)

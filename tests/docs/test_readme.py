@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.support.procs import BIN
 
@@ -37,11 +40,25 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     )
     # the harness only: fail on the first failing command, stop what the tour started
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "\n".join(blocks)
-    done = subprocess.run(
-        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    shell = subprocess.Popen(
+        ["bash", "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # the tour's background services are in its process group
     )
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-4000:]
+    try:
+        stdout, stderr = shell.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(shell.pid, signal.SIGKILL)  # a service that ignored the tour's `kill`
+        stdout, stderr = shell.communicate()
+        pytest.fail(
+            "the tour did not finish (a service did not stop on kill?):\n" + (stdout + stderr)[-4000:]
+        )
+    out = stdout + stderr
+    assert shell.returncode == 0, out[-4000:]
     assert "Traceback" not in out
     assert "Created an empty schema v1 catalog" in out
     assert '"phase": "before"' not in out  # human output here

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from catalog.monitor import FileMonitor, open_catalog
-from tests.services.test_monitor import wait_until
+from catalog.monitor import FileMonitor, _stop_on_signals, open_catalog
+from tests.support.procs import wait_until
 from tests.support.services import (
     LAYOUTS,
     LoggedProcess,
@@ -267,3 +269,20 @@ def test_an_unreadable_file_is_parked_then_cataloged_after_chmod(tmp_path: Path)
         "monitor.file_cataloged",
     ]
     assert not [e for e in events if e["event"] == "monitor.unexpected_error"]
+
+
+def test_a_stop_signal_while_the_loop_waits_never_deadlocks() -> None:
+    """SIGTERM landing while the main thread is inside ``stop.wait()`` — holding the
+    event's lock, which is not reentrant — must still stop the monitor. Setting the event
+    from the handler deadlocked ``catalog monitor`` for good (seen under load: the README
+    tour's ``kill`` never returned). Here the race is made certain: the lock is held."""
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _stop_on_signals(stop)
+        with stop._cond:  # what the main thread holds inside stop.wait()
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, in this thread
+        assert stop.wait(60), "the stop request was lost"
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
