@@ -7,6 +7,7 @@ errors for a missing or non-SQLite file, and printing JSON for scripts.
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import sqlite3
@@ -55,6 +56,12 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
 
 
+def csv_option(f: F) -> F:
+    return click.option(
+        "--csv", "as_csv", is_flag=True, help="Print CSV: a header row, then one row per item."
+    )(f)
+
+
 class CommandGroup(click.Group):
     """The three commands' group: ``--log-json`` is accepted after the subcommand too
     (``migration run --yes --log-json``), as every command promises to take it."""
@@ -65,9 +72,8 @@ class CommandGroup(click.Group):
             if "--" in args
             else (args, [], [])
         )
-        if "--log-json" in head[1:]:
-            head = [head[0], *(a for a in head[1:] if a != "--log-json")]
-            logs.configure(json=True)
+        if "--log-json" in head[1:]:  # given to the group, whose option configures the logs
+            head = ["--log-json", *(a for a in head if a != "--log-json")]
         return super().parse_args(ctx, [*head, *sep, *tail])
 
 
@@ -204,13 +210,32 @@ def translate_sqlite_error(exc: sqlite3.Error | Exception, doing: str) -> Catalo
     return CatalogError(f"SQLite failed while {doing}: {text}.")
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+
+def interrupted_message(command: str) -> str:
+    where = (
+        " 'migration status' (or 'compat status') shows where it stopped."
+        if command.split()[0] in ("migration", "compat")
+        else ""
+    )
+    return (
+        f"'{command}' was interrupted (Ctrl-C). What it had committed is kept and nothing is "
+        f"left half-written: every change is a transaction, and the database is as its last "
+        f"commit left it. Run the same command again to resume or finish.{where}"
+    )
+
+
 def handle_errors(f: Callable[P, R]) -> Callable[P, R]:
-    """Expected errors become one paragraph on stderr and their exit code."""
+    """Expected errors become one paragraph on stderr and their exit code; so does
+    a Ctrl-C (exit 130), instead of click's bare 'Aborted!'."""
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return f(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail(interrupted_message(click.get_current_context().command_path), INTERRUPTED)
         except CatalogError as exc:
             fail(exc.message, exc.exit_code)
         except sqlite3.Error as exc:
@@ -248,6 +273,28 @@ def _default(value: Any) -> Any:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=_default, sort_keys=False))
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=_default)
+    return value
+
+
+def print_csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """``rows`` as CSV on stdout: a header row (``columns``), then the rows, the same
+    keys and values as ``--json`` prints (``None`` is an empty cell, a list is joined
+    with ``;``, a mapping is JSON)."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([_csv_cell(row.get(c)) for c in columns] for row in rows)
+    sys.stdout.flush()
 
 
 yes_option = click.option("--yes", is_flag=True, help="Do not ask for confirmation (for scripts).")

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from catalog.fits import normalise_frame_type
 from catalog.manager import DatabaseManager
 from catalog.orm import FitsFile, ImagingSession, ProcessingSession, ProcessingSessionFile
-from migration.errors import UsageError
+from migration.errors import NotFoundError, UsageError
 from migration.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ ID_MAX = 50
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-class UnknownImagingSessionError(UsageError):
+class UnknownImagingSessionError(NotFoundError):
     def __init__(self, session_id: str):
         self.session_id = session_id
         super().__init__(
@@ -55,7 +55,7 @@ class NoMatchingFilesError(UsageError):
         )
 
 
-class UnknownProcessingSessionError(UsageError):
+class UnknownProcessingSessionError(NotFoundError):
     def __init__(self, ps_id: str):
         self.ps_id = ps_id
         super().__init__(

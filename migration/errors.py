@@ -59,3 +59,11 @@ class DiskSpaceError(CatalogError):
     """Too little free disk space for a backup, a restore or a migration (checked before writing)."""
 
     exit_code = 8
+
+
+class NotFoundError(CatalogError):
+    """What the command was asked about is not there: an unknown imaging or
+    processing session, a folder that does not exist. The command line itself was
+    fine (click's usage errors keep 2)."""
+
+    exit_code = 12

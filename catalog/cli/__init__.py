@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from catalog.cli import catalog_cmds, services
+from catalog.cli import catalog_cmds, inspect_cmds, services
 from catalog.clikit import CommandGroup, log_json_option, version_option
 
 
@@ -17,15 +17,13 @@ def main() -> None:
     \b
     Example:
       catalog init --db ~/Astro/fits_catalog.db
-      catalog catalog raw --raw-dir ~/Astro/raw
+      catalog catalog ~/Astro/raw
+      catalog stats
       catalog list imaging-sessions --recent 10
     """
 
 
-for command in catalog_cmds.COMMANDS:
-    main.add_command(command)
-
-for command in services.COMMANDS:
+for command in (*catalog_cmds.COMMANDS, *inspect_cmds.COMMANDS, *services.COMMANDS):
     main.add_command(command)
 
 

@@ -8,8 +8,15 @@ from typing import Any
 import click
 
 from catalog.cli.catalog_cmds import open_service, raw_dir_option
+from catalog.cli.output import output_format, output_options, print_rows
+from catalog.cli.queries import require_imaging_session
 from catalog.clikit import db_option, existing_db, handle_errors, json_option, print_json
 from catalog.config import resolve_raw_dir
+from catalog.processing import (
+    create_processing_session,
+    list_processing_sessions,
+)
+from catalog.processing import processing_session_info as info_of
 
 
 def _check_allowed_hosts(
@@ -181,10 +188,9 @@ def processing_session_create(
       catalog processing-session create --name "M31 LRGB" \\
           --imaging-session 20240312_ASI2600MM_RC8 --frame-type LIGHT
     """
-    from catalog.processing import create_processing_session
-
     service = open_service(db)
     try:
+        require_imaging_session(service, imaging_session)
         info = create_processing_session(
             service.db,
             name=name,
@@ -205,27 +211,43 @@ def processing_session_create(
     )
 
 
+PROCESSING_COLUMNS = [
+    "id",
+    "name",
+    "status",
+    "created_at",
+    "files",
+    "primary_target",
+    "objects",
+    "total_integration_seconds",
+    "date_range_start",
+    "date_range_end",
+    "notes",
+]
+
+
 @processing_session_group.command(name="list")
 @db_option
-@json_option
+@output_options
 @handle_errors
-def processing_session_list(db: Path | None, as_json: bool) -> None:
+def processing_session_list(db: Path | None, as_json: bool, as_csv: bool) -> None:
     """List processing sessions, newest first, with their file counts.
 
     \b
     Example:
       catalog processing-session list
+      catalog processing-session list --csv > processing.csv
     """
-    from catalog.processing import list_processing_sessions
-
+    fmt = output_format(as_json, as_csv)
     service = open_service(db)
     try:
         rows = list_processing_sessions(service.db)
     finally:
         service.db.close()
-    if as_json:
-        print_json(rows)
-        return
+    print_rows(fmt, rows, columns=PROCESSING_COLUMNS, table=_print_processing_sessions)
+
+
+def _print_processing_sessions(rows: list[dict[str, Any]]) -> None:
     if not rows:
         click.echo("No processing sessions yet. Create one with 'catalog processing-session create'.")
         return
@@ -246,8 +268,6 @@ def processing_session_info(ps_id: str, db: Path | None, as_json: bool) -> None:
     Example:
       catalog processing-session info PS_20240313_101500_a1b2
     """
-    from catalog.processing import processing_session_info as info_of
-
     service = open_service(db)
     try:
         info = info_of(service.db, ps_id)
