@@ -27,7 +27,7 @@ from compat import db_shims
 from compat.db_shims import SHIMS_TABLE
 from compat.phases import RETIRED, WINDOW, read_state
 from compat.renames import RenameDeclaration
-from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, CompatStatus, read_status
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, CompatStatus, read_status, span, utc
 from compat.translate import Translator
 from migration.actions import Action, sql_actions
 from migration.backup import BackupInfo
@@ -107,8 +107,8 @@ def plan_retire(
     elif now < status.cutover_at + timedelta(days=min_days):
         when = status.cutover_at + timedelta(days=min_days)
         plan.blockers.append(
-            f"only {(now - status.cutover_at).days} days have passed since the cut-over "
-            f"({status.cutover_at:%Y-%m-%d}); the {min_days}-day window ends {when:%Y-%m-%d %H:%M} UTC"
+            f"only {(now - status.cutover_at).days} days have passed since the cut-over at "
+            f"{utc(status.cutover_at)}; the {min_days}-day window ends {utc(when)} (in {span(when - now)})"
         )
     last = status.last_use
     if last is not None and now < last + timedelta(days=quiet_days):
@@ -119,15 +119,16 @@ def plan_retire(
                 if u.last_seen >= (now - timedelta(days=quiet_days)).strftime("%Y-%m-%d %H:%M:%S")
             }
         )
+        quiet = last + timedelta(days=quiet_days)
         plan.blockers.append(
-            f"shims were used in the last {quiet_days} days (last {last:%Y-%m-%d %H:%M} UTC: "
-            f"{', '.join(used)}); retire becomes possible {last + timedelta(days=quiet_days):%Y-%m-%d %H:%M} "
-            f"UTC if they are not used again ('compat scan' finds code that still uses them)"
+            f"shims were used in the last {quiet_days} days (last at {utc(last)}: {', '.join(used)}); "
+            f"retire becomes possible at {utc(quiet)} (in {span(quiet - now)}) if they are not used "
+            f"again ('compat scan' finds code that still uses them)"
         )
     for p in status.from_before_cutover():
         plan.blockers.append(
-            f"{p.describe()} has had the database open since before the cut-over "
-            f"({status.cutover_at:%Y-%m-%d %H:%M} UTC) and may still use old names: restart it "
+            f"{p.describe()} has had the database open since before the cut-over at "
+            f"{utc(status.cutover_at)} and may still use old names: restart it "
             f"(it then runs the new code), or stop it, then retire"
         )
     views = {t.old for t in decl.renamed_tables()}
@@ -319,9 +320,9 @@ def refusal_message(plan: RetirePlan) -> str:
             + (" (with --force while the reasons above hold)." if plan.status.phase == WINDOW else ".")
         )
     return (
-        "compat retire refused: "
+        "compat retire refused. Nothing was changed: "
         + "; ".join(reasons)
-        + ". Nothing was changed. Use --force to retire anyway (old code will then fail), "
+        + ". Use --force to retire anyway (old code will then fail), "
         "or --min-days to change the window." + stopped
     )
 

@@ -23,6 +23,25 @@ QUIET_DAYS = 7
 _FMT = "%Y-%m-%d %H:%M:%S"
 
 
+def utc(moment: datetime | str | None) -> str:
+    """A moment as every compat message shows it: ``2026-12-29 21:38 UTC`` (the
+    times recorded in the database are UTC). None reads ``unknown``."""
+    if moment is None:
+        return "unknown"
+    if isinstance(moment, datetime):
+        return f"{moment:%Y-%m-%d %H:%M} UTC"
+    try:
+        return utc(datetime.strptime(moment[:19], _FMT))
+    except ValueError:
+        return moment
+
+
+def span(delta: timedelta) -> str:
+    """A duration with one decimal: ``3.5 h`` under two days, ``29.9 days`` beyond."""
+    hours = abs(delta.total_seconds()) / 3600
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 def limits(decl: RenameDeclaration) -> tuple[str, ...]:
     """What the shims of ``decl`` cannot do, in words a user can act on."""
     views = " and ".join(f"'{t.old}'" for t in decl.renamed_tables()) or "the old-name"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -38,11 +38,11 @@ def configure(json: bool | None = None, level: str | None = None) -> None:
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json else _identity,
+            structlog.processors.format_exc_info if json else _readable,
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -58,8 +58,53 @@ def configure(json: bool | None = None, level: str | None = None) -> None:
     _configured = True
 
 
-def _identity(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+class CurrentStderrHandler(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is when a record is emitted.
+
+    A live progress bar (rich's ``Progress``) swaps ``sys.stderr`` for a proxy that
+    prints each complete line above the bar; a handler that kept the original stream
+    would write into the bar's line instead and tear it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """The stream is always the current ``sys.stderr``; nothing to keep."""
+
+
+_KEEP = frozenset({"event", "level", "timestamp", "logger", "exc_info", "stack"})
+
+
+def _readable(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Terminal lines read as text, not Python: a field that is None is left out, a
+    mapping reads ``key value, key value`` and a list ``a, b`` (JSON lines keep the
+    structure)."""
+    for key in [k for k in event if k not in _KEEP]:
+        value = event[key]
+        if value is None:
+            del event[key]
+        elif isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            event[key] = _text(value)
     return event
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Mapping):
+        parts = [
+            f"{k} ({_text(v)})" if isinstance(v, Mapping) else f"{k} {_text(v)}"
+            for k, v in value.items()
+            if v is not None
+        ]
+        return ", ".join(parts) or "none"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(_text(v) for v in value if v is not None) or "none"
+    return str(value)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

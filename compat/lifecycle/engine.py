@@ -22,12 +22,16 @@ from compat.lifecycle.steps import (
     MigrationAborted,
     Plan,
     Progress,
+    ProgressBar,
     RunReport,
     Say,
     Stage,
+    format_ms,
     guard,
     planned,
     prebuild,
+    shown,
+    step_label,
     timed_stage,
 )
 from compat.phases import DURING, V2, read_state
@@ -103,7 +107,7 @@ def make_plan(db_path: Path, migration: RenameMigration) -> Plan:
                 rename.cutover_actions(conn, decl),
                 CUTOVER_MS,
                 CUTOVER_MS,
-                note="one transaction; metadata only, independent of row count",
+                note="metadata only, independent of row count",
             )
         )
         return Plan(str(db_path), st.phase, stages, rows)
@@ -155,13 +159,16 @@ def run(
     confirm: Callable[[str], bool],
     say: Say = lambda _line: None,
     progress: Progress | None = None,
+    bar: ProgressBar | None = None,
     policy: ChunkPolicy | None = None,
     backup: bool = True,
 ) -> RunReport:
     """Apply what is pending, in order; resumes a run that was interrupted.
 
     ``confirm(backup_path)`` is asked once, after the backup, before the first
-    change; returning False aborts with nothing changed.
+    change; returning False aborts with nothing changed. ``progress(done, total)``
+    is called after each chunk of the copy; ``bar(description, total)`` opens a
+    progress display for the copy alone (after the confirmation), closed when it ends.
     """
     decl = migration.decl
     report = RunReport(str(db_path))
@@ -190,7 +197,9 @@ def run(
         say(f"\nStarting the {decl.name} schema migration (services may keep running)…")
         timed_stage(report, "baseline", lambda: _apply_baseline(conn, migration, report, say))
         timed_stage(report, "prepare", lambda: _prepare(conn, migration, report, say))
-        timed_stage(report, "backfill", lambda: _backfill(conn, migration, report, say, progress, policy))
+        timed_stage(
+            report, "backfill", lambda: _backfill(conn, migration, report, say, progress, bar, policy)
+        )
         timed_stage(report, "cutover", lambda: _cutover(conn, migration, report, say))
         log.info("migration.completed", **report.as_dict())
         return report
@@ -259,8 +268,8 @@ def _apply_baseline(
 ) -> None:
     decl = migration.decl
     if read_state(conn, decl).has_schema_version:
-        return
-    say(f"[0/5] No {decl.version_table} table: recording the version-{decl.from_version} baseline…")
+        return say(f"{step_label('baseline')}: not needed (the schema version is recorded)")
+    say(f"{step_label('baseline')}: no {decl.version_table} table, recording version {decl.from_version}…")
     with held_lock(conn, report.lock, "baseline"):
         for statement in _baseline_sql(conn, migration):
             conn.execute(statement)
@@ -269,12 +278,14 @@ def _apply_baseline(
 
 def _prepare(conn: sqlite3.Connection, migration: RenameMigration, report: RunReport, say: Say) -> None:
     decl = migration.decl
-    say("[1/5] Preparing: shadow columns and capture triggers…")
 
     def build(c: sqlite3.Connection) -> list[Action]:
         return rename.prepare_actions(c, decl)
 
     prebuilt = prebuild(conn, build)
+    if not prebuilt[1] and state.get(conn, "backfill_high") is not None:
+        return say(f"{step_label('prepare')}: already done (the shadow columns are in place)")
+    say(f"{step_label('prepare')}: adding the shadow columns and capture triggers…")
     before = snapshot.describe(conn)  # read outside the lock; the cookie check below covers it
 
     def apply() -> None:
@@ -295,13 +306,13 @@ def _prepare(conn: sqlite3.Connection, migration: RenameMigration, report: RunRe
                     high = 0
                 state.put(conn, "backfill_high", high)
                 state.put(conn, "backfill_done", 0)
-                state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S"))
+                state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
                 if report.backup:
                     state.put(conn, "backup", report.backup)
                 state.log(conn, "prepare", backup=report.backup)
 
     guard("prepare (add the shadow columns)", apply)
-    say(f"      ✓ Prepared (lock held {report.lock.holds_ms[-1]:.1f} ms)")
+    say(f"      ✓ Prepared (lock held {format_ms(report.lock.holds_ms[-1])})")
 
 
 def _backfill(
@@ -310,15 +321,20 @@ def _backfill(
     report: RunReport,
     say: Say,
     progress: Progress | None,
+    bar: ProgressBar | None,
     policy: ChunkPolicy | None,
 ) -> None:
     stats = LockStats()
-    for t, (done, high) in _backfill_ranges(conn, migration).items():
+    ranges = _backfill_ranges(conn, migration)
+    if not any(high > done for done, high in ranges.values()):
+        say(f"{step_label('backfill')}: nothing to copy (the shadow columns are in sync)")
+    for t, (done, high) in ranges.items():
         columns = ", ".join(c.old for c in t.columns)
-        say(
-            f"[2/5] Copying {columns} of {t.old} into the shadow columns ({max(0, high - done)} rows "
-            f"to go, in time-sized chunks)…"
-        )
+        if high > done:
+            say(
+                f"{step_label('backfill')}: copying {columns} of {t.old} into the shadow columns "
+                f"({high - done} rows to go, in time-sized chunks)…"
+            )
         statement = rename.backfill_sql(t)
 
         def work(c: sqlite3.Connection, lo: int, hi: int, statement: str = statement) -> int:
@@ -334,20 +350,9 @@ def _backfill(
                     state.put(conn, "backfill_done", done)
 
         guard("start copying a table", start)
-        guard(
-            "copy a chunk of rows",
-            partial(
-                run_chunks,
-                conn,
-                done,
-                high,
-                work,
-                policy=policy,
-                stats=stats,
-                on_progress=progress,
-                event="backfill",
-            ),
-        )
+        with shown(bar, progress, f"copying {t.old}", done, high) as on_progress:
+            copy = partial(run_chunks, policy=policy, stats=stats, on_progress=on_progress, event="backfill")
+            guard("copy a chunk of rows", partial(copy, conn, done, high, work))
         unsynced = long_read(conn, rename.unsynced_rows_sql(t))[0][0]
         if unsynced:
             raise MigrationAborted(
@@ -356,13 +361,15 @@ def _backfill(
                 f"again (it resumes), and report this if it persists."
             )
     report.lock.merge(stats)
-    say(f"      ✓ Copied in {len(stats.holds_ms)} chunks, longest lock {stats.longest_ms:.1f} ms")
-    log.info("backfill.done", chunks=len(stats.holds_ms), longest_lock_ms=round(stats.longest_ms, 2))
+    chunks = sum(1 for label in stats.labels if label == "backfill")
+    if chunks:
+        say(f"      ✓ Copied in {chunks} chunk(s), longest lock {format_ms(stats.longest_ms)}")
+    log.info("backfill.done", chunks=chunks, longest_lock_ms=round(stats.longest_ms, 2))
 
 
 def _cutover(conn: sqlite3.Connection, migration: RenameMigration, report: RunReport, say: Say) -> None:
     decl = migration.decl
-    say("[3/5] Cutting over: renaming tables, columns and indexes; installing shims…")
+    say(f"{step_label('cutover')}: renaming tables, columns and indexes; installing the shims…")
     stats = LockStats()
 
     def build(c: sqlite3.Connection) -> list[Action]:
@@ -380,14 +387,15 @@ def _cutover(conn: sqlite3.Connection, migration: RenameMigration, report: RunRe
     new_names = [t.new for t in decl.renamed_tables()] + [c.new for t in decl.tables for c in t.columns]
     say(
         f"      ✓ {', '.join(dict.fromkeys(new_names))} in place "
-        f"(one transaction, lock held {stats.longest_ms:.1f} ms)"
+        f"(one transaction, lock held {format_ms(stats.longest_ms)})"
     )
     kept = [f"view '{t.old}'" for t in decl.renamed_tables()]
     kept += [f"columns {t.new}.{'/'.join(c.old for c in t.columns)}" for t in decl.synced_tables()]
-    say(f"[4/5] Old names kept: {', '.join(kept)}")
+    if kept:
+        say(f"      ✓ Old names kept: {', '.join(kept)}")
     if _refresh_statistics(conn, decl, report.lock):
         say("      ✓ Planner statistics were missing: refreshed (bounded ANALYZE)")
-    say(f"[5/5] ✓ Schema version updated to {decl.to_version}")
+    say(f"      ✓ Schema version updated to {decl.to_version}")
     log.info("cutover.committed", lock_ms=round(stats.longest_ms, 2))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,69 @@ from migration.operation import Stage
 
 Say = Callable[[str], None]
 Progress = Callable[[int, int], None]
+# ``bar(description, total)``: a progress display for one step, open while the step runs
+# and closed when it ends; what it yields is called with (done, total) as the step goes.
+ProgressBar = Callable[[str, int], AbstractContextManager[Progress]]
+
+# The steps of a run, numbered the same in ``plan``, ``run``, ``status`` and ``verify``:
+# a step not needed keeps its number (the baseline, when the version is recorded).
+STEPS = ("baseline", "prepare", "backfill", "cutover")
+STEP_NAMES = {"baseline": "baseline", "prepare": "prepare", "backfill": "backfill", "cutover": "cut-over"}
+# what else holds the write lock during a run, as a person would name it
+_LOCK_NAMES = {"backfill.next_table": "backfill", "analyze": "planner statistics", "rollback": "rollback"}
+
+
+def both(first: Progress | None, second: Progress | None) -> Progress | None:
+    """One progress callback that calls both (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def call(done: int, total: int) -> None:
+        first(done, total)
+        second(done, total)
+
+    return call
+
+
+@contextmanager
+def shown(
+    bar: ProgressBar | None, progress: Progress | None, description: str, done: int, total: int
+) -> Iterator[Progress | None]:
+    """The progress callback of one copy: ``progress``, and ``bar`` open for the copy's
+    duration only (none when there is nothing to copy)."""
+    if bar is None or total <= done:
+        yield progress
+        return
+    with bar(description, total) as tick:
+        tick(done, total)
+        yield both(progress, tick)
+
+
+def step_number(name: str) -> str:
+    """``2/4`` for the step ``prepare``."""
+    return f"{STEPS.index(name) + 1}/{len(STEPS)}"
+
+
+def step_label(name: str) -> str:
+    """``Step 2/4 prepare``: how every command names a step of the run."""
+    return f"Step {step_number(name)} {STEP_NAMES[name]}"
+
+
+def format_ms(ms: float) -> str:
+    """A lock time as a person reads it: ``0.4 ms``, ``12 ms``."""
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+def describe_locks(by_label: Mapping[str, Mapping[str, float]]) -> str:
+    """``backfill 12 ms, cut-over 3 ms``: the longest write lock of each step, in run order,
+    from :meth:`migration.chunks.LockStats.by_label`."""
+    longest: dict[str, float] = {}
+    for label, row in by_label.items():
+        name = STEP_NAMES.get(label) or _LOCK_NAMES.get(label, label)
+        longest[name] = max(longest.get(name, 0.0), float(row["longest_ms"]))
+    order = [STEP_NAMES[s] for s in STEPS]
+    ranked = sorted(longest, key=lambda n: order.index(n) if n in order else len(order))
+    return ", ".join(f"{n} {format_ms(longest[n])}" for n in ranked) or "none"
 
 
 class MigrationAborted(CatalogError):

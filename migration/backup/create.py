@@ -188,7 +188,8 @@ def finish(
     On failure the copy is deleted, unless ``keep_on_error`` (the caller rescues it).
     """
     try:
-        check = verify_backup(tmp, profile=profile, quick=quick)
+        planned = dest / f"{db_path.stem}_{label}_{timestamp(now)}.db"  # as published below
+        check = verify_backup(tmp, profile=profile, quick=quick, name=planned)
         if not check.ok and require_ok:
             raise DatabaseCorruptError(
                 f"The backup of {db_path} failed verification ({'; '.join(check.problems[:3])}), "

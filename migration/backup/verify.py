@@ -23,7 +23,12 @@ log = get_logger(__package__)
 
 
 def verify_backup(
-    path: Path, *, profile: SchemaProfile, quick: bool = False, update_manifest: bool = False
+    path: Path,
+    *,
+    profile: SchemaProfile,
+    quick: bool = False,
+    update_manifest: bool = False,
+    name: Path | None = None,
 ) -> BackupCheck:
     """Check a backup file, read-only (``file:…?mode=ro``).
 
@@ -34,6 +39,7 @@ def verify_backup(
     every table. With ``update_manifest=True`` the manifest beside the file (if
     ours) is rewritten with this result and the file's current sha256, size and mtime:
     the content that is now "verified" (see :func:`~migration.backup.list_backups`).
+    ``name``: what the logs call the file (the final name of a copy still being made).
     """
     path = Path(path)
     started = time.monotonic()
@@ -95,7 +101,7 @@ def verify_backup(
     if result.ok:
         log.info(
             "backup.verified",
-            path=str(path),
+            path=str(name or path),
             check=check,
             seconds=result.seconds,
             layout=layout,
@@ -104,7 +110,7 @@ def verify_backup(
             warnings=len(warnings),
         )
     else:
-        log.warning("backup.verify_failed", path=str(path), check=check, problems=problems[:5])
+        log.warning("backup.verify_failed", path=str(name or path), check=check, problems=problems[:5])
     if update_manifest:
         m = read_manifest(manifest_path(path))
         if m is not None and path.is_file():

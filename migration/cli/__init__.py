@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog.clikit import (
     CommandGroup,
@@ -31,11 +30,19 @@ from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
 from migration.chunks import ChunkPolicy
 from migration.cli.backups import backups, restore
+from migration.cli.output import (
+    RULE,
+    print_intro,
+    print_locks,
+    print_plan,
+    print_status,
+    print_steps,
+    print_verification,
+    progress_bar,
+)
 from migration.connect import connect
-from migration.errors import DatabaseCorruptError, UsageError
+from migration.errors import CatalogError, DatabaseCorruptError, UsageError
 from migration.operation import render
-
-RULE = "=" * 60
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,47 +102,28 @@ def status(db: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    click.echo(f"Database:       {data['db']}")
-    click.echo(f"Schema version: {data['schema_version']}  ({data['layout']} layout)")
-    click.echo(f"Phase:          {data['phase']}")
-    click.echo(f"Pending steps:  {', '.join(data['pending']) or 'none'}")
-    if "rebuild" in data:
-        r = data["rebuild"]
-        click.echo(
-            f"In flight:      backfill {r['percent']}% (rowid {r['backfill_done_rowid']} of "
-            f"{r['backfill_high_rowid']}), started {r['started_at']}, backup {r['backup']}"
-        )
-    for r in data.get("table_rebuild", []):
-        if data.get("running"):
-            click.echo(f"Rebuild:        {r['note']} ({data['running']})")
-        else:
-            click.echo(f"Rebuild:        {r['note']}")
-    for h in data["history"][:5]:
-        click.echo(f"  {h['at']}  {h['event']}")
+    print_status(data)
 
 
 @main.command()
 @db_option
+@click.option("--sql", is_flag=True, help="Also print every statement of each step.")
 @json_option
 @handle_errors
-def plan(db: Path | None, as_json: bool) -> None:
-    """Every statement the next run would execute, and how long each step holds
-    the write lock. Changes nothing.
+def plan(db: Path | None, sql: bool, as_json: bool) -> None:
+    """The steps the next run would take, how long each holds the write lock, and
+    what keeps working meanwhile (--sql: every statement). Changes nothing.
 
     \b
     Example:
       migration plan --db ~/Astro/fits_catalog.db
+      migration plan --sql
     """
     p = phase3.make_plan(existing_catalog(db))
     if as_json:
         print_json(p.as_dict())
         return
-    if not p.stages:
-        click.echo(f"Nothing to do: the database is at schema version 2 (phase {p.phase}).")
-        return
-    click.echo(f"Plan for {p.db} ({p.rows.get('fits_files', 0)} FITS files, phase {p.phase})")
-    for line in render(p.stages):
-        click.echo(("\n" if line.startswith("[") else "") + line)
+    print_plan(p, sql=sql)
 
 
 def _confirm(yes: bool) -> Callable[[str], bool]:
@@ -189,38 +177,15 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
         _confirm(False)("")  # refuses at once: no terminal to ask on, no --yes
     out = (lambda _line: None) if as_json else click.echo
     if not as_json:
-        click.echo(RULE)
-        click.echo("FITS Cataloger - Phase 3 Schema Migration (online)")
-        click.echo(RULE)
-        click.echo(f"\nDatabase: {path}\n")
-        click.echo("This will:")
-        click.echo("  • Rename 'sessions' table to 'imaging_sessions'")
-        click.echo("  • Rename columns: session_id→id, session_date→date")
-        click.echo("  • Rename fits_files columns: x→width_pixels, y→height_pixels")
-        click.echo("  • Update foreign key: session_id→imaging_session_id")
-        click.echo("  • Keep the old names working (view 'sessions', fits_files.x/y/session_id)\n")
-    with Progress(
-        TextColumn("      {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("copying rows", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        report = phase3.run(
-            path,
-            confirm=_confirm(yes),
-            say=out,
-            progress=progress,
-            policy=ChunkPolicy(target_ms=chunk_ms),
-            backup=not no_backup,
-        )
+        print_intro(path)
+    report = phase3.run(
+        path,
+        confirm=_confirm(yes),
+        say=out,
+        bar=None if as_json else progress_bar,
+        policy=ChunkPolicy(target_ms=chunk_ms),
+        backup=not no_backup,
+    )
     result = run_verify(path)
     if as_json:
         counts = {
@@ -230,11 +195,8 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
         print_json(report.as_dict() | counts | {"verification": result.as_dict()})
     else:
         click.echo("\n✓ Migration completed successfully!\n")
-        _print_verification(result)
-        click.echo(
-            f"\nLongest write lock held: {report.lock.longest_ms:.1f} ms "
-            f"({len(report.lock.holds_ms)} transactions)"
-        )
+        print_verification(result)
+        print_locks(report)
         if result.ok:
             click.echo(
                 "\n" + RULE + "\nMIGRATION COMPLETE: the catalog is at schema version 2 and "
@@ -247,32 +209,6 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
             )
     if not result.ok:
         sys.exit(1)
-
-
-def _print_verification(result) -> None:
-    click.echo(RULE + "\nVerifying migration...\n" + RULE)
-    group = None
-    for c in result.checks:
-        if c.group != group:
-            group = c.group
-            click.echo(f"\n[{group}]")
-        mark = "✓" if c.ok else "!" if c.warning else "✗"
-        click.echo(f"  {mark} {c.name}" + (f" — {c.detail}" if c.detail else ""))
-    click.echo("\n" + RULE)
-    failed = [c for c in result.checks if not c.ok and not c.warning]
-    if failed:
-        click.echo(f"✗ {len(failed)} check(s) failed: " + "; ".join(c.name for c in failed[:3]))
-    else:
-        click.echo("✓ All verification checks passed!")
-    if result.warnings:
-        click.echo(
-            f"! {len(result.warnings)} warning(s) (marked !) describe the catalog as it "
-            f"differs from the models, not a fault of the migration; each says how to add "
-            f"what is missing."
-        )
-    for line in result.advice:
-        click.echo("→ " + line)
-    click.echo(RULE)
 
 
 @main.command()
@@ -295,7 +231,11 @@ def verify(db: Path | None, as_json: bool) -> None:
     if as_json:
         print_json(result.as_dict())
     else:
-        _print_verification(result)
+        try:
+            print_steps(phase3.status(path))
+        except (CatalogError, sqlite3.DatabaseError):
+            pass  # a damaged file: the checks below say what is wrong
+        print_verification(result)
     if not result.ok:
         sys.exit(1)
 

@@ -53,8 +53,9 @@ def test_plan_changes_nothing_and_lists_every_statement(db: Path) -> None:
     assert 'ALTER TABLE "sessions" RENAME TO "imaging_sessions"' in cutover
     assert 'ALTER TABLE "fits_files" RENAME COLUMN "x" TO "width_pixels"' in cutover
     assert all(s["expected_lock_ms"] <= 50 for s in plan["stages"])
-    text = cli("plan", db=db).stdout
-    assert "expected lock" in text and "writable_schema" in text
+    text = cli("plan", "--sql", db=db).stdout
+    assert "lock ≤" in text and "writable_schema" in text
+    assert 'ALTER TABLE "sessions" RENAME TO "imaging_sessions";' in text
 
 
 def test_lifecycle(db: Path) -> None:
@@ -100,13 +101,14 @@ def test_run_prints_the_guides_steps(db: Path) -> None:
     out = cli("run", "--yes", "--no-backup", db=db).stdout
     for line in (
         "FITS Cataloger - Phase 3 Schema Migration",
-        "[1/5]",
-        "[2/5]",
-        "[3/5]",
-        "[5/5] ✓ Schema version updated to 2",
+        "Step 1/4 baseline: not needed",
+        "Step 2/4 prepare:",
+        "Step 3/4 backfill:",
+        "Step 4/4 cut-over:",
+        "✓ Schema version updated to 2",
         "✓ All verification checks passed!",
         "MIGRATION COMPLETE",
-        "Longest write lock held",
+        "Longest write lock per step: prepare",
     ):
         assert line in out, line
 
