@@ -16,7 +16,7 @@ from sqlalchemy.engine import CursorResult, Engine
 from catalog.drift import explain_missing_column
 from catalog.phase3.declaration import PHASE3
 from compat.orm import Bridge
-from compat.usage import register_database
+from compat.usage import claim_uses, register_database
 from migration.connect import ON_WRITE, WAL_FOR_WRITERS, Connection, WalChoice, configure, is_write
 
 _BRIDGE = Bridge(PHASE3)  # the models' new names, translated while a catalog is still v1
@@ -66,7 +66,7 @@ def make_engine(
         connect_args={"check_same_thread": False, "timeout": 0, "factory": Connection},
     )
     # old-name uses in this process are written to this database in batches
-    register_database(engine.url.database or "")
+    database = register_database(engine.url.database or "")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -75,6 +75,7 @@ def make_engine(
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _before_execute(conn, cursor, statement, parameters, context, executemany):
         dbapi_conn = cursor.connection
+        claim_uses(database)  # old names this thread used since its last statement were used here
         if isinstance(dbapi_conn, Connection):
             dbapi_conn.before_statement(statement)  # a pending switch to WAL, before a write
         if not dbapi_conn.in_transaction and is_write(statement):

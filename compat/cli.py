@@ -34,8 +34,8 @@ from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
 from compat.scan.names import UPSTREAM_MODELS_MODULES
-from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status
-from compat.usage import flush_now
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status, span, utc
+from compat.usage import NOT_SEEN, USAGE_COLUMNS, flush_now, newest_program, usage_rows
 from migration.connect import connect
 from migration.operation import render
 from migration.rebuild import check_free, unfinished
@@ -82,27 +82,26 @@ def status(db: Path | None, as_json: bool) -> None:
         print_json({"db": str(path), "running": holder(path)} | st.as_dict())
         return
     now = datetime.now(UTC).replace(tzinfo=None)
+    version = st.schema_version if st.schema_version is not None else "none recorded"
     click.echo(f"Database: {path}")
-    click.echo(f"Phase:    {st.phase} (schema version {st.schema_version})")
-    if st.cutover_at:
-        left = (st.window_ends - now).days if st.window_ends else 0
-        click.echo(
-            f"Cut-over: {st.cutover_at:%Y-%m-%d %H:%M} UTC; the {WINDOW_DAYS}-day window "
-            f"ends {st.window_ends:%Y-%m-%d} ({'in ' + str(left) + ' days' if left > 0 else 'passed'})"
-        )
+    click.echo(f"Phase:    {st.phase} (schema version {version})")
+    if st.cutover_at and st.window_ends:
+        ends = st.window_ends
+        when = f"in {span(ends - now)}" if ends > now else f"passed {span(now - ends)} ago"
+        click.echo(f"Cut-over: {utc(st.cutover_at)}; the {WINDOW_DAYS}-day window ends {utc(ends)} ({when})")
     if st.shims:
         click.echo("Shims:")
         for s in st.shims:
-            state = f"retired {s.retired_at}" if s.retired_at else f"installed {s.installed_at}"
+            state = f"retired {utc(s.retired_at)}" if s.retired_at else f"installed {utc(s.installed_at)}"
             click.echo(f"  {s.name:45} {state}")
     else:
         click.echo("Shims:    none installed")
     recent = [u for u in st.usage]
     click.echo("Recent use:" if recent else "Recent use: none recorded")
     for u in recent[:10]:
-        click.echo(f"  {u.shim:40} last {u.last_seen}  total {u.total}")
+        click.echo(f"  {u.shim:40} last {utc(u.last_seen)}  total {u.total}")
     if st.open_by is None:
-        click.echo("Open by:   unknown here (no /proc): check for long-running programs yourself")
+        click.echo("Open by:   unknown (no /proc here to tell): check for long-running programs yourself")
     elif not st.open_by:
         click.echo("Open by:   no other process")
     else:
@@ -132,23 +131,36 @@ def status(db: Path | None, as_json: bool) -> None:
 @json_option
 @handle_errors
 def usage(db: Path | None, as_json: bool) -> None:
-    """Every recorded use of a shim, per day.
+    """Who still uses old names: each program (script path, pid, host) and the
+    old names it used, first and last seen (UTC); the newest to update first.
 
     \b
     Example:
       compat usage
+      compat usage --json
     """
     path, st = _status(db)
     if as_json:
         print_json([u.as_dict() for u in st.usage])
         return
-    if not st.usage:
+    rows = usage_rows(st.usage, when=utc)
+    if not rows:
         click.echo("No shim use recorded.")
-    for u in st.usage:
-        click.echo(f"{u.shim}: {u.total} uses, first {u.first_seen}, last {u.last_seen}")
-        for day, n in sorted(u.by_day.items(), reverse=True):
-            click.echo(f"    {day}  {n}")
-    click.echo("(Reads through the 'sessions' view and of fits_files.x/y/session_id are not counted.)")
+    else:
+        widths = [max(len(r[i]) for r in [USAGE_COLUMNS, *rows]) for i in range(len(USAGE_COLUMNS))]
+        for r in [USAGE_COLUMNS, *rows]:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    newest = newest_program(st.usage)
+    if newest:
+        p, names = newest
+        scan = f"; 'compat scan {p.program}' shows the lines" if Path(p.program).is_absolute() else ""
+        click.echo(f"Update first: {p.program} (on {p.host}, pid {p.pid}, last {utc(p.last_seen)})")
+        click.echo(f"  it used {', '.join(names)}{scan}.")
+    elif rows:
+        click.echo("No program is recorded for these uses: 'compat scan' your scripts and SQL files.")
+    click.echo("Not seen:")
+    for line in (*st.limits[:1], *NOT_SEEN):
+        click.echo(f"  - {line}")
 
 
 @main.command()
@@ -319,16 +331,16 @@ def retire(
         "triggers_using_old_names": plan.triggers_using_old_names,
         "resumes": resumes,
     }
-    if not as_json:
-        for line in resumes:
-            click.echo(f"  • resumes {line}")
-        for b in plan.blockers:
-            click.echo(f"  ✗ {b}")
-        for n, _ in plan.views_to_rewrite:
-            click.echo(f"  • user view {n} will be rewritten to the new names")
     if plan.status.phase != "window":
         raise RetireRefused(refusal_message(plan))
     refused = not plan.allowed and not (force and not plan.triggers_using_old_names)
+    if not as_json:  # the reasons of a refusal are said once, in its error paragraph
+        for line in resumes:
+            click.echo(f"  • resumes {line}")
+        for b in [] if refused else plan.blockers:
+            click.echo(f"  ! overridden by --force: {b}")
+        for n, _ in plan.views_to_rewrite:
+            click.echo(f"  • user view {n} will be rewritten to the new names")
     if dry_run:
         conn = connect(path)
         try:

@@ -3,8 +3,9 @@
 ``FitsFile.x`` and friends are SQLAlchemy synonyms whose descriptor warns
 with a :class:`CatalogDeprecationWarning` naming the new attribute, at the
 caller's line (so Python's warning registry shows it once per call site),
-and counts the use in :data:`USAGE` so the compat layer can record it in the
-database later, off the query path. After ``compat retire`` the names raise
+and counts the use in :data:`compat.usage.USAGE` (with the database of the
+instance, when there is one) so it is recorded in that database later, off
+the query path. After ``compat retire`` the names raise
 :class:`RetiredNameError`, which names the replacement.
 """
 
@@ -13,13 +14,14 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections import Counter
 from types import FrameType
 from typing import Any
 
-from sqlalchemy.orm import synonym
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import object_session, synonym
 
 from compat.renames import RenameDeclaration
+from compat.usage import USAGE
 
 
 class CatalogDeprecationWarning(DeprecationWarning):
@@ -43,26 +45,6 @@ class RetiredImportError(ImportError):
     reaches the user.
     """
 
-
-class _Usage:
-    """Thread-safe counts of old-name uses in this process, keyed by shim name."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[str] = Counter()
-
-    def add(self, name: str) -> None:
-        with self._lock:
-            self._counts[name] += 1
-
-    def drain(self) -> dict[str, int]:
-        """Return the counts gathered since the last drain and reset them."""
-        with self._lock:
-            counts, self._counts = dict(self._counts), Counter()
-        return counts
-
-
-USAGE = _Usage()
 
 # Set by the compat layer when it sees that the database's shims are retired.
 _retired = threading.Event()
@@ -119,7 +101,20 @@ def _caller_stacklevel() -> int | None:
     return None
 
 
-def _announce(old: str, new: str, owner: str) -> None:
+def _database_of(instance: Any) -> str | None:
+    """The database file an ORM instance was loaded from or added to, if it is known."""
+    session = object_session(instance) if instance is not None else None
+    if session is None:
+        return None
+    try:
+        bind = session.get_bind()
+    except SQLAlchemyError:
+        return None
+    url = getattr(getattr(bind, "engine", bind), "url", None)
+    return getattr(url, "database", None)
+
+
+def _announce(old: str, new: str, owner: str, instance: Any = None) -> None:
     if _retired.is_set():
         raise RetiredNameError(
             f"{owner}.{old} was removed when the compatibility shims were retired; use {owner}.{new} instead."
@@ -127,7 +122,7 @@ def _announce(old: str, new: str, owner: str) -> None:
     level = _caller_stacklevel()
     if level is None:
         return
-    USAGE.add(f"python:{owner}.{old}")
+    USAGE.add(f"python:{owner}.{old}", _database_of(instance))
     warnings.warn(
         f"{owner}.{old} is deprecated; use {owner}.{new} (schema v2 name).",
         CatalogDeprecationWarning,
@@ -151,15 +146,15 @@ class _OldName:
             if not looker.startswith("sqlalchemy."):
                 _announce(self.old, self.new, self.owner)
             return self  # SQLAlchemy then returns its proxy (a column expression)
-        _announce(self.old, self.new, self.owner)
+        _announce(self.old, self.new, self.owner, instance)
         return getattr(instance, self.new)
 
     def __set__(self, instance: Any, value: Any) -> None:
-        _announce(self.old, self.new, self.owner)
+        _announce(self.old, self.new, self.owner, instance)
         setattr(instance, self.new, value)
 
     def __delete__(self, instance: Any) -> None:
-        _announce(self.old, self.new, self.owner)
+        _announce(self.old, self.new, self.owner, instance)
         delattr(instance, self.new)
 
 

@@ -145,12 +145,27 @@ def test_importing_models_does_not_warn() -> None:
     importlib.import_module("catalog.models")
 
 
-def test_uses_are_counted() -> None:
-    from compat.synonyms import USAGE
+def test_uses_are_counted(tmp_path: Path) -> None:
+    """Counted in memory until this thread's next statement tells the catalog, then
+    written there with this process as the program."""
+    import os
+    import sqlite3
 
-    USAGE.drain()
+    from compat.usage import USAGE, flush_now, read_usage, register_database
+
+    db = tmp_path / "counts.db"  # a file no statement of earlier tests went to
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
+    USAGE.claim(None)  # earlier tests' pending uses: as if spent on an in-memory catalog
+    key = register_database(str(db))
     FitsFile.x
     FitsFile.x
     models.FitsFile(session_id="s")
-    counts = USAGE.drain()
-    assert counts == {"python:FitsFile.x": 2, "python:FitsFile.session_id": 1}
+    USAGE.claim(key)  # what the engine does before each statement on this catalog
+    flush_now()
+    conn = sqlite3.connect(db)
+    counts = {u.shim: (u.total, [p.pid for p in u.programs]) for u in read_usage(conn)}
+    conn.close()
+    assert counts == {
+        "python:FitsFile.x": (2, [os.getpid()]),
+        "python:FitsFile.session_id": (1, [os.getpid()]),
+    }
