@@ -17,6 +17,7 @@ SCRIPTS = [
     "bench_shims.py",
     "bench_backup.py",
     "bench_migration.py",
+    "bench_run_cli.py",
     "bench_retire.py",
     "bench_web.py",
 ]
