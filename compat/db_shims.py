@@ -25,12 +25,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 
 from sqlglot import exp
 
 from compat.phases import SHIMS_TABLE
 from compat.renames import RenameDeclaration, TableRename
 from compat.usage import USAGE_TABLE, bookkeeping_ddl
+from migration import ddl
+from migration.actions import Action
 from migration.sqltext import ColumnInfo, col, lit, q, ref, sql, table_columns, trigger
 
 TRIGGER_PREFIX = "_compat_"
@@ -44,6 +47,29 @@ def view_triggers(t: TableRename) -> dict[str, str]:
 def sync_triggers(t: TableRename) -> dict[str, str]:
     """The sync triggers' names of a table renamed in place, by event."""
     return {e: f"{TRIGGER_PREFIX}{t.new}_sync_{e.lower()}" for e in ("INSERT", "UPDATE")}
+
+
+def old_name_index(t: TableRename, old: str) -> str:
+    """The index serving look-ups by the old-name column ``old`` of a table renamed
+    in place (made, empty, with the column, where the new-name column leads an index;
+    see :func:`migration.ddl.attach_empty_index`)."""
+    return f"{TRIGGER_PREFIX}{t.new}_{old}_idx"
+
+
+def old_name_indexes(t: TableRename) -> set[str]:
+    return {old_name_index(t, c.old) for c in t.columns}
+
+
+def old_name_index_action(t: TableRename, old: str, *, table: str, column: str) -> Action:
+    """Create :func:`old_name_index` on ``table.column`` (the old-name column, or the
+    shadow that becomes it), in the transaction that added the column: it is NULL in
+    every row, so the index starts empty and is attached without reading the table."""
+    name = old_name_index(t, old)
+    return Action(
+        f"index {table}.{column} for old-name look-ups (empty: no row has a value yet)",
+        fn=partial(ddl.attach_empty_index, name=name, table=table, column=column),
+        shows=ddl.attach_empty_index_shows(name, table, column),
+    )
 
 
 def trigger_names(decl: RenameDeclaration) -> list[str]:
@@ -257,7 +283,9 @@ def shim_records(decl: RenameDeclaration) -> list[tuple[str, str]]:
 
 def record_install(conn: sqlite3.Connection, decl: RenameDeclaration, *, cutover: bool) -> None:
     """Mark every shim installed now (and the cut-over time, if this is it)."""
-    for name, kind in shim_records(decl):
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    indexes = [(f"index:{n}", "index") for t in decl.synced_tables() for n in sorted(old_name_indexes(t))]
+    for name, kind in shim_records(decl) + [r for r in indexes if r[0][6:] in present]:
         conn.execute(
             f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) "
             "VALUES (?, ?, datetime('now'), CASE WHEN ? THEN datetime('now') END, NULL) "

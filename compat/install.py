@@ -51,11 +51,14 @@ def column_actions(conn: sqlite3.Connection, t: TableRename) -> list[Action]:
         for trig in ddl.user_objects(conn, "trigger")
         if trig.table == t.new and ddl.update_trigger_column_position(trig.sql or "") is not None
     ]
-    actions += [
-        Action(f"add {t.new}.{c.old}", sql=f"ALTER TABLE {q(t.new)} ADD COLUMN {q(c.old)} {cols[c.new].type}")
-        for c in t.columns
-        if c.old not in cols
-    ]
+    indexed = ddl.indexed_columns(conn, t.new)
+    for c in t.columns:
+        if c.old in cols:
+            continue
+        add = f"ALTER TABLE {q(t.new)} ADD COLUMN {q(c.old)} {cols[c.new].type}"
+        actions.append(Action(f"add {t.new}.{c.old}", sql=add))
+        if c.new in indexed:  # old-name look-ups served as the new name's are
+            actions.append(db_shims.old_name_index_action(t, c.old, table=t.new, column=c.old))
     return actions + sql_actions("sync trigger", db_shims.sync_sql(t))
 
 

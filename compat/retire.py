@@ -50,7 +50,7 @@ from migration.rebuild import (
 from migration.rebuild import abandon as abandon_rebuild
 from migration.rebuild_plan import SWAP_MS, plan_rebuild
 from migration.runlock import one_at_a_time
-from migration.sqltext import q
+from migration.sqltext import identifiers, q
 
 
 class RetireRefused(CatalogError):
@@ -71,10 +71,6 @@ class RetirePlan:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _identifiers(sql: str) -> list[str]:
-    return [t.text for t in SQLite().tokenize(sql) if t.token_type in (TokenType.VAR, TokenType.IDENTIFIER)]
 
 
 def _view_select(sql: str) -> tuple[str, str] | None:
@@ -141,7 +137,7 @@ def plan_retire(
         kind, name, table, sql = o
         if name.startswith(("_compat_", "_mig_")) or name in views:
             continue
-        idents = set(_identifiers(sql))
+        idents = set(identifiers(sql))
         uses_view = bool(idents & views)
         uses_cols = any(t in idents and idents & cols for t, cols in old_cols.items())
         if not (uses_view or uses_cols):
@@ -292,7 +288,9 @@ def retire_stages(conn: sqlite3.Connection, decl: RenameDeclaration, plan: Retir
     synced = decl.synced_tables()
     for i, t in enumerate(synced):
         last = i == len(synced) - 1
-        spec = spec_without_columns(conn, t.new, {c.old for c in t.columns})
+        spec = spec_without_columns(
+            conn, t.new, {c.old for c in t.columns}, drop_indexes=db_shims.old_name_indexes(t)
+        )
         extra = swap_statements(conn, decl, plan, table=t.new, last=last)
         stages += plan_rebuild(conn, spec, owner=RETIRE, extra_swap=extra)
     if not synced:
@@ -377,7 +375,9 @@ def retire(
 
         for i, t in enumerate(synced):
             last = i == len(synced) - 1
-            spec = spec_without_columns(conn, t.new, {c.old for c in t.columns})
+            spec = spec_without_columns(
+                conn, t.new, {c.old for c in t.columns}, drop_indexes=db_shims.old_name_indexes(t)
+            )
             say(f"Removing the old names online (shadow copy of {t.new}, then one short swap)…")
             rebuild(
                 conn,

@@ -7,6 +7,12 @@
   connection reloads the schema. Measured at ~1 ms whatever the table size.
 * Pinning a view's output column names (``CREATE VIEW v(a, b) AS …``) so a
   column rename underneath does not change what the view outputs.
+* Indexing a column that is NULL in every row (one just added) without
+  reading the table: ``CREATE INDEX`` would scan every row even when no row
+  has a value. A partial index ``WHERE col IS NOT NULL`` has no entry then,
+  so its empty b-tree is made on a scratch table and handed to the real table
+  under ``writable_schema`` (:func:`attach_empty_index`); from then on SQLite
+  maintains it as any index. Measured at ~1 ms whatever the table size.
 * Restricting a user's ``AFTER UPDATE`` trigger to the table's real columns
   (``UPDATE OF a, b, …``), so the migration's writes to its own shadow
   columns do not fire it — the trigger behaves exactly as before for every
@@ -97,6 +103,57 @@ def rename_index(
             bump_schema_cookie(conn)
     finally:
         conn.execute("PRAGMA writable_schema=OFF")
+
+
+def indexed_columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table`` that lead an index (so an equality look-up on
+    them is served by one)."""
+    out = set()
+    for _seq, name, *_rest in conn.execute(f"PRAGMA index_list({q(table)})"):
+        first = conn.execute(f"PRAGMA index_info({q(name)})").fetchone()
+        if first is not None and first[2] is not None:
+            out.add(first[2])
+    return out
+
+
+def empty_index_sql(name: str, table: str, column: str) -> str:
+    return f"CREATE INDEX {q(name)} ON {q(table)} ({q(column)}) WHERE {q(column)} IS NOT NULL"
+
+
+def attach_empty_index(conn: sqlite3.Connection, name: str, table: str, column: str) -> None:
+    """Create :func:`empty_index_sql` without reading ``table`` (see the module
+    docstring). Needs a write transaction in which ``column`` was added: it must
+    be NULL in every row, or the index would miss their entries."""
+    scratch = f"_mig_scratch_{name}"
+    conn.execute(f"CREATE TABLE {q(scratch)} (v)")
+    conn.execute(empty_index_sql(name, scratch, "v"))
+    conn.execute("PRAGMA writable_schema=ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET tbl_name = ?, sql = ? WHERE type = 'index' AND name = ?",
+            (table, empty_index_sql(name, table, column), name),
+        )
+        bump_schema_cookie(conn)
+        conn.execute("PRAGMA writable_schema=RESET")  # this connection re-reads the schema too
+    finally:
+        conn.execute("PRAGMA writable_schema=OFF")
+    conn.execute(f"DROP TABLE {q(scratch)}")  # the index is no longer the scratch table's
+
+
+def attach_empty_index_shows(name: str, table: str, column: str) -> tuple[str, ...]:
+    """What :func:`attach_empty_index` executes, for plans and dry runs."""
+    scratch = f"_mig_scratch_{name}"
+    return (
+        f"CREATE TABLE {q(scratch)} (v)",
+        empty_index_sql(name, scratch, "v"),
+        "PRAGMA writable_schema=ON",
+        f"UPDATE sqlite_master SET tbl_name = '{table}', sql = '{empty_index_sql(name, table, column)}' "
+        f"WHERE type = 'index' AND name = '{name}'",
+        "PRAGMA schema_version = <current + 1>",
+        "PRAGMA writable_schema=RESET",
+        "PRAGMA writable_schema=OFF",
+        f"DROP TABLE {q(scratch)}",
+    )
 
 
 def rename_table_statistics(conn: sqlite3.Connection, old: str, new: str) -> None:

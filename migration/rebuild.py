@@ -27,13 +27,13 @@ Freed pages stay in the file (SQLite does not shrink it) until ``VACUUM``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from migration import ddl
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 from migration.errors import CatalogError
-from migration.sqltext import q, table_columns, trigger
+from migration.sqltext import identifiers, q, table_columns, trigger
 
 SHADOW = "_rebuild_"
 OLD = "_rebuild_old_"
@@ -284,8 +284,13 @@ def rename_table_in_create(create_sql: str, new_name: str) -> str:
     return create_sql[: toks[i].start] + q(new_name) + create_sql[toks[i].end + 1 :]
 
 
-def spec_without_columns(conn: sqlite3.Connection, table: str, drop: set[str]) -> RebuildSpec:
-    """The spec that rebuilds ``table`` as it is, minus the columns ``drop``."""
+def spec_without_columns(
+    conn: sqlite3.Connection, table: str, drop: set[str], *, drop_indexes: Iterable[str] = ()
+) -> RebuildSpec:
+    """The spec that rebuilds ``table`` as it is, minus the columns ``drop`` and the
+    indexes ``drop_indexes`` (the caller's own indexes on those columns). Any other
+    index that uses a dropped column is the user's: refused, naming it, before
+    anything changes."""
     create = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()[
         0
     ]
@@ -299,10 +304,18 @@ def spec_without_columns(conn: sqlite3.Connection, table: str, drop: set[str]) -
             f"the copy, and {table} has {len(keys) or 'no'} primary-key columns. Nothing was changed."
         )
     indexes = []
+    skip = set(drop_indexes)
     for _, name, _u, origin, _p in conn.execute(f"PRAGMA index_list({q(table)})"):
-        if origin != "c":
+        if origin != "c" or name in skip:
             continue
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name=?", (name,)).fetchone()[0]
+        used = set(identifiers(sql)) & drop
+        if used:
+            raise CatalogError(
+                f"The index {name} of {table} uses the column {sorted(used)[0]}, which this "
+                f"rebuild removes. Drop that index (DROP INDEX {q(name)}) or make it on the new "
+                f"column name, then run the command again. Nothing was changed."
+            )
         indexes.append((name, index_on(sql, SHADOW + name, SHADOW + table)))
     return RebuildSpec(table, target, columns, tuple(indexes), key=keys[0])
 

@@ -6,6 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from sqlglot import exp
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.tokens import TokenType
 
 
 def q(name: str) -> str:
@@ -21,6 +23,12 @@ def lit(value: str) -> str:
 def ref(row: str, column: str) -> exp.Column:
     """``NEW."col"`` / ``OLD."col"`` inside a trigger body."""
     return exp.Column(this=exp.to_identifier(column, quoted=True), table=exp.to_identifier(row, quoted=False))
+
+
+def identifiers(sql_text: str) -> list[str]:
+    """The names a statement spells (quoted or not, unquoted here), in order."""
+    kinds = (TokenType.VAR, TokenType.IDENTIFIER)
+    return [t.text for t in SQLite().tokenize(sql_text) if t.token_type in kinds]
 
 
 def col(name: str) -> exp.Column:

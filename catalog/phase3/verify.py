@@ -53,8 +53,11 @@ def _indexes(conn: sqlite3.Connection, table: str) -> dict[str, list[str]]:
     }
 
 
-def verify(db_path: Path) -> Verification:
-    result = generic.verify(db_path, PHASE3, layout_checks=_layout_checks, extra_checks=_catalog_checks)
+def verify(db_path: Path, *, quick: bool = False) -> Verification:
+    """The catalog's verification; ``quick`` right after a run (see :func:`generic.verify`)."""
+    result = generic.verify(
+        db_path, PHASE3, layout_checks=_layout_checks, extra_checks=_catalog_checks, quick=quick
+    )
     if result.damaged:
         result.advice += restore_advice(db_path)
     return result

@@ -78,6 +78,7 @@ def prepare_actions(conn: sqlite3.Connection, decl: RenameDeclaration) -> list[A
 def _prepare_table(conn: sqlite3.Connection, t: TableRename) -> list[Action]:
     actions = []
     existing = {r[1] for r in conn.execute(f"PRAGMA table_xinfo({q(t.old)})")}
+    indexed = ddl.indexed_columns(conn, t.old)
     for c in t.columns:
         if shadow(c.old) not in existing:
             actions.append(
@@ -87,6 +88,8 @@ def _prepare_table(conn: sqlite3.Connection, t: TableRename) -> list[Action]:
                     f"{_column_type(conn, t.old, c.old)}",
                 )
             )
+            if c.old in indexed:  # the old name's look-ups will be served in the window
+                actions.append(db_shims.old_name_index_action(t, c.old, table=t.old, column=shadow(c.old)))
     present = {o.name for o in ddl.schema_objects(conn)}
     actions += [
         Action(f"install capture trigger {name}", sql=s)

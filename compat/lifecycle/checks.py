@@ -54,12 +54,15 @@ def check_writable(db_path: Path) -> None:
         )
 
 
-def check_integrity(conn: sqlite3.Connection) -> None:
+def check_integrity(conn: sqlite3.Connection, *, quick: bool = False) -> None:
+    """SQLite's ``integrity_check`` of the live file, or its ``quick_check`` (the
+    b-trees, ~10x faster) when a backup about to be made gets the full check."""
+    check = "quick_check" if quick else "integrity_check"
     # SQLite 3.40 may return every problem in one newline-joined row
-    rows = [line for r in long_read(conn, "PRAGMA integrity_check(20)") for line in r[0].splitlines()]
+    rows = [line for r in long_read(conn, f"PRAGMA {check}(20)") for line in r[0].splitlines()]
     if rows != ["ok"]:
         raise DatabaseCorruptError(
-            "The database fails SQLite's integrity check ("
+            f"The database fails SQLite's integrity check ({check}: "
             + "; ".join(rows[:3])
             + (" …" if len(rows) > 3 else "")
             + "). Do not migrate a damaged database: restore it from a backup ('migration "
@@ -134,14 +137,23 @@ def check_disk(db_path: Path, *, min_free_bytes: int | None = None) -> int:
 
 
 def all_checks(
-    conn: sqlite3.Connection, db_path: Path, migration: RenameMigration, *, resume: bool
+    conn: sqlite3.Connection,
+    db_path: Path,
+    migration: RenameMigration,
+    *,
+    resume: bool,
+    quick_integrity: bool = False,
 ) -> SchemaState:
-    """Run every prerequisite; the database's state if they all pass."""
+    """Run every prerequisite; the database's state if they all pass.
+
+    ``quick_integrity``: the live file gets ``quick_check`` only, because the backup
+    made next is checked in full (``integrity_check``): the backup API copies the
+    file page by page, so the copy's check judges the live file's pages as they were."""
     state = read_state(conn, migration.decl)
     check_writable(db_path)
     if not resume:
         check_version(state, migration.decl)
-    check_integrity(conn)
+    check_integrity(conn, quick=quick_integrity)
     for check in migration.checks:
         check(conn)
     check_foreign_keys(conn)

@@ -178,7 +178,8 @@ def run(
         report.resumed = st.phase == DURING
         say("Checking prerequisites…")
         t0 = time.perf_counter()
-        st = checks.all_checks(conn, db_path, migration, resume=report.resumed)
+        fresh_backup = backup and _reusable_backup(conn) is None  # the full check runs on it
+        st = checks.all_checks(conn, db_path, migration, resume=report.resumed, quick_integrity=fresh_backup)
         report.rows = checks.count_rows(conn, decl, st)
         _dry_run(conn, migration)
         say(
@@ -246,9 +247,15 @@ def _dry_run(conn: sqlite3.Connection, migration: RenameMigration) -> None:
         clone.close()
 
 
-def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, migration: RenameMigration) -> str:
+def _reusable_backup(conn: sqlite3.Connection) -> str | None:
+    """The backup an interrupted run made, if it is still there."""
     existing = state.get(conn, "backup")
-    if existing and Path(existing).exists():
+    return existing if existing and Path(existing).exists() else None
+
+
+def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, migration: RenameMigration) -> str:
+    existing = _reusable_backup(conn)
+    if existing:
         say(f"✓ Using the backup of the interrupted run: {existing}")
         return existing
     say("Creating backup…")
@@ -257,7 +264,9 @@ def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, migration: Rename
     if not info.verified:
         raise MigrationAborted(
             f"The backup {info.path} failed verification ({'; '.join(info.problems)}); the "
-            f"migration did not start and nothing was changed. Check the disk and run again."
+            f"migration did not start and nothing was changed. The copy is page for page what the "
+            f"catalog held, so the catalog itself may be damaged: run 'migration verify' on it "
+            f"(a full integrity_check), and check the disk, before running again."
         )
     say(f"✓ {info.summary()}")
     return str(info.path)

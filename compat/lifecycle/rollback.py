@@ -9,6 +9,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from compat import db_shims
 from compat.lifecycle import actions as rename
 from compat.lifecycle.steps import Say, guard, planned, prebuild
 from compat.phases import CURRENT, DURING, V1, WINDOW, read_state
@@ -143,7 +144,8 @@ def plan_rollback(db_path: Path, decl: RenameDeclaration, *, remove_columns: boo
             for t in decl.synced_tables():
                 shadows = _shadows_left(conn, t)
                 if shadows:
-                    spec = spec_without_columns(conn, t.old, shadows)
+                    ours = db_shims.old_name_indexes(t)
+                    spec = spec_without_columns(conn, t.old, shadows, drop_indexes=ours)
                     stages += plan_rebuild(conn, spec, owner=REMOVE_COLUMNS)
         return stages
     finally:
@@ -205,7 +207,7 @@ def _remove_shadow_columns(
                 partial(
                     rebuild,
                     conn,
-                    spec_without_columns(conn, t.old, shadows),
+                    spec_without_columns(conn, t.old, shadows, drop_indexes=db_shims.old_name_indexes(t)),
                     owner=REMOVE_COLUMNS,
                     stats=stats,
                 ),

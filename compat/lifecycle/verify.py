@@ -25,7 +25,7 @@ from migration.sqltext import q, table_columns
 from migration.state import MIGRATION_STATE_TABLE
 
 STATS_MIN_ROWS = 1000  # below this, missing planner statistics cost nothing
-INTEGRITY, READABLE = "integrity_check", "the file can be read"
+INTEGRITY, QUICK, READABLE = "integrity_check", "quick_check", "the file can be read"
 
 
 @dataclass
@@ -60,7 +60,9 @@ class Verification:
     @property
     def damaged(self) -> bool:
         """SQLite itself finds the file damaged (not just a schema that differs)."""
-        return any(c.group == "sqlite" and c.name in (INTEGRITY, READABLE) and not c.ok for c in self.checks)
+        return any(
+            c.group == "sqlite" and c.name in (INTEGRITY, QUICK, READABLE) and not c.ok for c in self.checks
+        )
 
     @property
     def ok(self) -> bool:
@@ -95,6 +97,7 @@ class Context:
     state: SchemaState
     before: dict[str, Any] | None  # the schema when the migration prepared, in today's names
     now: dict[str, Any]
+    quick: bool = False  # quick_check instead of integrity_check (the full check ran on a backup)
 
 
 Checks = Callable[[Context, Verification], None]
@@ -106,15 +109,18 @@ def verify(
     *,
     layout_checks: Checks | None = None,
     extra_checks: Checks | None = None,
+    quick: bool = False,
 ) -> Verification:
     """Verify a database in any phase; changes nothing, and works on a read-only
     file or folder. ``layout_checks`` replace the generic checks of the v2 names
     (:func:`declared_names`); ``extra_checks`` run after the before/after judgement
     on every database of a known layout. A file SQLite cannot read is a failed check
-    (with what SQLite said), not an error."""
+    (with what SQLite said), not an error. ``quick``: SQLite's ``quick_check`` (the
+    b-trees, not whether every index matches its table), for right after a run whose
+    backup had the full ``integrity_check``."""
     result = Verification(str(db_path), "unknown", None)
     try:
-        return _verify(db_path, decl, result, layout_checks, extra_checks)
+        return _verify(db_path, decl, result, layout_checks, extra_checks, quick)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
             raise  # locked, busy, cannot open: not the file's content
@@ -128,6 +134,7 @@ def _verify(
     result: Verification,
     layout_checks: Checks | None,
     extra_checks: Checks | None,
+    quick: bool,
 ) -> Verification:
     conn = connect_readonly(db_path)
     try:
@@ -137,7 +144,7 @@ def _verify(
         before = snapshot.recorded(conn, state.LOG_TABLE)
         if before is not None and st.layout == V2:
             before = snapshot.renamed(before, decl.as_renames)
-        ctx = Context(conn, Path(db_path), decl, st, before, now)
+        ctx = Context(conn, Path(db_path), decl, st, before, now, quick)
         if st.layout == V2:
             (layout_checks or declared_names)(ctx, result)
         elif st.layout == V1:
@@ -203,8 +210,9 @@ def declared_names(ctx: Context, r: Verification) -> None:
 
 def sqlite_checks(ctx: Context, r: Verification) -> None:
     conn = ctx.conn
-    rows = [line for x in long_read(conn, "PRAGMA integrity_check(10)") for line in x[0].splitlines()]
-    r.add("sqlite", INTEGRITY, rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
+    check = QUICK if ctx.quick else INTEGRITY
+    rows = [line for x in long_read(conn, f"PRAGMA {check}(10)") for line in x[0].splitlines()]
+    r.add("sqlite", check, rows == ["ok"], "; ".join(rows[:3]) if rows != ["ok"] else "")
     try:
         fk = long_read(conn, "PRAGMA foreign_key_check")
         r.add("sqlite", "foreign_key_check", not fk, f"{len(fk)} orphaned rows" if fk else "")

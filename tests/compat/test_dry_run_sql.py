@@ -137,7 +137,7 @@ def test_install_dry_run_prints_what_install_then_creates(tmp_path: Path) -> Non
     assert [s["name"] for s in plan["stages"]] == ["install.columns", "install.fill", "install.view"]
     sql = statements(plan)
     added = named(r'ALTER TABLE "fits_files" ADD COLUMN "(\w+)"', sql)
-    created = named(r'CREATE (?:VIEW|TRIGGER) "(\w+)"', sql)
+    created = named(r'CREATE (?:VIEW|TRIGGER|INDEX) "(\w+)"', sql)
     assert added == {"x", "y", "session_id"} and "sessions" in created
 
     proc = cli("compat", "install", db=db)
