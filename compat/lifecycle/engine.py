@@ -77,9 +77,9 @@ def make_plan(db_path: Path, migration: RenameMigration) -> Plan:
             )
         prepare = rename.prepare_actions(conn, decl)
         if prepare:
-            stages.append(
-                Stage("prepare", "Add shadow columns and capture triggers", prepare, PREPARE_MS, PREPARE_MS)
-            )
+            indexed = any(a.label.startswith("index ") for a in prepare)
+            title = "Add shadow columns" + (", an (empty) index for old-name look-ups" if indexed else "")
+            stages.append(Stage("prepare", title + " and capture triggers", prepare, PREPARE_MS, PREPARE_MS))
         policy = ChunkPolicy()
         for t, (done, high) in _backfill_ranges(conn, migration).items():
             todo = max(0, high - done)

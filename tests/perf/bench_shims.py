@@ -2,7 +2,10 @@
 
 * reads through the ``sessions`` view vs the ``imaging_sessions`` table;
 * ``catalog.models`` on a v1 database (statement translator) vs on v2;
-* ``fits_files`` inserts in the window (old-name sync triggers) vs retired (none).
+* ``fits_files`` inserts in the window (old-name sync triggers) vs retired (none);
+* at each of BENCH_SIZES (100k and 1M rows), the upstream's old-name join in the window
+  vs the same join in new names, and vs the old-name join without the compat column's
+  index (as it was before that index existed: a full scan).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import fresh_copy, machine, table, v1_catalog
+from common import fresh_copy, machine, sizes, table, v1_catalog
 
 from migration.logs import configure
 from tests.support import SESSION_ROWS, migrate, retire_now
@@ -137,6 +140,42 @@ def inserts_sync_vs_none(window: Path, retired: Path) -> list[list[object]]:
     ]
 
 
+OLD_JOIN = (
+    "SELECT count(*) FROM fits_files f JOIN sessions s ON f.session_id = s.session_id WHERE s.session_id = ?"
+)
+NEW_JOIN = (
+    "SELECT count(*) FROM fits_files f JOIN imaging_sessions s ON f.imaging_session_id = s.id WHERE s.id = ?"
+)
+OLD_FILES = "SELECT id, file FROM fits_files WHERE session_id = ? ORDER BY id LIMIT 50"
+NEW_FILES = "SELECT id, file FROM fits_files WHERE imaging_session_id = ? ORDER BY id LIMIT 50"
+
+
+def old_name_joins(rows: int) -> list[list[object]]:
+    """The window's old-name look-ups at ``rows`` rows, each against its baseline."""
+    window = fresh_copy(v1_catalog(rows), f"shims_join_{rows}.db")
+    migrate(window)
+    conn = sqlite3.connect(window)
+    sids = [r[0] for r in conn.execute("SELECT id FROM imaging_sessions ORDER BY id")]
+    reps = 5 if rows >= 500_000 else 20
+
+    def t(sql: str, n: int = reps) -> float:
+        return timed(lambda i: conn.execute(sql, (sids[i % len(sids)],)).fetchall(), n) / 1000
+
+    old_join, new_join = t(OLD_JOIN), t(NEW_JOIN)
+    old_files, new_files = t(OLD_FILES, 200), t(NEW_FILES, 200)
+    conn.execute('DROP INDEX "_compat_fits_files_session_id_idx"')  # as before the index existed
+    bare_join, bare_files = t(OLD_JOIN, 3), t(OLD_FILES, 3)
+    conn.close()
+    window.unlink()
+    n = f"{rows:,}"
+    return [
+        [n, "count a night's files, join by old names vs new", f"{old_join:.2f}", f"{new_join:.2f}",
+         f"{old_join / new_join:.2f}x", f"{bare_join:.1f}", f"{bare_join / old_join:.0f}x"],
+        [n, "first 50 files of a night, WHERE session_id = ?", f"{old_files:.3f}", f"{new_files:.3f}",
+         f"{old_files / new_files:.2f}x", f"{bare_files:.1f}", f"{bare_files / old_files:.0f}x"],
+    ]  # fmt: skip
+
+
 def main() -> int:
     configure(json=True, level="WARNING")
     print(f"Machine: {machine()}\n")
@@ -151,6 +190,15 @@ def main() -> int:
     print(table(rows, ["measure", "with shim µs", "without µs", "ratio"]))
     for p in (v1, window, retired):
         p.unlink()
+    joins = [row for n in sizes() for row in old_name_joins(n)]
+    print()
+    print(
+        table(
+            joins,
+            ["rows", "in the window", "old names ms", "new names ms", "old / new",
+             "old, no index ms", "no index / index"],
+        )
+    )  # fmt: skip
     return 0
 
 
