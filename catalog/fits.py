@@ -1,8 +1,8 @@
-"""FITS headers to ``fits_files`` columns (v2 names), without reading pixel data.
+"""FITS headers to ``fits_files`` columns (v2 names), without parsing pixel data.
 
-Only the primary header is parsed: astropy opens the file lazily and the data
-section is never touched, so a 100 MB frame costs one 2880-byte block or a
-few (plus the md5, which must read every byte anyway).
+Only the primary header is parsed, from the first blocks of the file; the rest
+of the file is read once, for its md5 (:mod:`catalog.fits_file`). Card values
+are read as astropy reads them (:mod:`catalog.fits_cards`).
 
 The keyword -> column mapping is one table, :data:`FIELDS`. Each field lists
 its keywords in priority order; the first keyword present with a usable
@@ -13,7 +13,6 @@ it never fails the file.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -22,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from catalog.errors import FitsReadError
+from catalog.fits_file import IncompleteFileError, PrimaryFile, check_complete, md5_file
 from catalog.grouping import night_of, normalise_longitude
 
 if TYPE_CHECKING:  # astropy costs ~0.4 s to import: only when a header is read
@@ -34,17 +34,14 @@ if TYPE_CHECKING:  # astropy costs ~0.4 s to import: only when a header is read
 
 log = structlog.get_logger(__name__)
 
-_CHUNK = 1024 * 1024
-_BLOCK = 2880  # a FITS header is a whole number of 2880-byte blocks
 
+class Cards(Protocol):
+    """What the mapping reads a header through: astropy's ``Header`` or
+    :class:`catalog.fits_cards.CardValues` (the same values, read faster)."""
 
-def md5_file(path: str | os.PathLike[str]) -> str:
-    """Return the hex md5 of the file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    def __contains__(self, keyword: str) -> bool: ...
+
+    def get(self, keyword: str, default: Any = None) -> Any: ...
 
 
 # --- value converters: header value -> column value, or None if unusable ---
@@ -273,9 +270,9 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
-def _card_value(header: afits.Header, keyword: str) -> object:
+def _card_value(header: Cards, keyword: str) -> object:
     # The membership test is an index look-up; get() parses the card's value,
-    # which is most of the cost of reading a header, so only present cards are.
+    # so only present cards are parsed.
     if keyword not in header:
         return None
     # An unparsable card (e.g. GAIN = NaN unquoted) raises on access: treat as absent.
@@ -285,7 +282,7 @@ def _card_value(header: afits.Header, keyword: str) -> object:
         return None
 
 
-def _first_usable(header: afits.Header, field: Field) -> object:
+def _first_usable(header: Cards, field: Field) -> object:
     for keyword in field.keywords:
         value = field.convert(_card_value(header, keyword))
         if value is not None:
@@ -293,97 +290,23 @@ def _first_usable(header: afits.Header, field: Field) -> object:
     return None
 
 
-def _describe_failure(path: Path, exc: BaseException) -> str:
-    """One sentence naming the file and what is wrong with it."""
-    name = path.name
-    if isinstance(exc, FileNotFoundError):
-        return f"Cannot read FITS file {name}: it does not exist."
-    if isinstance(exc, (PermissionError, IsADirectoryError)):
-        return f"Cannot read FITS file {name}: {exc.strerror or exc}."
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            start = fh.read(80)
-    except OSError as err:
-        return f"Cannot read FITS file {name}: {err.strerror or err}."
-    if size == 0:
-        return f"Cannot read FITS file {name}: the file is empty."
-    if not start.startswith(b"SIMPLE  ="):
-        return f"Cannot read FITS file {name}: it is not a FITS file (it does not start with a SIMPLE card)."
-    if size < _BLOCK:
-        return (
-            f"Cannot read FITS file {name}: it is truncated inside its header "
-            f"({size} bytes, less than one {_BLOCK}-byte block)."
-        )
-    reason = str(exc).split(". ")[0].rstrip(".") or type(exc).__name__
-    return f"Cannot read FITS file {name}: its header is corrupt or truncated ({reason})."
-
-
 def _primary_header(path: Path) -> afits.Header:
-    """The primary header, parsed without touching the data section."""
-    try:
-        # Only the header is parsed: Header.fromfile stops at the END card and
-        # never builds an HDU or touches the data (2-4x faster than fits.open).
-        from astropy.io import fits as afits
-
-        with open(path, "rb") as fh:
-            header = afits.Header.fromfile(fh)
-            data_start = fh.tell()
-    except Exception as exc:
-        raise FitsReadError(_describe_failure(path, exc)) from exc
-    if not header or next(iter(header.keys()), None) != "SIMPLE":
-        raise FitsReadError(_describe_failure(path, ValueError("no SIMPLE card")))
-    _check_primary_complete(path, header, data_start)
-    return header
+    """The primary header, parsed without reading past its blocks (and checked to
+    be followed by all of its data)."""
+    with PrimaryFile(path) as primary:
+        return primary.read_header().header
 
 
-class IncompleteFileError(FitsReadError):
-    """The header parses but the file is shorter than the data it announces."""
-
-
-def check_complete(path: Path) -> None:
-    """Raise :class:`FitsReadError` unless every HDU's data is all there.
-
-    A header states its data size (BITPIX × NAXISn); a file still being
-    written parses fine as soon as its header is out, but is shorter than that.
-    """
-    try:
-        with warnings.catch_warnings(record=True):
-            warnings.simplefilter("always")
-            from astropy.io import fits as afits
-
-            with afits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                expected = 0
-                for index, hdu in enumerate(hdul):  # extensions too, where there are any
-                    expected = max(expected, hdul.fileinfo(index)["datLoc"] + hdu.size)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        reason = str(exc).split(". ")[0] or type(exc).__name__
-        raise FitsReadError(f"Cannot read the FITS header of {path.name}: {reason}.") from exc
-    actual = path.stat().st_size
-    if actual < expected:
-        raise IncompleteFileError(
-            f"{path.name} is incomplete: {actual} of the {expected} bytes its header announces."
-        )
-
-
-def _check_primary_complete(path: Path, header: afits.Header, data_start: int) -> None:
-    """The primary data is all there: the file is at least as long as the header
-    says (BITPIX x NAXISn). Capture software writes large files over seconds;
-    a header that parses does not mean the pixels are written."""
-    naxis = header.get("NAXIS", 0) or 0
-    if not naxis:
-        return
-    count = 1
-    for n in range(1, int(naxis) + 1):
-        count *= int(header.get(f"NAXIS{n}", 0) or 0)
-    expected = data_start + abs(int(header.get("BITPIX", 8))) // 8 * count
-    actual = path.stat().st_size
-    if actual < expected:
-        raise IncompleteFileError(
-            f"{path.name} is incomplete: {actual} of the {expected} bytes its header announces."
-        )
+def header_columns(header: Cards) -> dict[str, object]:
+    """The ``fits_files`` columns a header gives (all but ``file``, ``folder``, ``md5sum``)."""
+    row: dict[str, object] = {}
+    for field in FIELDS:
+        value = _first_usable(header, field)
+        if value is not None:
+            row[field.column] = value
+    _add_times(row, header)
+    _add_optics(row, header)
+    return row
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, object]:
@@ -395,34 +318,26 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, object]:
     :func:`catalog.grouping.night_of`), ``exposure_start``/``exposure_end``,
     ``pixel_scale`` (arcsec/px) and ``fov_x``/``fov_y`` (arcmin), is present
     only when the header gives a usable value. Raises :class:`FitsReadError`
-    when the file cannot be opened as FITS.
+    when the file cannot be opened as FITS, :class:`IncompleteFileError` when
+    it is shorter than its header says.
     """
     file_path = Path(path)
-    row: dict[str, object] = {}
-    # astropy warns rather than fails on what it tolerates ("File may have been
-    # truncated" when only the data is short, non-standard cards): the header
-    # is still good, so the warnings become debug events instead of noise.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        header = _primary_header(file_path)
-        for field in FIELDS:
-            value = _first_usable(header, field)
-            if value is not None:
-                row[field.column] = value
-        _add_times(row, header)
-        _add_optics(row, header)
-    for warning in caught:
-        log.debug("fits.header_warning", file=file_path.name, warning=str(warning.message))
-    row["file"] = file_path.name
-    row["folder"] = str(file_path.absolute().parent)
-    try:
-        row["md5sum"] = md5_file(file_path)
-    except OSError as exc:
-        raise FitsReadError(_describe_failure(file_path, exc)) from exc
+    with PrimaryFile(file_path) as primary:
+        # astropy warns rather than fails on what it tolerates (non-standard
+        # cards, odd padding): the header is still good, so the warnings become
+        # debug events instead of noise.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            row = header_columns(primary.read_header())
+        for warning in caught:
+            log.debug("fits.header_warning", file=file_path.name, warning=str(warning.message))
+        row["file"] = file_path.name
+        row["folder"] = str(file_path.absolute().parent)
+        row["md5sum"] = primary.md5()
     return row
 
 
-def _add_times(row: dict[str, object], header: afits.Header) -> None:
+def _add_times(row: dict[str, object], header: Cards) -> None:
     stamp = parse_timestamp(_card_value(header, "DATE-OBS"), _card_value(header, "TIME-OBS"))
     if stamp is None:
         return
@@ -436,7 +351,7 @@ def _add_times(row: dict[str, object], header: afits.Header) -> None:
         row["exposure_end"] = stamp + timedelta(seconds=exposure)
 
 
-def _add_optics(row: dict[str, object], header: afits.Header) -> None:
+def _add_optics(row: dict[str, object], header: Cards) -> None:
     # XPIXSZ is taken as the unbinned pixel size in microns, scaled by binning.
     focal = row.get("focal_length")
     pixel_x = to_float(_card_value(header, "XPIXSZ"))
@@ -461,7 +376,11 @@ __all__ = [
     "FIELDS",
     "FRAME_TYPES",
     "Field",
+    "Cards",
     "FitsReadError",
+    "IncompleteFileError",
+    "check_complete",
+    "header_columns",
     "md5_file",
     "normalise_frame_type",
     "parse_sexagesimal",

@@ -1,13 +1,22 @@
 """Benchmark: cataloging speed — FITS headers read per second by the catalog
-(header mapping + md5 of the file) against a bare astropy ``getheader`` loop
-over the same files, and files cataloged per second end to end."""
+(completeness check, header mapping, md5 of the file) against two baselines over
+the same files in the same run: a bare astropy ``getheader`` loop, and that loop
+plus the md5 of each file (work the catalog must do too: it finds duplicates by
+md5). Then files cataloged per second end to end.
+
+Each loop runs ``ROUNDS`` times, the loops taking turns, and the best round of
+each is kept: the machine may be doing other work, and taking turns exposes
+every loop to it alike."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 from astropy.io import fits
 from common import DATA, machine, table
@@ -20,6 +29,30 @@ from catalog.service import DatabaseService
 from migration.logs import configure
 
 FILES = 400
+ROUNDS = 3
+
+
+def bare_getheader(path: Path) -> None:
+    fits.getheader(path)
+
+
+def getheader_and_md5(path: Path) -> None:
+    fits.getheader(path)
+    with open(path, "rb") as fh:
+        hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def per_second(loops: dict[str, Callable[[Path], object]], paths: list[Path]) -> dict[str, float]:
+    best = dict.fromkeys(loops, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # as a bare loop would: no warning is shown
+        for _ in range(ROUNDS):
+            for name, read in loops.items():
+                t0 = time.perf_counter()
+                for p in paths:
+                    read(p)
+                best[name] = max(best[name], len(paths) / (time.perf_counter() - t0))
+    return best
 
 
 def main() -> int:
@@ -29,18 +62,12 @@ def main() -> int:
     shutil.rmtree(raw, ignore_errors=True)
     write_sample(raw, FILES, seed=1)
     paths = list(iter_fits(raw))
-    for p in paths:  # warm the page cache for both loops
+    for p in paths:  # warm the page cache for every loop
         p.read_bytes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.perf_counter()
-        for p in paths:
-            fits.getheader(p)
-        bare = len(paths) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for p in paths:
-        read_header(p)
-    ours = len(paths) / (time.perf_counter() - t0)
+    rate = per_second(
+        {"bare": bare_getheader, "md5": getheader_and_md5, "ours": read_header},
+        paths,
+    )
     db_path = DATA / "bench_catalog.db"
     for suffix in ("", "-wal", "-shm"):
         (DATA / f"bench_catalog.db{suffix}").unlink(missing_ok=True)
@@ -50,24 +77,23 @@ def main() -> int:
     result = catalog_files(DatabaseService(db), paths)
     end_to_end = result.added / (time.perf_counter() - t0)
     db.close()
+    bare, md5 = rate["bare"], rate["md5"]
+
+    def row(name: str, value: float) -> list[str]:
+        return [name, f"{value:,.0f}", f"{value / bare:.2f}x", f"{value / md5:.2f}x"]
+
     print(
         table(
             [
-                ["headers/s: bare astropy getheader", f"{bare:.0f}", "1.00x"],
-                [
-                    "headers/s: catalog.fits.read_header (+ md5, mapping)",
-                    f"{ours:.0f}",
-                    f"{ours / bare:.2f}x",
-                ],
-                [
-                    "files/s: catalog end to end (read + write, batches of 50)",
-                    f"{end_to_end:.0f}",
-                    f"{end_to_end / bare:.2f}x",
-                ],
+                row("headers/s: bare astropy getheader", bare),
+                row("headers/s: astropy getheader + md5 of the file", md5),
+                row("headers/s: catalog.fits.read_header (completeness, mapping, md5)", rate["ours"]),
+                row("files/s: catalog end to end (read + write, batches of 50)", end_to_end),
             ],
-            ["measure", "per second", "vs bare astropy"],
+            ["measure", "per second", "vs bare getheader", "vs getheader + md5"],
         )
     )
+    print(f"\n{len(paths)} files, best of {ROUNDS} rounds each, the loops taking turns.")
     shutil.rmtree(raw, ignore_errors=True)
     return 0
 
