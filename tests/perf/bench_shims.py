@@ -172,7 +172,7 @@ def old_name_joins(rows: int) -> list[list[object]]:
         [n, "count a night's files, join by old names vs new", f"{old_join:.2f}", f"{new_join:.2f}",
          f"{old_join / new_join:.2f}x", f"{bare_join:.1f}", f"{bare_join / old_join:.0f}x"],
         [n, "first 50 files of a night, WHERE session_id = ?", f"{old_files:.3f}", f"{new_files:.3f}",
-         f"{old_files / new_files:.2f}x", f"{bare_files:.1f}", f"{bare_files / old_files:.0f}x"],
+         f"{old_files / new_files:.2f}x", f"{bare_files:.3f}", f"{bare_files / old_files:.0f}x"],
     ]  # fmt: skip
 
 
