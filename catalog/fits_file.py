@@ -26,6 +26,8 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
+from astropy.io import fits as afits
+
 from catalog.errors import FitsReadError
 from catalog.fits_cards import CARD, CardValues
 
@@ -176,13 +178,22 @@ class PrimaryFile:
         """The primary data is all there: the file is at least as long as the header
         says (BITPIX x NAXISn). Capture software writes large files over seconds; a
         header that parses does not mean the pixels are written."""
-        naxis = values.get("NAXIS", 0) or 0
+        sizes = ["NAXIS"]
+        try:
+            naxis = int(values.get("NAXIS", 0) or 0)
+            sizes += [f"NAXIS{n}" for n in range(1, naxis + 1)] + ["BITPIX"]
+            count = 1
+            for key in sizes[1:-1]:
+                count *= int(values.get(key, 0) or 0)
+            expected = data_start + abs(int(values.get("BITPIX", 8))) // 8 * count
+        except (TypeError, ValueError):
+            bad = next(k for k in sizes if not _is_int(values.get(k, 0)))
+            raise FitsReadError(
+                f"Cannot read the FITS header of {self.path.name}: {bad} is {values.get(bad)!r}, "
+                f"not a whole number, so the size of its data is unknown."
+            ) from None
         if not naxis:
             return
-        count = 1
-        for n in range(1, int(naxis) + 1):
-            count *= int(values.get(f"NAXIS{n}", 0) or 0)
-        expected = data_start + abs(int(values.get("BITPIX", 8))) // 8 * count
         actual = os.fstat(self._fh.fileno()).st_size
         if actual < expected:
             raise IncompleteFileError(
@@ -200,6 +211,14 @@ class PrimaryFile:
         return self._digest.hexdigest()
 
 
+def _is_int(value: object) -> bool:
+    try:
+        int(value or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def check_complete(path: Path) -> None:
     """Raise :class:`FitsReadError` unless every HDU's data is all there.
 
@@ -209,8 +228,6 @@ def check_complete(path: Path) -> None:
     try:
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            from astropy.io import fits as afits
-
             with afits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 expected = 0
                 for index, hdu in enumerate(hdul):  # extensions too, where there are any
