@@ -36,6 +36,7 @@ from compat.scan import exit_code, format_findings, scan_paths
 from compat.scan.names import UPSTREAM_MODELS_MODULES
 from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status, span, utc
 from compat.usage import NOT_SEEN, USAGE_COLUMNS, flush_now, newest_program, usage_rows
+from migration.compact import read_free_space, status_note
 from migration.connect import connect
 from migration.operation import render
 from migration.rebuild import check_free, unfinished
@@ -78,8 +79,9 @@ def status(db: Path | None, as_json: bool) -> None:
       compat status --json
     """
     path, st = _status(db)
+    space = read_free_space(path)
     if as_json:
-        print_json({"db": str(path), "running": holder(path)} | st.as_dict())
+        print_json({"db": str(path), "running": holder(path)} | st.as_dict() | space.as_dict())
         return
     now = datetime.now(UTC).replace(tzinfo=None)
     version = st.schema_version if st.schema_version is not None else "none recorded"
@@ -121,6 +123,9 @@ def status(db: Path | None, as_json: bool) -> None:
     else:
         for line in st.unfinished:
             click.echo(f"Interrupted: {line}")
+    note = status_note(space)
+    if note:
+        click.echo(f"Free space: {note}")
     click.echo("Limits:")
     for line in st.limits:
         click.echo(f"  - {line}")

@@ -13,6 +13,7 @@ from compat.phases import BEFORE, CURRENT, DURING, RETIRED, V1, WINDOW, SchemaSt
 from compat.renames import RenameDeclaration
 from compat.state import rebuild_advice
 from migration import state
+from migration.compact import free_space
 from migration.connect import connect
 from migration.rebuild import unfinished
 from migration.runlock import holder
@@ -28,6 +29,7 @@ def status(db_path: Path, decl: RenameDeclaration) -> dict[str, Any]:
             "schema_version": st.version,
             "phase": st.phase,
         }
+        out.update(free_space(conn).as_dict())  # free_bytes, file_bytes, compact_estimate_s
         running = holder(db_path)
         if st.phase == DURING:
             synced = decl.synced_tables()  # the copy starts with the first (as the engine's)

@@ -30,6 +30,7 @@ from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
 from migration.chunks import ChunkPolicy
 from migration.cli.backups import backups, restore
+from migration.cli.compact import compact
 from migration.cli.output import (
     RULE,
     print_intro,
@@ -356,3 +357,4 @@ if __name__ == "__main__":
 
 main.add_command(backups)
 main.add_command(restore)
+main.add_command(compact)

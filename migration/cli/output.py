@@ -21,6 +21,7 @@ from catalog.phase3.declaration import PHASE3
 from compat.lifecycle.steps import STEPS, Plan, RunReport, describe_locks, format_ms, step_label
 from compat.lifecycle.steps import Progress as ProgressCallback
 from compat.phases import CURRENT, DURING, V1
+from migration.compact import FreeSpace, status_note
 from migration.operation import Stage
 
 RULE = "=" * 60
@@ -63,6 +64,9 @@ def print_status(data: dict[str, Any]) -> None:
     field("Pending steps", ", ".join(step_label(s) for s in data["pending"]) or "none")
     for r in data.get("table_rebuild", []):
         field("Rebuild", f"{r['note']} ({data['running']})" if data.get("running") else r["note"])
+    note = status_note(FreeSpace.of_bytes(data["file_bytes"], data["free_bytes"]))
+    if note:
+        field("Free space", note)
     field("Next", data["next"])
     if data["history"]:
         click.echo("History (newest first, UTC):")
