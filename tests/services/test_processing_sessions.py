@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from catalog.cli import main
 from catalog.cli.services import COMMANDS
 from catalog.sample import write_sample
+from migration.errors import NotFoundError
 from tests.support.services import (
     LAYOUTS,
     catalog_command,
@@ -166,7 +167,7 @@ def test_list_and_info(small_catalog: Path) -> None:
     [
         (
             ["create", "--name", "x", "--imaging-session", "20990101_NOPE_NOPE"],
-            2,
+            NotFoundError.exit_code,  # not click's usage code: the command line was fine
             "There is no imaging session '20990101_NOPE_NOPE'",
         ),
         (
@@ -181,7 +182,7 @@ def test_list_and_info(small_catalog: Path) -> None:
         ),
         (["create", "--name", "x", "--imaging-session", "{session}", "--id", "bad id!"], 2, "is not usable"),
         (["create", "--name", "   ", "--imaging-session", "{session}"], 2, "needs a --name"),
-        (["info", "PS_NOPE"], 2, "There is no processing session 'PS_NOPE'"),
+        (["info", "PS_NOPE"], NotFoundError.exit_code, "There is no processing session 'PS_NOPE'"),
     ],
 )
 def test_errors_are_one_clear_paragraph(
