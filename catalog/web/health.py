@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,53 @@ class Health:
         return {"status": "error", "reason": self.reason, "error": self.message}
 
 
+class _Headers:
+    """Reads a file's first bytes through a descriptor kept open, one per file.
+
+    Closing *any* descriptor of a file drops every POSIX lock this process holds on
+    it, SQLite's included: a ``with open(catalog)`` in the web server released the
+    pool's shared lock on the catalog, so another program closing its connection
+    believed itself the last one, checkpointed and removed the WAL under the pool's
+    feet, and the app's connections (and its version watcher) stopped seeing commits.
+    So a descriptor is opened once per file (device, inode) and not closed while the
+    file may be in use; only the oldest of more than :data:`KEEP` files are closed.
+    """
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self._fds: OrderedDict[tuple[int, int], int] = OrderedDict()  # least recently read first
+        self._spare: list[int] = []  # a second descriptor of a file (a race): never closed
+        self._lock = threading.Lock()
+
+    def read(self, path: Path, size: int) -> bytes:
+        st = path.stat()
+        with self._lock:
+            key = (st.st_dev, st.st_ino)
+            fd = self._fds.get(key)
+            if fd is None:
+                fd = os.open(path, os.O_RDONLY)
+                opened = os.fstat(fd)  # the path may be another file than the stat said
+                key = (opened.st_dev, opened.st_ino)
+                if key in self._fds:
+                    self._spare.append(fd)
+                    fd = self._fds[key]
+                self._fds[key] = fd
+            self._fds.move_to_end(key)
+            while len(self._fds) > self.KEEP:  # files replaced long ago
+                os.close(self._fds.popitem(last=False)[1])
+            return os.pread(fd, size, 0)
+
+
+_HEADERS = _Headers()
+
+
 def check_file(path: Path) -> Health:
     """What one ``stat`` and the 16-byte header say about the file (no connection)."""
     try:
         if path.is_dir():
             return Health(NOT_A_FILE, f"The catalog path {path} is a folder, not a database file.")
-        with path.open("rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
+        head = _HEADERS.read(path, len(SQLITE_MAGIC))
     except FileNotFoundError:
         return Health(
             MISSING,

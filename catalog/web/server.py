@@ -15,6 +15,7 @@ from flask import Flask
 from waitress.server import create_server
 
 from catalog.web import database, hosts
+from catalog.web.totals import totals
 from migration.logs import get_logger
 
 log = get_logger(__name__)
@@ -73,5 +74,6 @@ def serve(
         server.run()
     finally:
         server.close()
+        totals(app).close()
         database(app).close()
         log.info("web.stopped", url=url)

@@ -14,15 +14,28 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, NotFound
 
-from catalog.stats import catalog_stats
-from catalog.web import file_list, health, hosts, imaging_sessions, params, processing_sessions, reads, state
+from catalog.web import dashboard as dash
+from catalog.web import (
+    file_list,
+    formatting,
+    health,
+    hosts,
+    imaging_sessions,
+    params,
+    processing_sessions,
+    reads,
+    state,
+    totals,
+)
+from catalog.web.file_query import SORT_LABELS, FileQuery
 from catalog.web.params import BadRequest
 from catalog.web.reads import database
+from catalog.web.totals import Memo
 from migration.logs import get_logger
 
 log = get_logger(__name__)
@@ -37,13 +50,14 @@ SECURITY_HEADERS = {
 }
 
 
-def _read(fn: Callable[[Session], Any]) -> Any:
-    return reads.read(database(current_app), fn)
+def _read(fn: Callable[[Session, Memo], Any]) -> Any:
+    memo = totals.memo(current_app)  # the catalog's version, read before the snapshot starts
+    return reads.read(database(current_app), lambda s: fn(s, memo))
 
 
-def _page(fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+def _page(fn: Callable[[Session, Memo], dict[str, Any]]) -> dict[str, Any]:
     """A page's data plus the schema state every page shows in its footer."""
-    return _read(lambda s: fn(s) | {"schema": state.schema_info(s)})
+    return _read(lambda s, memo: fn(s, memo) | {"schema": state.schema_info(s)})
 
 
 def _page_number(name: str = "page") -> int:
@@ -58,30 +72,34 @@ def _per_page(default: int, maximum: int = params.MAX_PER_PAGE) -> int:
 
 
 def dashboard() -> str:
-    data = _page(
-        lambda s: {
-            "stats": catalog_stats(s),
-            "recent": imaging_sessions.recent_sessions(s),
-            "monitor": state.monitor_status(s, time.time()),
-        }
-    )
+    data = _page(lambda s, memo: dash.dashboard(s, memo) | {"monitor": state.monitor_status(s, time.time())})
     return render_template("dashboard.html", **data)
 
 
 def raw_files() -> str:
-    query = file_list.FileQuery.from_args(request.args)
-    data = _page(lambda s: {"result": file_list.list_files(s, query), "facets": file_list.file_facets(s)})
-    return render_template("raw_files.html", query=query, sorts=file_list.SORT_LABELS, **data)
+    query = FileQuery.from_args(request.args)
+    data = _page(
+        lambda s, memo: {
+            "result": file_list.list_files(s, query, memo),
+            "facets": file_list.file_facets(s, memo),
+        }
+    )
+    return render_template("raw_files.html", query=query, sorts=SORT_LABELS, **data)
 
 
 def sessions() -> str:
-    page, per_page = _page_number(), _per_page(params.DEFAULT_PER_PAGE)
-    data = _page(lambda s: {"result": imaging_sessions.list_sessions(s, page, per_page)})
-    return render_template("sessions.html", **data)
+    query = imaging_sessions.SessionQuery.from_args(request.args)
+    data = _page(
+        lambda s, memo: {
+            "result": imaging_sessions.list_sessions(s, query, memo),
+            "facets": file_list.file_facets(s, memo),
+        }
+    )
+    return render_template("sessions.html", query=query, sorts=imaging_sessions.SESSION_SORTS, **data)
 
 
 def session_detail(session_id: str) -> str:
-    data = _page(lambda s: {"detail": imaging_sessions.session_detail(s, session_id)})
+    data = _page(lambda s, memo: {"detail": imaging_sessions.session_detail(s, session_id, memo)})
     if data["detail"] is None:
         raise NotFound(f"There is no imaging session {session_id!r}.")
     return render_template("session_detail.html", **data)
@@ -89,12 +107,12 @@ def session_detail(session_id: str) -> str:
 
 def processing() -> str:
     page, per_page = _page_number(), _per_page(20, 100)
-    data = _page(lambda s: {"result": processing_sessions.list_processing(s, page, per_page)})
+    data = _page(lambda s, _m: {"result": processing_sessions.list_processing(s, page, per_page)})
     return render_template("processing.html", **data)
 
 
 def processing_detail(ps_id: str) -> str:
-    data = _page(lambda s: {"detail": processing_sessions.processing_detail(s, ps_id)})
+    data = _page(lambda s, _m: {"detail": processing_sessions.processing_detail(s, ps_id)})
     if data["detail"] is None:
         raise NotFound(f"There is no processing session {ps_id!r}.")
     return render_template("processing_detail.html", **data)
@@ -106,8 +124,8 @@ def processing_detail(ps_id: str) -> str:
 def api_stats() -> Response:
     return jsonify(
         _read(
-            lambda s: (
-                catalog_stats(s)
+            lambda s, memo: (
+                dash.stats(s, memo)
                 | {
                     "schema": state.schema_info(s),
                     "monitor": state.monitor_status(s, time.time()),
@@ -117,18 +135,22 @@ def api_stats() -> Response:
     )
 
 
+def api_charts() -> Response:
+    return jsonify(_read(dash.chart_data))
+
+
 def api_raw_files() -> Response:
-    query = file_list.FileQuery.from_args(request.args)
-    return jsonify(_read(lambda s: file_list.list_files(s, query)))
+    query = FileQuery.from_args(request.args)
+    return jsonify(_read(lambda s, memo: file_list.list_files(s, query, memo)))
 
 
 def api_sessions() -> Response:
-    page, per_page = _page_number(), _per_page(params.DEFAULT_PER_PAGE)
-    return jsonify(_read(lambda s: imaging_sessions.list_sessions(s, page, per_page)))
+    query = imaging_sessions.SessionQuery.from_args(request.args)
+    return jsonify(_read(lambda s, memo: imaging_sessions.list_sessions(s, query, memo)))
 
 
 def api_session(session_id: str) -> Response:
-    detail = _read(lambda s: imaging_sessions.session_detail(s, session_id))
+    detail = _read(lambda s, memo: imaging_sessions.session_detail(s, session_id, memo))
     if detail is None:
         raise NotFound(f"There is no imaging session {session_id!r}.")
     return jsonify(detail)
@@ -136,11 +158,11 @@ def api_session(session_id: str) -> Response:
 
 def api_processing() -> Response:
     page, per_page = _page_number(), _per_page(20, 100)
-    return jsonify(_read(lambda s: processing_sessions.list_processing(s, page, per_page)))
+    return jsonify(_read(lambda s, _m: processing_sessions.list_processing(s, page, per_page)))
 
 
 def api_processing_detail(ps_id: str) -> Response:
-    detail = _read(lambda s: processing_sessions.processing_detail(s, ps_id))
+    detail = _read(lambda s, _m: processing_sessions.processing_detail(s, ps_id))
     if detail is None:
         raise NotFound(f"There is no processing session {ps_id!r}.")
     return jsonify(detail)
@@ -155,7 +177,7 @@ def healthz() -> tuple[Response, int]:
     path = database(current_app).path
     if path is None:  # an in-memory catalog: the pool is the catalog
         try:
-            info = _read(state.schema_info)
+            info = _read(lambda s, _m: state.schema_info(s))
         except (SQLAlchemyError, sqlite3.Error) as exc:
             log.error("web.healthz_failed", error=str(getattr(exc, "orig", exc)))
             return jsonify(status="error", reason=health.UNREADABLE, error="The catalog cannot be read."), 503
@@ -174,6 +196,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("/processing", "processing", processing),
     ("/processing/<path:ps_id>", "processing_detail", processing_detail),
     ("/api/stats", "api_stats", api_stats),
+    ("/api/charts", "api_charts", api_charts),
     ("/api/raw-files", "api_raw_files", api_raw_files),
     ("/api/sessions", "api_sessions", api_sessions),
     ("/api/sessions/<path:session_id>", "api_session", api_session),
@@ -271,46 +294,6 @@ def _unexpected(exc: Exception) -> tuple[Any, int]:
     )
 
 
-# -- template helpers ---------------------------------------------------------
-
-
-def url_with(**changes: Any) -> str:
-    """The current URL with some query arguments changed (None removes one)."""
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if v != ""}
-    for key, value in changes.items():
-        if value is None:
-            args.pop(key, None)
-        else:
-            args[key] = value
-    return url_for(request.endpoint or "dashboard", **(request.view_args or {}), **args)
-
-
-def _hours(seconds: float | None) -> str:
-    if not seconds:
-        return "0 h"
-    hours = seconds / 3600.0
-    return f"{hours:.1f} h" if hours >= 1 else f"{seconds / 60.0:.0f} min"
-
-
-def _number(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.1f}"
-    return f"{int(value):,}"
-
-
-def _size(value: int | None) -> str:
-    if not value:
-        return ""
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(value)
-
-
 def register(app: Flask) -> None:
     for rule, endpoint, view in ROUTES:
         app.add_url_rule(rule, endpoint, view, methods=["GET"])
@@ -319,10 +302,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(SQLAlchemyError, _database_error)
     app.register_error_handler(sqlite3.Error, _database_error)
     app.register_error_handler(Exception, _unexpected)
-    app.add_template_global(url_with, "url_with")
-    app.add_template_filter(_hours, "hours")
-    app.add_template_filter(_number, "number")
-    app.add_template_filter(_size, "filesize")
+    formatting.register(app)
 
     @app.before_request
     def _start() -> tuple[Any, int] | None:

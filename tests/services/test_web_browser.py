@@ -1,17 +1,25 @@
 """The pages in a real headless browser (Debian's chromium): screenshots and rendered DOM.
 
+The dashboard's charts are in the rendered DOM with a bar per night and a segment per
+target and filter of the sample; a count or a bar on the dashboard leads to a raw-file
+list whose rows all match it. Screenshots are kept as test artifacts, under
+``$CATALOG_TEST_ARTIFACTS`` if set, else under the test's tmp_path (the path is printed).
+
 Skipped, with the reason, when ``/usr/bin/chromium`` is not installed
 (``apt-get install -y chromium`` provides it).
 """
 
 from __future__ import annotations
 
+import html
+import os
+import re
 import shutil
 import struct
 import subprocess
 import zlib
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import pytest
 
@@ -70,6 +78,33 @@ def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
     return width, height, len(rows)
 
 
+def _artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """Where this test keeps its screenshots (printed, so a failed run says where to look)."""
+    root = os.environ.get("CATALOG_TEST_ARTIFACTS")
+    name = re.sub(r"[^\w.-]+", "_", request.node.name).strip("_")
+    folder = Path(root) / name if root else tmp_path / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots: {folder}")
+    return folder
+
+
+def _screenshot(tmp: Path, folder: Path, name: str, url: str, size: str = "1280,900") -> Path:
+    shot = folder / f"{name}.png"
+    proc = _chromium(tmp, f"--screenshot={shot}", f"--window-size={size}", url)
+    assert shot.exists(), proc.stderr[-2000:]
+    return shot
+
+
+def _dom(tmp: Path, url: str) -> str:
+    return _chromium(tmp, "--dump-dom", url).stdout
+
+
+def _column(dom: str, name: str) -> list[str]:
+    """The text of every cell of one column of the rendered file list."""
+    body = dom.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [html.unescape(v) for v in re.findall(rf'<td class="{name}"[^>]*>([^<]*)</td>', body)]
+
+
 @pytest.fixture(scope="module")
 def pages(sample_v2: SampleCatalog) -> dict[str, tuple[str, list[str]]]:
     return {
@@ -83,13 +118,15 @@ def pages(sample_v2: SampleCatalog) -> dict[str, tuple[str, list[str]]]:
 
 @pytest.mark.parametrize("name", ["dashboard", "raw_files", "sessions", "session", "processing"])
 def test_page_renders_in_a_browser(
-    web_v2: WebServer, pages: dict[str, tuple[str, list[str]]], name: str, tmp_path: Path
+    web_v2: WebServer,
+    pages: dict[str, tuple[str, list[str]]],
+    name: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     path, expected = pages[name]
     url = web_v2.base + path
-    shot = tmp_path / f"{name}.png"
-    proc = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", url)
-    assert shot.exists(), proc.stderr[-2000:]
+    shot = _screenshot(tmp_path, _artifacts(tmp_path, request), name, url)
     width, height, distinct_rows = _png_size_and_colours(shot)
     assert (width, height) == (1280, 900)
     assert shot.stat().st_size > 10_000 and distinct_rows > 20, "the screenshot looks blank"
@@ -101,3 +138,61 @@ def test_page_renders_in_a_browser(
     assert "<script" not in dom.lower()  # no hostile header became a live element
     if name in ("raw_files", "session"):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown as text: HOSTILE_OBJECT
+
+
+def test_the_dashboard_charts_are_drawn(
+    web_v2: WebServer, sample_v2: SampleCatalog, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The SVG charts are in the rendered DOM, a bar for each night and target × filter with light frames."""
+    folder = _artifacts(tmp_path, request)
+    shot = _screenshot(tmp_path, folder, "dashboard_charts", web_v2.base + "/", "1280,1400")
+    assert _png_size_and_colours(shot)[2] > 20
+    dom = _dom(tmp_path, web_v2.base + "/")
+    charts = re.findall(r"<svg [^>]*>.*?</svg>", dom, re.S)
+    assert len(charts) == 2, "the two charts are not in the rendered page"
+    data = web_v2.api("/api/charts")
+    nights = [b for b in data["over_time"]["bars"] if b["files"]]
+    segments = [seg for row in data["per_target"]["rows"] for seg in row["segments"]]
+    over_time, per_target = charts
+    assert 'role="img"' in over_time and 'role="img"' in per_target
+    assert len(re.findall(r'<rect [^>]*class="bar"', over_time)) == len(nights) > 1
+    assert len(re.findall(r"<a href=", per_target)) == len(segments) > 3
+    for bar in nights:
+        assert f"{bar['label']}: {bar['seconds'] / 3600:.1f} h of light frames" in over_time
+    assert "&lt;script&gt;" in per_target and "<script" not in dom.lower()  # the hostile object, as text
+
+
+@pytest.mark.parametrize("kind", ["object", "filter", "frame_type", "camera", "night bar", "target bar"])
+def test_a_dashboard_link_leads_to_files_that_all_match(
+    web_v2: WebServer, tmp_path: Path, request: pytest.FixtureRequest, kind: str
+) -> None:
+    dom = _dom(tmp_path, web_v2.base + "/")
+    links = [html.unescape(h) for h in re.findall(r'href="(/raw-files\?[^"]+)"', dom)]
+    field = {"night bar": "date_from", "target bar": "filter"}.get(kind, kind)
+    chosen = [h for h in links if field in dict(parse_qsl(h.split("?", 1)[1]))]
+    if kind == "night bar":
+        chosen = [h for h in chosen if "frame_type=LIGHT" in h]
+    elif kind == "target bar":
+        chosen = [h for h in chosen if "object=" in h and "frame_type=LIGHT" in h]
+    else:
+        chosen = [h for h in chosen if set(dict(parse_qsl(h.split("?", 1)[1]))) == {field}]
+    assert chosen, f"no {kind} link on the dashboard"
+    target = chosen[0]
+    wanted = dict(parse_qsl(target.split("?", 1)[1]))
+    expected = web_v2.api("/api/raw-files?" + target.split("?", 1)[1] + "&per_page=200")["total"]
+    _screenshot(tmp_path, _artifacts(tmp_path, request), "followed", web_v2.base + target)
+    listed = _dom(tmp_path, web_v2.base + target + "&per_page=200")
+    assert "Raw files" in listed and expected > 0
+    cells = {
+        "object": _column(listed, "object"),
+        "filter": _column(listed, "filter"),
+        "frame_type": _column(listed, "frame-type"),
+        "camera": _column(listed, "camera"),
+        "date_from": [d for d in re.findall(r'<td class="date">(\d{4}-\d{2}-\d{2})</td>', listed)],
+    }
+    assert len(cells["object"]) == expected  # every matching file is a row
+    for name, value in wanted.items():
+        if name == "date_to":
+            continue
+        shown = cells[name]
+        assert shown and all(v == value for v in shown), (target, name, set(shown))
