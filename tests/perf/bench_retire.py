@@ -118,6 +118,7 @@ def main() -> int:
         ):
             conn.execute(f'DROP TRIGGER "{t}"')
         conn.execute('DROP VIEW "sessions"')
+        conn.execute('DROP INDEX IF EXISTS "_compat_fits_files_session_id_idx"')  # the old-name index
         for col in ("x", "y", "session_id"):
             conn.execute(f'ALTER TABLE fits_files DROP COLUMN "{col}"')
         conn.execute("COMMIT")
