@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog.config import resolve_db
 from catalog.phase3.declaration import PHASE3
@@ -75,6 +77,19 @@ class CommandGroup(click.Group):
         if "--log-json" in head[1:]:  # given to the group, whose option configures the logs
             head = ["--log-json", *(a for a in head if a != "--log-json")]
         return super().parse_args(ctx, [*head, *sep, *tail])
+
+
+def progress(indent: str = "") -> Progress:
+    """The commands' progress bar: on stderr, gone when done; log lines written
+    meanwhile appear above it (see :mod:`migration.logs`)."""
+    return Progress(
+        TextColumn(indent + "{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
 
 
 def version_option(f: F) -> F:

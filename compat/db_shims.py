@@ -49,6 +49,9 @@ def sync_triggers(t: TableRename) -> dict[str, str]:
     return {e: f"{TRIGGER_PREFIX}{t.new}_sync_{e.lower()}" for e in ("INSERT", "UPDATE")}
 
 
+OLD_NAME_INDEX = "index for old-name look-ups on"  # the label of its action, as plans show it
+
+
 def old_name_index(t: TableRename, old: str) -> str:
     """The index serving look-ups by the old-name column ``old`` of a table renamed
     in place (made, empty, with the column, where the new-name column leads an index;
@@ -66,7 +69,7 @@ def old_name_index_action(t: TableRename, old: str, *, table: str, column: str) 
     every row, so the index starts empty and is attached without reading the table."""
     name = old_name_index(t, old)
     return Action(
-        f"index {table}.{column} for old-name look-ups (empty: no row has a value yet)",
+        f"{OLD_NAME_INDEX} {table}.{column} (empty: no row has a value yet)",
         fn=partial(ddl.attach_empty_index, name=name, table=table, column=column),
         shows=ddl.attach_empty_index_shows(name, table, column),
     )
@@ -284,8 +287,9 @@ def shim_records(decl: RenameDeclaration) -> list[tuple[str, str]]:
 def record_install(conn: sqlite3.Connection, decl: RenameDeclaration, *, cutover: bool) -> None:
     """Mark every shim installed now (and the cut-over time, if this is it)."""
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    indexes = [(f"index:{n}", "index") for t in decl.synced_tables() for n in sorted(old_name_indexes(t))]
-    for name, kind in shim_records(decl) + [r for r in indexes if r[0][6:] in present]:
+    ours = sorted(n for t in decl.synced_tables() for n in old_name_indexes(t))
+    indexes = [(f"index:{n}", "index") for n in ours if n in present]
+    for name, kind in shim_records(decl) + indexes:
         conn.execute(
             f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) "
             "VALUES (?, ?, datetime('now'), CASE WHEN ? THEN datetime('now') END, NULL) "

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from catalog import cataloger
 from catalog.cli.raw_folder import folder_argument, raw_folder
@@ -19,6 +17,7 @@ from catalog.clikit import (
     json_option,
     print_json,
 )
+from catalog.clikit import progress as clikit_progress
 from catalog.config import resolve_db, resolve_raw_dir
 from catalog.manager import DatabaseManager
 from catalog.phase3.declaration import SCHEMA_V2
@@ -61,17 +60,6 @@ def open_service(db_option_value: Path | None) -> DatabaseService:
         db.close()
         raise
     return DatabaseService(db)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
 
 
 @click.command()
@@ -194,7 +182,7 @@ def catalog_command(
     service = open_service(db)
     try:
         new = [Path(p) for p in cataloger.scan(service, root).new]
-        with _progress() as progress:
+        with clikit_progress() as progress:
             task = progress.add_task("Cataloging", total=len(new))
             result = cataloger.catalog_files(
                 service, new, batch_size=batch_size, on_file=lambda _p: progress.advance(task)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from compat import db_shims
 from compat.lifecycle import actions as rename
 from compat.lifecycle import checks
 from compat.lifecycle.spec import RenameMigration
@@ -77,7 +78,7 @@ def make_plan(db_path: Path, migration: RenameMigration) -> Plan:
             )
         prepare = rename.prepare_actions(conn, decl)
         if prepare:
-            indexed = any(a.label.startswith("index ") for a in prepare)
+            indexed = any(a.label.startswith(db_shims.OLD_NAME_INDEX) for a in prepare)
             title = "Add shadow columns" + (", an (empty) index for old-name look-ups" if indexed else "")
             stages.append(Stage("prepare", title + " and capture triggers", prepare, PREPARE_MS, PREPARE_MS))
         policy = ChunkPolicy()

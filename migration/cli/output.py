@@ -14,9 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from catalog.clikit import progress
 from catalog.phase3.declaration import PHASE3
 from compat.lifecycle.steps import STEPS, Plan, RunReport, describe_locks, format_ms, step_label
 from compat.lifecycle.steps import Progress as ProgressCallback
@@ -155,14 +154,7 @@ def print_intro(path: object) -> None:
 def progress_bar(description: str, total: int) -> Iterator[ProgressCallback]:
     """A bar on stderr for one step (the copy), gone when the step ends; log lines
     written meanwhile appear above it (see :mod:`migration.logs`)."""
-    with Progress(
-        TextColumn("      {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    with progress(indent="      ") as bar:
         task = bar.add_task(description, total=total)
 
         def tick(done: int, of: int) -> None:

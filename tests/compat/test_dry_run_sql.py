@@ -19,6 +19,7 @@ import pytest
 
 from compat.synonyms import set_retired
 from tests.support import build_phase
+from tests.support.checks import schema_rows
 from tests.support.procs import BIN
 
 
@@ -35,16 +36,6 @@ def schema(db: Path) -> set[tuple[str, str]]:
     conn = sqlite3.connect(db)
     try:
         return {(t, n) for t, n in conn.execute("SELECT type, name FROM sqlite_master")}
-    finally:
-        conn.close()
-
-
-def schema_sql(db: Path) -> list[tuple]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
-        ).fetchall()
     finally:
         conn.close()
 
@@ -81,11 +72,11 @@ def test_retire_dry_run_prints_the_sql_then_retire_runs_it(tmp_path: Path) -> No
     conn.commit()
     conn.close()
     age(db, 31)
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("compat", "retire", "--dry-run", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert schema_sql(db) == before, "the dry run changed the schema"
+    assert schema_rows(db) == before, "the dry run changed the schema"
     assert [s["name"] for s in plan["stages"]] == [
         "backup",
         "rebuild.start",
@@ -119,21 +110,21 @@ def test_retire_dry_run_prints_the_sql_then_retire_runs_it(tmp_path: Path) -> No
 
 def test_retire_dry_run_shows_the_sql_and_every_reason_it_would_refuse(tmp_path: Path) -> None:
     db = build_phase(tmp_path / "w.db", "window", files=20)
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("compat", "retire", "--dry-run", db=db)
     assert proc.returncode == 11
     assert 'DROP VIEW "sessions";' in proc.stdout and "ALTER TABLE" in proc.stdout
     assert "only 0 days have passed" in proc.stderr and "Nothing was changed" in proc.stderr
-    assert schema_sql(db) == before
+    assert schema_rows(db) == before
 
 
 def test_install_dry_run_prints_what_install_then_creates(tmp_path: Path) -> None:
     db = build_phase(tmp_path / "r.db", "retired", files=50)
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("compat", "install", "--dry-run", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert schema_sql(db) == before
+    assert schema_rows(db) == before
     assert [s["name"] for s in plan["stages"]] == ["install.columns", "install.fill", "install.view"]
     sql = statements(plan)
     added = named(r'ALTER TABLE "fits_files" ADD COLUMN "(\w+)"', sql)
@@ -151,11 +142,11 @@ def test_install_dry_run_prints_what_install_then_creates(tmp_path: Path) -> Non
 
 def test_rollback_dry_run_prints_the_reverse_cutover_and_changes_nothing(tmp_path: Path) -> None:
     db = build_phase(tmp_path / "w.db", "window", files=20)
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("migration", "rollback", "--dry-run", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     sql = statements(json.loads(proc.stdout))
-    assert schema_sql(db) == before
+    assert schema_rows(db) == before
     assert 'ALTER TABLE "imaging_sessions" RENAME TO "sessions"' in sql
     assert 'DELETE FROM "schema_version" WHERE version = 2' in sql
     assert any("UPDATE sqlite_master SET name = 'idx_session'" in s for s in sql)
@@ -168,10 +159,10 @@ def test_rollback_dry_run_prints_the_reverse_cutover_and_changes_nothing(tmp_pat
 
 def test_rollback_dry_run_of_a_stopped_run_shows_the_column_removal(tmp_path: Path) -> None:
     db = build_phase(tmp_path / "d.db", "during", files=20)
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("migration", "rollback", "--dry-run", "--remove-columns", db=db)
     assert proc.returncode == 0, proc.stderr
-    assert schema_sql(db) == before
+    assert schema_rows(db) == before
     assert "Abandon the migration in progress" in proc.stdout
     assert 'DROP TRIGGER "_mig_capture_fits_files_insert";' in proc.stdout
     assert 'ALTER TABLE "_rebuild_fits_files" RENAME TO "fits_files";' in proc.stdout
@@ -182,11 +173,11 @@ def test_repair_dry_run_prints_the_rebuild_then_repair_runs_it(tmp_path: Path) -
 
     db = build_phase(tmp_path / "w.db", "window", files=50)
     damage(db, null_ids=3)  # CREATE TABLE … AS SELECT: no primary key, shims' triggers gone
-    before = schema_sql(db)
+    before = schema_rows(db)
     proc = cli("migration", "repair", "--dry-run", "--json", db=db)
     assert proc.returncode == 0, proc.stderr
     plan = json.loads(proc.stdout)
-    assert schema_sql(db) == before
+    assert schema_rows(db) == before
     assert [s["name"] for s in plan["stages"]] == [
         "backup",
         "repair.give_ids",

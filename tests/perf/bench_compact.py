@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from common import DATA, fresh_copy, machine, sizes, table, v1_catalog
+from common import DATA, cp_seconds, fresh_copy, machine, sizes, table, v1_catalog
 
 BIN = Path(sys.executable).parent
 
@@ -30,17 +28,6 @@ def with_free_half(db: Path) -> None:
     conn.execute("DROP TABLE _bench_old_copy")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-
-
-def cp_seconds(db: Path) -> float:
-    dst = DATA / "compact_cp.db"
-    t0 = time.perf_counter()
-    shutil.copyfile(db, dst)
-    with open(dst, "rb+") as f:
-        os.fsync(f.fileno())
-    took = time.perf_counter() - t0
-    dst.unlink()
-    return took
 
 
 def run_one(rows: int) -> list[object]:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import DATA, Writer, fresh_copy, machine, table, v1_catalog
+from common import DATA, Writer, cp_seconds, fresh_copy, machine, table, v1_catalog
 
 BIN = Path(sys.executable).parent
 STAGES = ("checks", "baseline", "prepare", "backfill", "cutover")
@@ -31,20 +30,9 @@ def run_sizes() -> list[int]:
     return [int(s) for s in raw.split(",") if s]
 
 
-def copy_seconds(src: Path) -> float:
-    dst = DATA / "cp_baseline.db"
-    t0 = time.perf_counter()
-    shutil.copyfile(src, dst)
-    with open(dst, "rb+") as f:
-        os.fsync(f.fileno())
-    took = time.perf_counter() - t0
-    dst.unlink()
-    return took
-
-
 def run_one(rows: int) -> dict:
     src = v1_catalog(rows)
-    cp_s = copy_seconds(src)
+    cp_s = cp_seconds(src)
     db = fresh_copy(src, f"run_cli_{rows}.db")
     env = os.environ | {"CATALOG_LOG_LEVEL": "WARNING"}
     writer = Writer(db)

@@ -49,13 +49,29 @@ def v1_catalog(rows: int) -> Path:
     return cached
 
 
+def synced_copy(src: Path, dst: Path) -> None:
+    """Copy and fsync: on disk before a run, else the run's first fsync (a writer's
+    checkpoint) pays for flushing the whole copy."""
+    shutil.copyfile(src, dst)
+    with open(dst, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def cp_seconds(src: Path) -> float:
+    """The baseline of a run: a plain copy of the file to disk, in seconds."""
+    dst = DATA / f"cp_baseline_{src.name}"
+    t0 = time.perf_counter()
+    synced_copy(src, dst)
+    took = time.perf_counter() - t0
+    dst.unlink()
+    return took
+
+
 def fresh_copy(src: Path, name: str) -> Path:
     dst = DATA / name
     for suffix in ("", "-wal", "-shm"):
         Path(f"{dst}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(src, dst)  # the source is checkpointed and closed: a plain copy is safe
-    with open(dst, "rb+") as f:  # on disk before the run: else the first fsync of the run
-        os.fsync(f.fileno())  # (a writer's checkpoint) pays for flushing the whole copy
+    synced_copy(src, dst)  # the source is checkpointed and closed: a plain copy is safe
     return dst
 
 

@@ -15,13 +15,13 @@ import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from catalog.web import create_app, database
 from tests.support import build_phase
+from tests.support.checks import schema_rows
 from tests.support.services import WebServer
 
 PHASES = ["before", "during", "window", "retired"]
@@ -70,16 +70,6 @@ def _remove_light_frame(db: Path) -> None:
         conn.execute("DELETE FROM fits_files WHERE object = ?", (NEW_OBJECT,))
         conn.execute(f"DELETE FROM {table} WHERE {night} = ?", (NEW_NIGHT,))
         conn.commit()
-    finally:
-        conn.close()
-
-
-def _schema(db: Path) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
-        ).fetchall()
     finally:
         conn.close()
 
@@ -144,7 +134,7 @@ def test_a_commit_by_another_program_shows_at_the_next_request(served: tuple[Web
 def test_the_web_app_adds_nothing_to_the_catalog(served: tuple[WebServer, Path]) -> None:
     """No trigger, table, view or index of its own: the totals live in the server's memory."""
     server, db = served
-    schema = _schema(db)
+    schema = schema_rows(db)
     for path in [
         "/",
         "/api/stats",
@@ -156,7 +146,7 @@ def test_the_web_app_adds_nothing_to_the_catalog(served: tuple[WebServer, Path])
         assert server.get(path).status == 200, path
     _add_light_frame(db)
     assert server.get("/").status == 200
-    assert _schema(db) == schema
+    assert schema_rows(db) == schema
 
 
 def test_totals_are_computed_once_per_version(tmp_path: Path) -> None:

@@ -269,14 +269,24 @@ def assert_consistent(
         conn.close()
 
 
+SCHEMA_SQL = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+
+
+def schema_rows(db: Path) -> list[tuple[Any, ...]]:
+    """Every schema object of ``db`` (type, name, table, SQL), in a stable order."""
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(SCHEMA_SQL).fetchall()
+    finally:
+        conn.close()
+
+
 def fingerprint(db: Path) -> str:
     """The schema and every row of every table, hashed (a logical comparison)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         h = hashlib.sha256()
-        objs = conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
-        ).fetchall()
+        objs = conn.execute(SCHEMA_SQL).fetchall()
         h.update(repr(objs).encode())
         for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
