@@ -35,6 +35,14 @@ class DatabaseCorruptError(CatalogError):
     exit_code = 3
 
 
+class BackupCheckFailedError(DatabaseCorruptError):
+    """A fresh backup failed its check: the database it copies is probably damaged."""
+
+    def __init__(self, message: str, problems: list[str]):
+        super().__init__(message)
+        self.problems = problems
+
+
 class SchemaVersionError(CatalogError):
     """The database is at a schema version this command cannot work with."""
 

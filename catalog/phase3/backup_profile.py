@@ -46,9 +46,13 @@ PROFILE = backup.SchemaProfile(
 )
 
 
+def backup_options(db_path: Path) -> dict[str, Any]:
+    """Where a catalog's backups go (``backups/`` beside it) and how they are
+    described (:data:`PROFILE`)."""
+    return {"dest_dir": backups_dir(Path(db_path).expanduser()), "profile": PROFILE}
+
+
 def backup_catalog(db_path: Path, **options: Any) -> backup.BackupInfo:
-    """:func:`migration.backup.create_backup` of a catalog: into ``backups/`` beside
-    it (unless ``dest_dir`` says otherwise), described with :data:`PROFILE`."""
-    db_path = Path(db_path).expanduser()
-    options.setdefault("dest_dir", backups_dir(db_path))
-    return backup.create_backup(db_path, profile=PROFILE, **options)
+    """:func:`migration.backup.create_backup` of a catalog with :func:`backup_options`
+    (``dest_dir`` may be given instead)."""
+    return backup.create_backup(Path(db_path).expanduser(), **(backup_options(db_path) | options))

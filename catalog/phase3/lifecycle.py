@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from catalog.phase3.backup_profile import backup_catalog, summary
+from catalog.phase3.backup_profile import backup_options, summary
 from catalog.phase3.baseline import v1_statements
 from catalog.phase3.checks import check_duplicates
 from catalog.phase3.declaration import PHASE3
@@ -42,7 +42,7 @@ PHASE3_MIGRATION = RenameMigration(
     PHASE3,
     baseline=baseline_sql,
     checks=(check_duplicates,),
-    make_backup=backup_catalog,
+    backup_options=backup_options,
     summary=summary,
 )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from compat import db_shims
 from compat.lifecycle import actions as rename
-from compat.lifecycle import checks
+from compat.lifecycle import backup_step, checks
 from compat.lifecycle.spec import RenameMigration
 from compat.lifecycle.steps import (
     MigrationAborted,
@@ -39,6 +39,7 @@ from compat.phases import DURING, V2, read_state
 from compat.renames import RenameDeclaration, TableRename
 from migration import snapshot, state
 from migration.actions import Action, apply_all
+from migration.backup import PendingBackup
 from migration.chunks import ChunkPolicy, LockStats, held_lock, run_chunks
 from migration.connect import long_read, open_migration_connection
 from migration.logs import get_logger
@@ -174,12 +175,13 @@ def run(
     decl = migration.decl
     report = RunReport(str(db_path))
     conn = open_migration_connection(db_path)
+    pending: PendingBackup | None = None
     try:
         st = read_state(conn, decl)
         report.resumed = st.phase == DURING
         say("Checking prerequisites…")
         t0 = time.perf_counter()
-        fresh_backup = backup and _reusable_backup(conn) is None  # the full check runs on it
+        fresh_backup = backup and not backup_step.interrupted(conn)  # the full check runs on it
         st = checks.all_checks(conn, db_path, migration, resume=report.resumed, quick_integrity=fresh_backup)
         report.rows = checks.count_rows(conn, decl, st)
         _dry_run(conn, migration)
@@ -188,24 +190,32 @@ def run(
             f"{migration.summary(report.rows)}"
         )
         report.stage_seconds["checks"] = time.perf_counter() - t0
-
         if backup:
-            report.backup = _backup(db_path, conn, say, migration)
-        if not confirm(report.backup or ""):
-            raise MigrationAborted(
-                "Migration cancelled at the confirmation; nothing was changed"
-                + (f" (the backup {report.backup} was kept)." if report.backup else ".")
+            t0 = time.perf_counter()
+            report.backup, pending = backup_step.begin(db_path, conn, say, migration)
+            report.stage_seconds["backup"] = time.perf_counter() - t0
+        if not confirm(report.backup or (str(pending.planned) if pending else "")):
+            raise backup_step.aborted_on_decline(
+                backup_step.kept_on_decline(pending) if pending else report.backup
             )
         say(f"\nStarting the {decl.name} schema migration (services may keep running)…")
         timed_stage(report, "baseline", lambda: _apply_baseline(conn, migration, report, say))
-        timed_stage(report, "prepare", lambda: _prepare(conn, migration, report, say))
+        timed_stage(report, "prepare", lambda: _prepare(conn, migration, report, say, pending))
         timed_stage(
             report, "backfill", lambda: _backfill(conn, migration, report, say, progress, bar, policy)
         )
+        if pending is not None:
+            t0 = time.perf_counter()
+            report.backup = backup_step.require_verified(conn, pending, migration, report.lock, say)
+            report.stage_seconds["backup_check_wait"] = time.perf_counter() - t0
+        if report.backup:
+            backup_step.record(conn, report.backup, report.lock)
         timed_stage(report, "cutover", lambda: _cutover(conn, migration, report, say))
         log.info("migration.completed", **report.as_dict())
         return report
     finally:
+        if pending is not None:
+            pending.cancel()  # stopped early: the check stops and its copy goes
         conn.close()
 
 
@@ -248,31 +258,6 @@ def _dry_run(conn: sqlite3.Connection, migration: RenameMigration) -> None:
         clone.close()
 
 
-def _reusable_backup(conn: sqlite3.Connection) -> str | None:
-    """The backup an interrupted run made, if it is still there."""
-    existing = state.get(conn, "backup")
-    return existing if existing and Path(existing).exists() else None
-
-
-def _backup(db_path: Path, conn: sqlite3.Connection, say: Say, migration: RenameMigration) -> str:
-    existing = _reusable_backup(conn)
-    if existing:
-        say(f"✓ Using the backup of the interrupted run: {existing}")
-        return existing
-    say("Creating backup…")
-    info = migration.backup(db_path)  # copies with the backup API, then verifies
-    say(f"✓ Backup created: {info.path}")
-    if not info.verified:
-        raise MigrationAborted(
-            f"The backup {info.path} failed verification ({'; '.join(info.problems)}); the "
-            f"migration did not start and nothing was changed. The copy is page for page what the "
-            f"catalog held, so the catalog itself may be damaged: run 'migration verify' on it "
-            f"(a full integrity_check), and check the disk, before running again."
-        )
-    say(f"✓ {info.summary()}")
-    return str(info.path)
-
-
 def _apply_baseline(
     conn: sqlite3.Connection, migration: RenameMigration, report: RunReport, say: Say
 ) -> None:
@@ -286,7 +271,13 @@ def _apply_baseline(
     say(f"      ✓ Schema version {decl.from_version} recorded")
 
 
-def _prepare(conn: sqlite3.Connection, migration: RenameMigration, report: RunReport, say: Say) -> None:
+def _prepare(
+    conn: sqlite3.Connection,
+    migration: RenameMigration,
+    report: RunReport,
+    say: Say,
+    pending: PendingBackup | None,
+) -> None:
     decl = migration.decl
 
     def build(c: sqlite3.Connection) -> list[Action]:
@@ -319,7 +310,9 @@ def _prepare(conn: sqlite3.Connection, migration: RenameMigration, report: RunRe
                 state.put(conn, "started_at", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
                 if report.backup:
                     state.put(conn, "backup", report.backup)
-                state.log(conn, "prepare", backup=report.backup)
+                elif pending is not None:  # a resumed run takes its check over
+                    state.put(conn, backup_step.PENDING_KEY, pending.token)
+                state.log(conn, "prepare", backup=report.backup or (pending and str(pending.planned)))
 
     guard("prepare (add the shadow columns)", apply)
     say(f"      ✓ Prepared (lock held {format_ms(report.lock.holds_ms[-1])})")

@@ -56,7 +56,7 @@ def rollback(
     try:
         st = read_state(conn, decl)
         if st.phase == DURING:
-            return _abandon(conn, decl, stats, say, remove_columns)
+            return abandon(conn, decl, stats, say, remove_columns)
         if st.layout == V1 and remove_columns and _removal_pending(conn, decl):
             _remove_shadow_columns(conn, decl, stats, say)
             return stats
@@ -163,9 +163,12 @@ def _removal_pending(conn: sqlite3.Connection, decl: RenameDeclaration) -> bool:
     return any(_shadows_left(conn, t) or t.old in stopped for t in decl.synced_tables())
 
 
-def _abandon(
+def abandon(
     conn: sqlite3.Connection, decl: RenameDeclaration, stats: LockStats, say: Say, remove_columns: bool
 ) -> LockStats:
+    """A prepared database (phase *during*) back to *before*: the capture triggers
+    and the state table dropped in one transaction; the shadow columns stay
+    unless ``remove_columns``."""
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     drops = [f"DROP TRIGGER {q(t)}" for t in rename.all_capture_triggers(decl) if t in present]
 

@@ -13,6 +13,7 @@ from typing import Any
 from compat.phases import V1, V2, read_state
 from compat.renames import RenameDeclaration
 from migration import backup
+from migration.backup import PendingBackup
 from migration.sqltext import q
 
 Check = Callable[[sqlite3.Connection], None]
@@ -29,9 +30,11 @@ class RenameMigration:
     ``checks``
         prerequisites beyond the generic ones (integrity, foreign keys, views,
         disk), each raising a :class:`~migration.errors.CatalogError`.
-    ``make_backup(db_path, label=...)``
-        the verified backup taken before the first change; by default
-        :func:`migration.backup.create_backup` into ``backups/`` beside the file.
+    ``backup_options(db_path)``
+        where and how the backup before the first change is made: the keyword
+        arguments of :func:`migration.backup.create_backup` (``dest_dir``,
+        ``profile``); by default ``backups/`` beside the file and the generic
+        profile of the declaration.
     ``summary(counts)``
         the row counts per table in one phrase, for messages and backups.
     """
@@ -39,7 +42,7 @@ class RenameMigration:
     decl: RenameDeclaration
     baseline: Callable[[sqlite3.Connection], list[str]] | None = None
     checks: tuple[Check, ...] = ()
-    make_backup: Callable[..., backup.BackupInfo] | None = None
+    backup_options: Callable[[Path], dict[str, Any]] | None = None
     summary: Callable[[Mapping[str, int]], str] = backup.row_summary
 
     def baseline_sql(self, conn: sqlite3.Connection) -> list[str]:
@@ -75,9 +78,23 @@ class RenameMigration:
             describe=describe, renames=self.decl.as_renames, layouts=(V1, V2), summary=self.summary
         )
 
+    def _backup_options(self, db_path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        base: dict[str, Any] = {"label": self.backup_label}
+        if self.backup_options is not None:
+            base |= self.backup_options(db_path)
+        else:
+            base |= {"dest_dir": Path(db_path).parent / "backups", "profile": self.profile()}
+        return base | options
+
     def backup(self, db_path: Path, **options: Any) -> backup.BackupInfo:
-        options.setdefault("label", self.backup_label)
-        if self.make_backup is not None:
-            return self.make_backup(db_path, **options)
-        options.setdefault("dest_dir", Path(db_path).parent / "backups")
-        return backup.create_backup(Path(db_path), profile=self.profile(), **options)
+        """The verified backup, made now."""
+        return backup.create_backup(Path(db_path), **self._backup_options(db_path, options))
+
+    def start_backup(self, db_path: Path, **options: Any) -> PendingBackup:
+        """The backup copied now, verified in the background (see :func:`migration.backup.start_backup`)."""
+        return backup.start_backup(Path(db_path), **self._backup_options(db_path, options))
+
+    def adopt_backup(self, db_path: Path, token: dict[str, Any]) -> str | PendingBackup | None:
+        """The backup a killed run was verifying (see :func:`migration.backup.adopt_backup`)."""
+        profile = self._backup_options(db_path, {})["profile"]
+        return backup.adopt_backup(Path(db_path), token, profile=profile)

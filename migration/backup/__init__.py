@@ -8,6 +8,7 @@ messages; each action logs a ``backup.*`` or ``restore.*`` event. This module
 only re-exports the public API of the package's modules.
 """
 
+from migration.backup.background import PendingBackup, adopt_backup, start_backup
 from migration.backup.create import create_backup
 from migration.backup.listing import (
     IN_PROGRESS,
@@ -37,7 +38,7 @@ from migration.backup.manifest import (
 from migration.backup.profile import GENERIC, SchemaProfile, row_summary
 from migration.backup.report import RestoreReport, TableDiff, restore_report
 from migration.backup.restore import RestoreResult, restore_backup
-from migration.backup.verify import verify_backup
+from migration.backup.verify import VerificationCancelled, verify_backup
 from migration.errors import DiskSpaceError  # raised by create and restore (exit code 8)
 
 __all__ = [
@@ -53,16 +54,19 @@ __all__ = [
     "STATES",
     "UNVERIFIED",
     "VERIFIED",
+    "VerificationCancelled",
     "BackupCheck",
     "BackupInfo",
     "DiskSpaceError",
     "KeptBackup",
+    "PendingBackup",
     "Leftover",
     "PruneResult",
     "RestoreReport",
     "RestoreResult",
     "SchemaProfile",
     "TableDiff",
+    "adopt_backup",
     "create_backup",
     "list_backups",
     "list_leftovers",
@@ -72,5 +76,6 @@ __all__ = [
     "restore_backup",
     "restore_report",
     "row_summary",
+    "start_backup",
     "verify_backup",
 ]

@@ -1,5 +1,6 @@
 """Creating a backup of a live database: copy, verify, hash, then publish it
-under its final name with its manifest, crash-safely."""
+under its final name with its manifest, crash-safely (:mod:`.background` runs
+the verification in a thread)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 import re
 import secrets
 import sqlite3
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,7 @@ from migration.backup.pagecopy import copy_pages, open_source
 from migration.backup.profile import SchemaProfile
 from migration.backup.verify import verify_backup
 from migration.connect import busy_timeout_ms
-from migration.errors import CatalogError, DatabaseCorruptError, DiskSpaceError, UsageError
+from migration.errors import BackupCheckFailedError, CatalogError, DiskSpaceError, UsageError
 from migration.logs import get_logger
 
 log = get_logger(__package__)
@@ -82,6 +85,74 @@ def create_backup(
     In WAL mode the copy only reads, so writers are never blocked by a lock; a
     database not in WAL mode is held under a shared lock for the copy's duration.
     """
+    copied = copy_snapshot(db_path, dest_dir, profile, label, now, reserve_bytes, timeout_ms)
+    return copied.finish(profile, quick=quick, require_ok=require_ok)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A snapshot copied into its ``.partial``, not yet verified nor published."""
+
+    tmp: Path
+    db_path: Path
+    dest: Path
+    label: str
+    now: datetime
+    pages: int
+    seconds: float
+
+    @property
+    def planned(self) -> Path:
+        return self.dest / f"{_base_name(self.db_path, self.label, self.now)}.db"
+
+    def finish(self, profile: SchemaProfile, **options: Any) -> BackupInfo:
+        c = self
+        return finish(
+            c.tmp,
+            c.db_path,
+            c.dest,
+            c.label,
+            c.now,
+            profile=profile,
+            pages=c.pages,
+            seconds=c.seconds,
+            **options,
+        )
+
+    def token(self) -> dict[str, Any]:
+        """What another process needs to finish it (JSON)."""
+        return {
+            "partial": str(self.tmp),
+            "planned": str(self.planned),
+            "label": self.label,
+            "now": self.now.isoformat(),
+            "pages": self.pages,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def from_token(cls, db_path: Path, token: dict[str, Any]) -> Copied:
+        return cls(
+            tmp=Path(token["partial"]),
+            db_path=db_path,
+            dest=Path(token["planned"]).parent,
+            label=str(token["label"]),
+            now=datetime.fromisoformat(token["now"]),
+            pages=int(token["pages"]),
+            seconds=float(token["seconds"]),
+        )
+
+
+def copy_snapshot(
+    db_path: Path,
+    dest_dir: Path,
+    profile: SchemaProfile,
+    label: str,
+    now: datetime | None,
+    reserve_bytes: int | None,
+    timeout_ms: int | None,
+) -> Copied:
+    """Check the source and the folder, copy into a ``.partial``."""
     db_path = Path(db_path).expanduser()
     profile.check_file(db_path)
     _check_label(label)
@@ -96,18 +167,11 @@ def create_backup(
         tmp, pages, seconds = snapshot(src, db_path, dest, label, now, ms)
     finally:
         src.close()
-    return finish(
-        tmp,
-        db_path,
-        dest,
-        label,
-        now,
-        profile=profile,
-        pages=pages,
-        seconds=seconds,
-        quick=quick,
-        require_ok=require_ok,
-    )
+    return Copied(tmp, db_path, dest, label, now, pages, seconds)
+
+
+def _base_name(db_path: Path, label: str, now: datetime) -> str:
+    return f"{db_path.stem}_{label}_{timestamp(now)}"
 
 
 def remove_leftovers(folder: Path) -> list[Leftover]:
@@ -132,7 +196,7 @@ def snapshot(
     The file is fsynced and switched to ``journal_mode=DELETE``: a backup is one
     self-contained file that opens read-only anywhere.
     """
-    base = f"{db_path.stem}_{label}_{timestamp(now)}"
+    base = _base_name(db_path, label, now)
     tmp = dest / f".{base}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     started = time.monotonic()
     try:
@@ -182,20 +246,23 @@ def finish(
     quick: bool,
     require_ok: bool,
     keep_on_error: bool = False,
+    cancel: threading.Event | None = None,
 ) -> BackupInfo:
     """Verify, hash and publish a ``.partial`` copy under its final name.
 
     On failure the copy is deleted, unless ``keep_on_error`` (the caller rescues it).
+    ``cancel`` set stops the check (:class:`VerificationCancelled`).
     """
     try:
-        planned = dest / f"{db_path.stem}_{label}_{timestamp(now)}.db"  # as published below
-        check = verify_backup(tmp, profile=profile, quick=quick, name=planned)
+        planned = dest / f"{_base_name(db_path, label, now)}.db"  # as published below
+        check = verify_backup(tmp, profile=profile, quick=quick, name=planned, cancel=cancel)
         if not check.ok and require_ok:
-            raise DatabaseCorruptError(
+            raise BackupCheckFailedError(
                 f"The backup of {db_path} failed verification ({'; '.join(check.problems[:3])}), "
                 f"so the database itself is probably damaged; no backup was kept and nothing "
                 f"was changed. Run 'migration verify --db {db_path}' for details, or restore an "
-                f"earlier backup ('migration backups' lists them)."
+                f"earlier backup ('migration backups' lists them).",
+                check.problems,
             )
         st = tmp.stat()
         digest = sha256(tmp)
@@ -216,7 +283,7 @@ def finish(
             "counts": check.counts,
             "verification": verification_dict(check),
         }
-        final = _publish(tmp, manifest, dest, f"{db_path.stem}_{label}_{timestamp(now)}")
+        final = _publish(tmp, manifest, dest, _base_name(db_path, label, now))
     except BaseException:
         if not keep_on_error:
             unlink_quietly(tmp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,12 @@ from migration.logs import get_logger
 
 log = get_logger(__package__)
 
+CANCEL_STEPS = 100_000  # SQLite VM steps between two looks at the cancel flag
+
+
+class VerificationCancelled(Exception):
+    """The caller stopped the verification (``cancel`` was set)."""
+
 
 def verify_backup(
     path: Path,
@@ -29,6 +36,7 @@ def verify_backup(
     quick: bool = False,
     update_manifest: bool = False,
     name: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> BackupCheck:
     """Check a backup file, read-only (``file:…?mode=ro``).
 
@@ -40,6 +48,7 @@ def verify_backup(
     ours) is rewritten with this result and the file's current sha256, size and mtime:
     the content that is now "verified" (see :func:`~migration.backup.list_backups`).
     ``name``: what the logs call the file (the final name of a copy still being made).
+    ``cancel`` set stops the check: :class:`VerificationCancelled`.
     """
     path = Path(path)
     started = time.monotonic()
@@ -60,6 +69,10 @@ def verify_backup(
         try:
             conn = sqlite3.connect(uri(path, "ro"), uri=True, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
+            if cancel is not None:
+                if cancel.is_set():
+                    raise VerificationCancelled(f"the check of {name or path} was stopped")
+                conn.set_progress_handler(cancel.is_set, CANCEL_STEPS)
             lines = [r[0] for r in conn.execute(f"PRAGMA {check}")]
             if lines != ["ok"]:
                 problems.extend(f"{check}: {r}" for r in lines[:20])
@@ -82,6 +95,8 @@ def verify_backup(
                 except sqlite3.Error as exc:
                     problems.append(f"cannot count rows of {table}: {exc}")
         except sqlite3.Error as exc:
+            if cancel is not None and cancel.is_set():
+                raise VerificationCancelled(f"the check of {name or path} was stopped") from exc
             problems.append(f"SQLite error: {exc}")
         finally:
             if conn is not None:

@@ -138,7 +138,10 @@ def _confirm(yes: bool) -> Callable[[str], bool]:
             )
         click.echo("\nWARNING: This will modify your database schema")
         if backup:
-            click.echo(f"A backup has been created at:\n  {backup}")
+            click.echo(
+                f"A backup has been copied to:\n  {backup}\n(its integrity_check runs while the rows "
+                f"are copied; the cut-over waits for it, and a failed check stops the run)"
+            )
         click.echo("Services may keep running: every write waits at most one short transaction.")
         return (
             click.prompt("\nType 'yes' to proceed with migration", default="", show_default=False)

@@ -17,29 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.checks import index_out_of_step
 from tests.support.cli import run_migration
 from tests.upstream_catalogs import build_upstream_catalog
-
-
-def index_out_of_step(db: Path) -> None:
-    """Make idx_observer's entries disagree with its table without touching a
-    b-tree: its definition is changed to another column under writable_schema."""
-    conn = sqlite3.connect(db)
-    conn.execute("UPDATE fits_files SET observer = 'obs-' || id, telescope = 'tel-' || (id % 3)")
-    conn.commit()
-    conn.execute("PRAGMA writable_schema=ON")
-    conn.execute(
-        "UPDATE sqlite_master SET sql = 'CREATE INDEX idx_observer ON fits_files (telescope)' "
-        "WHERE name = 'idx_observer'"
-    )
-    version = conn.execute("PRAGMA schema_version").fetchone()[0]
-    conn.execute(f"PRAGMA schema_version={version + 1}")
-    conn.commit()
-    conn.close()
-    conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
-    assert conn.execute("PRAGMA integrity_check").fetchall() != [("ok",)]
-    conn.close()
 
 
 def digest(db: Path) -> str:
@@ -53,16 +33,50 @@ def damaged(tmp_path: Path) -> Path:
     return db
 
 
+def columns(db: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    out = {t: [r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')] for t in tables}
+    conn.close()
+    return out
+
+
+def triggers(db: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    out = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").fetchall()
+    conn.close()
+    return out
+
+
+def rows(db: Path, shape: dict[str, list[str]]) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of the tables of ``shape``, by its columns."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    out = {}
+    for t, cols in shape.items():
+        names = ", ".join(f'"{c}"' for c in cols)
+        out[t] = conn.execute(f'SELECT {names} FROM "{t}" ORDER BY rowid').fetchall()
+    conn.close()
+    return out
+
+
 def test_the_full_check_runs_on_the_backup_and_stops_the_run(damaged: Path) -> None:
-    before = digest(damaged)
+    """The backup's check runs while the rows are copied; its failure stops the run
+    before the cut-over and abandons what was prepared: schema version 1, phase
+    before, every row as it was, no backup published."""
+    shape, triggers_before = columns(damaged), triggers(damaged)
+    before = rows(damaged, shape)
     proc = run_migration("run", "--yes", "--db", str(damaged))
     assert proc.returncode == 3, proc.stdout + proc.stderr  # the database is damaged
     said = " ".join(proc.stderr.split())  # the paragraph is wrapped
-    assert "failed verification" in said and "migration verify" in said
+    assert "failed its check" in said and "migration verify" in said
+    assert "cut-over was not made" in said and "schema version 1 as before" in said
     assert "Traceback" not in proc.stderr
-    assert digest(damaged) == before
+    assert rows(damaged, shape) == before
+    assert not list((damaged.parent / "backups").glob("*.db"))
+    assert not list((damaged.parent / "backups").glob(".*partial*"))
     proc = run_migration("status", "--json", "--db", str(damaged))
     assert '"phase": "before"' in proc.stdout
+    assert triggers(damaged) == triggers_before  # the run's capture triggers went
 
 
 def test_without_a_backup_the_live_file_gets_the_full_check(damaged: Path) -> None:

@@ -329,3 +329,24 @@ def migration_progress(conn: sqlite3.Connection) -> tuple[str, int | None, int |
     done = json.loads(vals["backfill_done"]) if "backfill_done" in vals else None
     high = json.loads(vals["backfill_high"]) if "backfill_high" in vals else None
     return "during", done, high
+
+
+def index_out_of_step(db: Path) -> None:
+    """Make idx_observer's entries disagree with its table without touching a
+    b-tree: its definition is changed to another column under writable_schema."""
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE fits_files SET observer = 'obs-' || id, telescope = 'tel-' || (id % 3)")
+    conn.commit()
+    conn.execute("PRAGMA writable_schema=ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX idx_observer ON fits_files (telescope)' "
+        "WHERE name = 'idx_observer'"
+    )
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute(f"PRAGMA schema_version={version + 1}")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    assert conn.execute("PRAGMA integrity_check").fetchall() != [("ok",)]
+    conn.close()

@@ -1,0 +1,130 @@
+"""A backup verified in the background (issue "window at full speed", item 4).
+
+``migration run`` copies the catalog, asks for confirmation, and lets the copy's
+``integrity_check`` run while it copies rows; the cut-over waits for the verdict.
+These tests pin the backup side: what the background check publishes, what a
+cancel leaves, what a process that takes over a killed run's check gets, and that
+a failed check publishes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from catalog.phase3.backup_profile import PROFILE, backup_options
+from migration import backup as bk
+from migration.backup.create import copy_snapshot
+from migration.backup.manifest import manifest_path
+from migration.errors import BackupCheckFailedError
+from tests.support.checks import index_out_of_step
+from tests.upstream_catalogs import build_upstream_catalog
+
+T0 = datetime(2025, 1, 1, 12, 0, 0)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    return build_upstream_catalog(tmp_path / "fits_catalog.db", "reference", files=200)
+
+
+def backups_dir(db: Path) -> Path:
+    folder: Path = backup_options(db)["dest_dir"]
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partial" in p.name)
+
+
+def published(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.db"))
+
+
+def test_the_background_check_publishes_the_verified_backup(catalog: Path) -> None:
+    pending = bk.start_backup(catalog, now=T0, **backup_options(catalog))
+    folder = pending.planned.parent
+    info = pending.result()
+    assert pending.done()
+    assert info.verified and info.check == "integrity_check"
+    assert info.path == pending.planned
+    assert published(folder) == [pending.planned.name]
+    assert leftovers(folder) == []
+    manifest = json.loads(manifest_path(info.path).read_text())
+    assert manifest["verification"]["ok"] and manifest["sha256"] == info.sha256
+    assert bk.verify_backup(info.path, profile=PROFILE).ok
+
+
+def test_cancel_removes_the_copy_and_publishes_nothing(catalog: Path) -> None:
+    pending = bk.start_backup(catalog, now=T0, **backup_options(catalog))
+    folder = pending.planned.parent
+    pending.cancel()
+    # cancelled before the check ended (nothing published) or after (published, kept):
+    # either way no .partial is left and whatever is published is verified
+    assert leftovers(folder) == []
+    for name in published(folder):
+        assert bk.verify_backup(folder / name, profile=PROFILE).ok
+
+
+def test_a_cancel_set_before_the_check_stops_it(catalog: Path) -> None:
+    """The cancel flag is looked at inside SQLite's loop: a check that starts with
+    it set stops at once, and the copy goes."""
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(bk.VerificationCancelled):
+        copied.finish(PROFILE, quick=False, require_ok=True, cancel=cancel)
+    assert leftovers(copied.dest) == [] and published(copied.dest) == []
+
+
+def test_a_killed_runs_copy_is_taken_over_and_published(catalog: Path) -> None:
+    """What a run killed during the check leaves: the ``.partial`` and its token.
+    Another process finishes it under the planned name."""
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    token = json.loads(json.dumps(copied.token()))  # as the state table keeps it
+    adopted = bk.adopt_backup(catalog, token, profile=PROFILE)
+    assert isinstance(adopted, bk.PendingBackup)
+    info = adopted.result()
+    assert info.verified and info.path == copied.planned
+    assert leftovers(copied.dest) == []
+    # taken over again once published: the path, trusted by its hash
+    assert bk.adopt_backup(catalog, token, profile=PROFILE) == str(copied.planned)
+
+
+def test_a_published_backup_that_changed_is_not_taken_over(catalog: Path) -> None:
+    info = bk.start_backup(catalog, now=T0, **backup_options(catalog)).result()
+    token = {
+        "partial": str(info.path.parent / ".gone.partial"),
+        "planned": str(info.path),
+        "label": "pre_phase3",
+        "now": T0.isoformat(),
+        "pages": 1,
+        "seconds": 0.0,
+    }
+    with info.path.open("r+b") as fh:  # one byte of the last page changed
+        fh.seek(-1, 2)
+        last = fh.read(1)
+        fh.seek(-1, 2)
+        fh.write(bytes([last[0] ^ 0xFF]))
+    assert bk.adopt_backup(catalog, token, profile=PROFILE) is None
+
+
+def test_a_copy_that_is_gone_means_a_new_backup(catalog: Path) -> None:
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    copied.tmp.unlink()
+    assert bk.adopt_backup(catalog, copied.token(), profile=PROFILE) is None
+
+
+def test_a_failed_background_check_raises_and_publishes_nothing(catalog: Path) -> None:
+    index_out_of_step(catalog)  # passes quick_check, fails integrity_check
+    pending = bk.start_backup(catalog, now=T0, **backup_options(catalog))
+    with pytest.raises(BackupCheckFailedError) as caught:
+        pending.result()
+    assert any("integrity_check" in p for p in caught.value.problems)
+    assert published(pending.planned.parent) == []
+    assert leftovers(pending.planned.parent) == []
