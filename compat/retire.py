@@ -395,6 +395,7 @@ def retire(
             lock_ms=round(stats.longest_ms, 2),
             transactions=len(stats.holds_ms),
             lock_by_step=stats.by_label(),
+            overruns=stats.overruns,
             views_rewritten=[n for n, _ in plan.views_to_rewrite],
             phase=RETIRED,
         )

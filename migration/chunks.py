@@ -28,6 +28,8 @@ class LockStats:
 
     holds_ms: list[float] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    # time-boxed transactions that held the lock over twice their target: where it went
+    overruns: list[dict[str, float | str]] = field(default_factory=list)
 
     def add(self, ms: float, label: str = "") -> None:
         self.holds_ms.append(ms)
@@ -44,6 +46,7 @@ class LockStats:
     def merge(self, other: LockStats) -> None:
         self.holds_ms.extend(other.holds_ms)
         self.labels.extend(other.labels)
+        self.overruns.extend(other.overruns)
 
     def by_label(self) -> dict[str, dict[str, float]]:
         """Per kind of transaction: how many, the longest hold and the total, in ms."""
@@ -150,11 +153,13 @@ def run_chunks(
         with box:
             # the work's share of the box: the commit that follows takes the rest
             budget = policy.target_ms - max(commits, default=0.0)
+            longest_step, steps = 0.0, 0
             while lo < end:
                 hi = min(end, lo + step)
                 t0 = policy.clock()
                 touched = work(conn, lo, hi)
                 spent = (policy.clock() - t0) * 1000.0
+                longest_step, steps = max(longest_step, spent), steps + 1
                 rows = hi - lo if touched is None else touched
                 if rows > 0:
                     recent.append(spent / rows)
@@ -177,13 +182,33 @@ def run_chunks(
                 if box.elapsed_ms() + step * per_row > budget:
                     break
             worked = box.elapsed_ms()
-        commits.append(min(stats.holds_ms[-1] - worked, policy.target_ms / 2))
+        held = stats.holds_ms[-1]
+        commits.append(min(held - worked, policy.target_ms / 2))
+        if held > 2 * policy.target_ms:
+            _overrun(stats, event, held, worked, longest_step, steps)
         log.debug(event, lo=first, hi=lo, lock_ms=round(stats.holds_ms[-1], 2))
         if on_progress is not None:
             on_progress(lo, end)
         if lo < end:
             pause(conn, policy)
     return stats
+
+
+def _overrun(
+    stats: LockStats, event: str, held: float, worked: float, longest_step: float, steps: int
+) -> None:
+    """Where a transaction over twice its target spent the time: in one step of
+    work (a cold page, a slow write), in COMMIT (writing the WAL), or neither."""
+    row: dict[str, float | str] = {
+        "label": event,
+        "lock_ms": round(held, 2),
+        "work_ms": round(worked, 2),
+        "longest_step_ms": round(longest_step, 2),
+        "steps": steps,
+        "commit_ms": round(held - worked, 2),
+    }
+    stats.overruns.append(row)
+    log.info("chunk.overrun", **row)
 
 
 def pause(conn: sqlite3.Connection, policy: ChunkPolicy) -> None:

@@ -67,3 +67,32 @@ def test_steady_cost_fills_the_box_with_few_transactions(tmp_path: Path) -> None
     # ~80 ms of work in ~20 ms boxes: a handful of transactions, not one per step
     assert 3 <= len(stats.holds_ms) <= 12, stats.holds_ms
     assert stats.longest_ms < 2 * 20.0, stats.holds_ms
+
+
+def test_a_transaction_over_twice_its_box_says_where_the_time_went(tmp_path: Path) -> None:
+    """One step stalls (a cold page, a throttled write): the transaction is reported
+    with its longest step and its COMMIT, so a benchmark can attribute it."""
+    conn = _table(tmp_path, 2_000)
+    clock = ManualClock()
+    stalled = {"done": False}
+
+    def work(c: sqlite3.Connection, lo: int, hi: int) -> None:
+        c.execute("UPDATE t SET v = v + 1 WHERE id > ? AND id <= ?", (lo, hi))
+        clock.advance((hi - lo) * 0.01 / 1000.0)
+        if lo >= 1_000 and not stalled["done"]:
+            stalled["done"] = True
+            clock.advance(0.070)  # 70 ms in one step
+
+    stats = LockStats()
+    run_chunks(
+        conn, 0, 2_000, work, policy=ChunkPolicy(target_ms=15.0, pause_ms=0.0, clock=clock), stats=stats
+    )
+    assert len(stats.overruns) == 1, stats.overruns
+    over = stats.overruns[0]
+    assert over["label"] == "chunk.done"
+    assert float(over["longest_step_ms"]) >= 70.0
+    assert float(over["lock_ms"]) == round(max(stats.holds_ms), 2) > 70.0
+    assert float(over["commit_ms"]) == 0.0  # the manual clock does not move in COMMIT
+    merged = LockStats()
+    merged.merge(stats)
+    assert merged.overruns == stats.overruns

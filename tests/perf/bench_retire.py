@@ -81,6 +81,12 @@ def main() -> int:
             f"{k} x{v['count']} longest {v['longest_ms']:.1f} ms" for k, v in result["lock_by_step"].items()
         )
         print(f"  {rows:,} rows, the lock by step: {steps}", flush=True)
+        for o in result["overruns"]:
+            print(
+                f"  over twice the target: {o['label']} held {o['lock_ms']} ms: {o['steps']} steps of "
+                f"work {o['work_ms']} ms (longest {o['longest_step_ms']} ms), COMMIT {o['commit_ms']} ms",
+                flush=True,
+            )
         # -- and back: compat install on the retired catalog
         before = size_of(db)
         writer = Writer(db)
