@@ -216,7 +216,10 @@ def pause(conn: sqlite3.Connection, policy: ChunkPolicy) -> None:
     the database now, so that the application's next commit does not find a
     large backlog to checkpoint itself (SQLite runs auto-checkpoints in the
     committing connection; PASSIVE takes no lock and never waits), then leave
-    the lock to the application's writers for ``pause_ms``."""
+    the lock to the application's writers for ``pause_ms``, counted from the
+    commit: the checkpoint takes no write lock, so its time is part of the pause."""
+    started = policy.clock()
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    if policy.pause_ms:
-        policy.sleep(policy.pause_ms / 1000.0)
+    left = policy.pause_ms / 1000.0 - (policy.clock() - started)
+    if left > 0:
+        policy.sleep(left)

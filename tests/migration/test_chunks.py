@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from migration.chunks import ChunkPolicy, LockStats, run_chunks
+from migration.chunks import ChunkPolicy, LockStats, pause, run_chunks
 from tests.support import ManualClock
 
 
@@ -96,3 +96,25 @@ def test_a_transaction_over_twice_its_box_says_where_the_time_went(tmp_path: Pat
     merged = LockStats()
     merged.merge(stats)
     assert merged.overruns == stats.overruns
+
+
+def test_the_pause_counts_the_checkpoint_as_free_time(tmp_path: Path) -> None:
+    """PASSIVE takes no write lock: the writers' gap is measured from the commit,
+    so a checkpoint that took 12 ms leaves 18 ms of sleep of a 30 ms pause, and
+    one longer than the pause leaves none."""
+    clock = ManualClock()
+    slept: list[float] = []
+    costs = iter([0.012, 0.045])
+
+    class Timed(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.startswith("PRAGMA wal_checkpoint"):
+                clock.advance(next(costs))
+            return super().execute(sql, *args)
+
+    conn = sqlite3.connect(tmp_path / "p.db", isolation_level=None, factory=Timed)
+    conn.execute("PRAGMA journal_mode=WAL")
+    policy = ChunkPolicy(pause_ms=30.0, clock=clock, sleep=slept.append)
+    pause(conn, policy)
+    pause(conn, policy)
+    assert [round(s, 6) for s in slept] == [0.018]
