@@ -185,6 +185,7 @@ def install(
             "phase": WINDOW,
             "previous_phase": RETIRED,
             "lock_ms": round(stats.longest_ms, 2),
+            "overruns": stats.overruns,
         }
     finally:
         conn.close()

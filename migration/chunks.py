@@ -201,6 +201,8 @@ def _overrun(
     work (a cold page, a slow write), in COMMIT (writing the WAL), or neither."""
     row: dict[str, float | str] = {
         "label": event,
+        "at": time.time(),  # wall clock, to line it up with what else the machine did
+        "nth": stats.labels.count(event),
         "lock_ms": round(held, 2),
         "work_ms": round(worked, 2),
         "longest_step_ms": round(longest_step, 2),

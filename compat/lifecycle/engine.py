@@ -176,13 +176,15 @@ def run(
     report = RunReport(str(db_path))
     conn = open_migration_connection(db_path)
     pending: PendingBackup | None = None
+    live_check: checks.QuickCheckInBackground | None = None
     try:
         st = read_state(conn, decl)
         report.resumed = st.phase == DURING
         say("Checking prerequisites…")
         t0 = time.perf_counter()
-        fresh_backup = backup and not backup_step.interrupted(conn)  # the full check runs on it
-        st = checks.all_checks(conn, db_path, migration, resume=report.resumed, quick_integrity=fresh_backup)
+        if backup and not backup_step.interrupted(conn):  # the full check runs on the new backup
+            live_check = checks.QuickCheckInBackground(db_path)  # alongside the checks and the copy
+        st = checks.all_checks(conn, db_path, migration, resume=report.resumed, integrity=live_check is None)
         report.rows = checks.count_rows(conn, decl, st)
         _dry_run(conn, migration)
         say(
@@ -194,6 +196,9 @@ def run(
             t0 = time.perf_counter()
             report.backup, pending = backup_step.begin(db_path, conn, say, migration)
             report.stage_seconds["backup"] = time.perf_counter() - t0
+        if live_check is not None:
+            live_check.result()  # a damaged file: the error, and the copy removed below
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what piled up behind the long reads
         if not confirm(report.backup or (str(pending.planned) if pending else "")):
             raise backup_step.aborted_on_decline(
                 backup_step.kept_on_decline(pending) if pending else report.backup
@@ -214,6 +219,8 @@ def run(
         log.info("migration.completed", **report.as_dict())
         return report
     finally:
+        if live_check is not None:
+            live_check.wait()
         if pending is not None:
             pending.cancel()  # stopped early: the check stops and its copy goes
         conn.close()

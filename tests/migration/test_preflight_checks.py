@@ -91,3 +91,25 @@ def test_migration_verify_alone_is_the_full_check(damaged: Path) -> None:
     proc = run_migration("verify", "--db", str(damaged))
     assert proc.returncode == 1
     assert "✗ integrity_check" in proc.stdout
+
+
+def test_a_damaged_b_tree_stops_the_run_before_anything_changes(tmp_path: Path) -> None:
+    """The live file's quick_check runs in the background while the backup is copied;
+    damage it sees stops the run before the question: nothing changed, the copy gone."""
+    db = build_upstream_catalog(tmp_path / "fits_catalog.db", "reference", files=400)
+    conn = sqlite3.connect(db)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'idx_observer'").fetchone()[0]
+    conn.close()
+    with db.open("r+b") as fh:  # the index's root page: its header and cells overwritten
+        fh.seek((root - 1) * page_size)
+        fh.write(b"\x0d" + b"\xff" * (page_size - 1))
+    before = digest(db)
+    proc = run_migration("run", "--yes", "--db", str(db))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "quick_check" in said and "Nothing was changed" in said, said
+    assert "Traceback" not in proc.stderr
+    assert digest(db) == before
+    folder = db.parent / "backups"
+    assert not list(folder.glob("*.db")) and not list(folder.glob(".*partial*"))

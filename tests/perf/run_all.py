@@ -19,6 +19,8 @@ SCRIPTS = [
     "bench_migration.py",
     "bench_run_cli.py",
     "bench_retire.py",
+    "bench_full_writer.py",
+    "bench_compact.py",
     "bench_web.py",
 ]
 

@@ -29,7 +29,7 @@ def main() -> int:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={args.synchronous}")
     latencies: list[float] = []
-    slow: list[tuple[float, float]] = []  # (wall time, ms) of writes over 100 ms
+    slow: list[tuple[float, float]] = []  # (wall time, ms) of writes over 50 ms
     errors: list[str] = []
     stop = False
 
@@ -53,7 +53,7 @@ def main() -> int:
             )
             conn.execute("COMMIT")
             latencies.append((time.perf_counter() - t0) * 1000)
-            if latencies[-1] > 100:
+            if latencies[-1] > 50:
                 slow.append((time.time(), latencies[-1]))
         except sqlite3.Error as exc:
             errors.append(str(exc))
