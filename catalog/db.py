@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection as SAConnection
-from sqlalchemy import Result, create_engine, event
+from sqlalchemy import Result, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, Engine
 
 from catalog.drift import explain_missing_column
@@ -18,8 +21,14 @@ from catalog.phase3.declaration import PHASE3
 from compat.orm import Bridge
 from compat.usage import claim_uses, register_database
 from migration.connect import ON_WRITE, WAL_FOR_WRITERS, Connection, WalChoice, configure, is_write
+from migration.postgres import is_postgres_url, sqlalchemy_url
 
 _BRIDGE = Bridge(PHASE3)  # the models' new names, translated while a catalog is still v1
+
+
+# A transaction-scoped advisory lock: what BEGIN IMMEDIATE is to SQLite, one writer's
+# read-modify-write at a time, on PostgreSQL ("astro" in ASCII)
+PG_WRITER_LOCK = 0x617374726F
 
 
 def sqlite_url(target: str | os.PathLike[str]) -> str:
@@ -28,6 +37,32 @@ def sqlite_url(target: str | os.PathLike[str]) -> str:
     if text.startswith("sqlite:"):
         return text
     return f"sqlite:///{text}"
+
+
+def database_url(target: str | os.PathLike[str]) -> str:
+    """What an engine is made from: a PostgreSQL URL as given, a path as ``sqlite:///…``."""
+    given = os.fspath(target)
+    return given if is_postgres_url(given) else sqlite_url(given)
+
+
+def lock_for_writing(connection: SAConnection) -> None:
+    """Begin the write transaction of a read-modify-write: ``BEGIN IMMEDIATE`` on
+    SQLite (the write lock now, not at the first write), the writers' advisory
+    lock on PostgreSQL (held to the end of the transaction)."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_WRITER_LOCK})
+
+
+def insert_for(connection_or_session: Any) -> Callable[[Any], Any]:
+    """The INSERT construct with ``ON CONFLICT`` of the database's dialect."""
+    bind = (
+        connection_or_session.get_bind()
+        if hasattr(connection_or_session, "get_bind")
+        else connection_or_session
+    )
+    return sqlite_insert if bind.dialect.name == "sqlite" else pg_insert
 
 
 def sqlite_connection(connection: SAConnection) -> sqlite3.Connection:
@@ -61,6 +96,9 @@ def make_engine(
     so that an engine that only reads (the web app, ``catalog list``) leaves it as
     it is. Statements pass through the compat layer's v1 bridge (a no-op on v2).
     """
+    if is_postgres_url(target):
+        # PostgreSQL: the server keeps its own concurrency; no bridge yet (schema v2 only)
+        return create_engine(sqlalchemy_url(os.fspath(target)), pool_pre_ping=True)
     engine = create_engine(
         sqlite_url(target),
         connect_args={"check_same_thread": False, "timeout": 0, "factory": Connection},

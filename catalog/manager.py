@@ -11,16 +11,18 @@ from typing import Any
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
-from catalog.db import make_engine, sqlite_connection, sqlite_url
+from catalog.db import database_url, lock_for_writing, make_engine, sqlite_connection
 from catalog.schema import create_missing_tables
 from compat.orm import sync_retired
 from migration.connect import ON_WRITE, WalChoice
+from migration.postgres import is_postgres_url
 
 
 class DatabaseManager:
     """The catalog database: an engine and ORM sessions on it.
 
-    ``DatabaseManager('sqlite:///path/to/fits_catalog.db')`` or a plain path.
+    ``DatabaseManager('sqlite:///path/to/fits_catalog.db')``, a plain path, or a
+    PostgreSQL URL (``postgresql://user@host/dbname``; a catalog at schema v2).
 
     ``wal``: when a catalog in rollback-journal mode (``journal_mode=DELETE``, as
     the upstream left them) is switched to WAL mode: ``"on_write"`` (default)
@@ -31,8 +33,10 @@ class DatabaseManager:
     def __init__(
         self, url: str | os.PathLike[str], *, timeout_ms: int | None = None, wal: WalChoice = ON_WRITE
     ):
-        self.url = sqlite_url(url)
-        self.path = Path(self.url.removeprefix("sqlite:///")) if self.url != "sqlite://" else None
+        self.url = database_url(url)
+        self.is_postgres = is_postgres_url(self.url)
+        sqlite_file = not self.is_postgres and self.url != "sqlite://"
+        self.path = Path(self.url.removeprefix("sqlite:///")) if sqlite_file else None
         self.engine = make_engine(self.url, timeout_ms=timeout_ms, wal=wal)
         self._sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         if self.path is not None and self.path.exists():
@@ -53,7 +57,7 @@ class DatabaseManager:
         must not lose a concurrent update. Commits on success.
         """
         with self.get_session() as session:
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            lock_for_writing(session.connection())
             try:
                 yield session
                 session.commit()

@@ -17,10 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession
 
-from catalog.db import rowcount
+from catalog.db import insert_for
 from catalog.manager import DatabaseManager
 from catalog.orm import FitsFile, ImagingSession, utcnow
 from catalog.phase3.declaration import PHASE3
@@ -85,7 +84,7 @@ def _insert_file(s: OrmSession, values: dict[str, Any], now: datetime) -> int | 
     values.setdefault("created_at", now)
     values.setdefault("updated_at", now)
     stmt = (
-        sqlite_insert(FitsFile)
+        insert_for(s)(FitsFile)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[FitsFile.md5sum])
         .returning(FitsFile.id)
@@ -208,8 +207,13 @@ class DatabaseService(ServiceAdminMixin):
                 values = _session_values(fields)
                 values.setdefault("created_at", now)
                 values.setdefault("updated_at", now)
-                stmt = sqlite_insert(ImagingSession).values(**values).on_conflict_do_nothing()
-                created += rowcount(s.execute(stmt))
+                stmt = (
+                    insert_for(s)(ImagingSession)
+                    .values(**values)
+                    .on_conflict_do_nothing()
+                    .returning(ImagingSession.id)  # a row back only when it was created
+                )
+                created += s.execute(stmt).scalar() is not None
             for item in files:
                 new_id = _insert_file(s, _fits_values(item), now)
                 if new_id is not None:

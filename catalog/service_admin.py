@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from catalog.db import rowcount
+from catalog.db import insert_for, rowcount
 from catalog.manager import DatabaseManager
 from catalog.orm import (
     Camera,
@@ -167,12 +166,14 @@ class ServiceAdminMixin:
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store ``str(value)`` (booleans as ``'true'``/``'false'``), in one statement."""
-        stmt = sqlite_insert(SystemSettings).values(key=key, value=setting_text(value), updated_at=utcnow())
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[SystemSettings.key],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
         with self.db.get_session() as s:
+            stmt = insert_for(s)(SystemSettings).values(
+                key=key, value=setting_text(value), updated_at=utcnow()
+            )
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[SystemSettings.key],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
             s.execute(stmt)
             s.commit()
 

@@ -46,7 +46,7 @@ def catalog_stats(s: Session, *, top_objects: int = 15, missing_filter: str = "n
     # One sequential pass over the table: twice as fast as WHERE frame_type = 'LIGHT',
     # which the planner answers with a random row lookup per light frame.
     light_seconds = (
-        s.scalar(select(func.total(case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))))) or 0.0
+        s.scalar(select(func.sum(case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))))) or 0.0
     )
     sessions, first, last = s.execute(
         select(func.count(), func.min(ImagingSession.date), func.max(ImagingSession.date))

@@ -1,7 +1,7 @@
 """What shape a database is in, for one rename declaration: its layout
 (v1/v2, before or after the renames) and lifecycle phase.
 
-The physical *layout* is read from ``sqlite_master``: ``v1`` when every renamed
+The physical *layout* is read from ``sqlite_master`` (or PostgreSQL's catalog): ``v1`` when every renamed
 table exists under its old name and every table renamed in place has its old
 columns but not the new ones; ``v2`` when the new names are there. The recorded
 *version* is the highest row of the declaration's version table. The lifecycle
@@ -11,7 +11,10 @@ phase (before / during / window / retired) is built on these two facts.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, text
 
 from compat.renames import RenameDeclaration
 from migration.state import MIGRATION_STATE_TABLE
@@ -62,7 +65,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 def read_state(conn: sqlite3.Connection, decl: RenameDeclaration) -> SchemaState:
-    """Layout and recorded version of a database (a raw DBAPI connection)."""
+    """Layout and recorded version of a SQLite database (a raw DBAPI connection)."""
     rows = conn.execute("SELECT name, type FROM sqlite_master WHERE type IN ('table','view')")
     tables: set[str] = set()
     views: set[str] = set()
@@ -71,15 +74,38 @@ def read_state(conn: sqlite3.Connection, decl: RenameDeclaration) -> SchemaState
     version = None
     if decl.version_table in tables:
         version = conn.execute(f'SELECT MAX(version) FROM "{decl.version_table}"').fetchone()[0]
+    return judge_state(decl, tables, views, version, lambda table: _columns(conn, table))
+
+
+def read_state_of(connection: Connection, decl: RenameDeclaration) -> SchemaState:
+    """:func:`read_state` for any SQLAlchemy connection (PostgreSQL's catalogs
+    are read through the inspector, the same facts as SQLite's ``sqlite_master``)."""
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    views = set(inspector.get_view_names())
+    version = None
+    if decl.version_table in tables:
+        version = connection.execute(text(f'SELECT MAX(version) FROM "{decl.version_table}"')).scalar()
+    return judge_state(decl, tables, views, version, lambda t: {c["name"] for c in inspector.get_columns(t)})
+
+
+def judge_state(
+    decl: RenameDeclaration,
+    tables: set[str],
+    views: set[str],
+    version: int | None,
+    columns_of: Callable[[str], set[str]],
+) -> SchemaState:
+    """The layout and phase from what a database has, whichever backend it is."""
     renamed = decl.renamed_tables()
-    synced = [(t, _columns(conn, t.old) if t.old in tables else set()) for t in decl.synced_tables()]
+    synced = [(t, columns_of(t.old) if t.old in tables else set()) for t in decl.synced_tables()]
     if all(t.old in tables for t in renamed) and all(
         t.columns[0].old in cols and t.columns[0].new not in cols for t, cols in synced
     ):
         layout = V1
     elif all(t.new in tables for t in renamed) and all(t.columns[0].new in cols for t, cols in synced):
         layout = V2
-    elif not (tables - {"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}):
+    elif not (set(tables) - {"sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}):
         layout = EMPTY
     else:
         layout = UNKNOWN

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import make_v1, make_v2
+from tests.support.postgres import PgServer, find_bindir, start_server
 
 
 @pytest.fixture
@@ -33,3 +34,22 @@ def raw_conn(any_db: Path) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(any_db)
     yield conn
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server for this test worker (see tests/support/postgres.py)."""
+    if find_bindir() is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb/pg_ctl): 'make test' installs Debian's "
+            "postgresql package where it can; the PostgreSQL tests are skipped"
+        )
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return pg_server.create_database()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from catalog.cli import catalog_cmds, inspect_cmds, services
+from catalog.cli import catalog_cmds, copy_cmd, inspect_cmds, services
 from catalog.clikit import CommandGroup, log_json_option, version_option
 
 
@@ -23,7 +23,7 @@ def main() -> None:
     """
 
 
-for command in (*catalog_cmds.COMMANDS, *inspect_cmds.COMMANDS, *services.COMMANDS):
+for command in (*catalog_cmds.COMMANDS, *inspect_cmds.COMMANDS, *services.COMMANDS, *copy_cmd.COMMANDS):
     main.add_command(command)
 
 

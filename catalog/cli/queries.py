@@ -81,7 +81,7 @@ def folder_stats(service: DatabaseService, folder: Path) -> dict[str, Any]:
             FitsFile.telescope,
             FitsFile.object,
             func.count(),
-            func.total(case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))),
+            func.coalesce(func.sum(case((FitsFile.frame_type == "LIGHT", FitsFile.exposure))), 0.0),
         )
         .where(inside)
         .group_by(FitsFile.frame_type, FitsFile.filter, FitsFile.camera, FitsFile.telescope, FitsFile.object)
