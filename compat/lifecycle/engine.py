@@ -17,7 +17,7 @@ from pathlib import Path
 
 from compat import db_shims
 from compat.lifecycle import actions as rename
-from compat.lifecycle import backup_step, checks
+from compat.lifecycle import backup_step, checks, preflight
 from compat.lifecycle.spec import RenameMigration
 from compat.lifecycle.steps import (
     MigrationAborted,
@@ -176,29 +176,10 @@ def run(
     report = RunReport(str(db_path))
     conn = open_migration_connection(db_path)
     pending: PendingBackup | None = None
-    live_check: checks.QuickCheckInBackground | None = None
     try:
         st = read_state(conn, decl)
         report.resumed = st.phase == DURING
-        say("Checking prerequisites…")
-        t0 = time.perf_counter()
-        if backup and not backup_step.interrupted(conn):  # the full check runs on the new backup
-            live_check = checks.QuickCheckInBackground(db_path)  # alongside the checks and the copy
-        st = checks.all_checks(conn, db_path, migration, resume=report.resumed, integrity=live_check is None)
-        report.rows = checks.count_rows(conn, decl, st)
-        _dry_run(conn, migration)
-        say(
-            f"✓ Prerequisites: schema version {st.version or 'none (baseline pending)'}, "
-            f"{migration.summary(report.rows)}"
-        )
-        report.stage_seconds["checks"] = time.perf_counter() - t0
-        if backup:
-            t0 = time.perf_counter()
-            report.backup, pending = backup_step.begin(db_path, conn, say, migration)
-            report.stage_seconds["backup"] = time.perf_counter() - t0
-        if live_check is not None:
-            live_check.result()  # a damaged file: the error, and the copy removed below
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what piled up behind the long reads
+        pending = preflight.run_preflight(conn, db_path, migration, report, say, backup)
         if not confirm(report.backup or (str(pending.planned) if pending else "")):
             raise backup_step.aborted_on_decline(
                 backup_step.kept_on_decline(pending) if pending else report.backup
@@ -219,50 +200,9 @@ def run(
         log.info("migration.completed", **report.as_dict())
         return report
     finally:
-        if live_check is not None:
-            live_check.wait()
         if pending is not None:
             pending.cancel()  # stopped early: the check stops and its copy goes
         conn.close()
-
-
-def _schema_clone(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """An in-memory database with the same schema (no rows)."""
-    clone = sqlite3.connect(":memory:", isolation_level=None)
-    clone.execute("PRAGMA foreign_keys=OFF")
-    rows = conn.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid"
-    ).fetchall()
-    for _type, _name, sql in rows:
-        clone.execute(sql)
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
-        clone.execute("ANALYZE")
-    return clone
-
-
-def _dry_run(conn: sqlite3.Connection, migration: RenameMigration) -> None:
-    """Apply prepare + cut-over to an in-memory copy of the schema: proves SQLite
-    accepts every rename (user views and triggers included) without taking the
-    live database's write lock."""
-    decl = migration.decl
-    clone = _schema_clone(conn)
-    try:
-        clone.execute("BEGIN")
-        if not read_state(clone, decl).has_schema_version:
-            for statement in _baseline_sql(clone, migration):
-                clone.execute(statement)
-        apply_all(clone, rename.prepare_actions(clone, decl))
-        apply_all(clone, rename.cutover_actions(clone, decl))
-        clone.execute("ROLLBACK")
-    except sqlite3.DatabaseError as exc:
-        raise checks.BrokenSchemaObjectError(
-            f"A trial of the cut-over on a copy of the schema (nothing changed) failed: {exc}. "
-            f"This is usually a user view or trigger that SQLite cannot rewrite; fix or drop "
-            f"it, then run again."
-        ) from exc
-    finally:
-        clone.close()
 
 
 def _apply_baseline(
