@@ -37,20 +37,34 @@ from migration.errors import (
     ReadOnlyError,
     SchemaVersionError,
 )
+from migration.postgres import is_postgres_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class DatabaseTarget(click.ParamType):
+    """``--db``: a path, or a PostgreSQL URL kept as given (a ``Path`` would fold
+    its ``//``). A folder gets the project's own one-paragraph error later, not
+    click's usage text."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path) or not is_postgres_url(value):
+            return Path(value)
+        return str(value)
+
+
 def db_option(f: F) -> F:
     return click.option(
-        # dir_okay: a folder gets the project's own one-paragraph error, not click's usage text
         "--db",
         "db",
-        type=click.Path(path_type=Path),
+        type=DatabaseTarget(),
         default=None,
-        help="Catalog database (default: $CATALOG_DB, the config file, ~/Astro/fits_catalog.db).",
+        help="Catalog database: a SQLite file or a postgresql:// URL (default: $CATALOG_DB, the "
+        "config file, ~/Astro/fits_catalog.db).",
     )(f)
 
 

@@ -13,7 +13,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from migration.errors import ConfigError
+from migration.errors import ConfigError, UsageError
+from migration.postgres import is_postgres_url, redacted
 
 DEFAULT_DB = Path("~/Astro/fits_catalog.db")
 
@@ -41,10 +42,26 @@ def load_config() -> dict[str, Any]:
         ) from exc
 
 
-def resolve_db(option: str | os.PathLike[str] | None) -> Path:
-    """The database path: ``--db``, else ``CATALOG_DB``, else config, else default."""
+def resolve_target(option: str | os.PathLike[str] | None) -> Path | str:
+    """The catalog: ``--db``, else ``CATALOG_DB``, else config, else default; a
+    PostgreSQL URL as given, anything else as a path."""
     value = option or os.environ.get("CATALOG_DB") or load_config().get("database")
+    if is_postgres_url(value):
+        return str(value)
     return Path(value or DEFAULT_DB).expanduser()
+
+
+def resolve_db(option: str | os.PathLike[str] | None) -> Path:
+    """:func:`resolve_target` for the commands that work on a SQLite file only."""
+    target = resolve_target(option)
+    if isinstance(target, str):
+        raise UsageError(
+            f"This command works on a SQLite catalog only, and the catalog given is "
+            f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
+            f"'catalog', 'list', 'imaging-session info' and 'stats', and catalog.models; give "
+            f"this command the SQLite file (--db PATH)."
+        )
+    return target
 
 
 def resolve_raw_dir(option: str | os.PathLike[str] | None) -> Path:
