@@ -58,8 +58,8 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
         raise UsageError(
             f"This command works on a SQLite catalog only, and the catalog given is "
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
-            f"'catalog', 'list', 'imaging-session info' and 'stats', and catalog.models; give "
-            f"this command the SQLite file (--db PATH)."
+            f"'catalog', 'list', 'imaging-session info', 'processing-session' and 'stats', and "
+            f"catalog.models; give this command the SQLite file (--db PATH)."
         )
     return target
 

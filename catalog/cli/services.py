@@ -81,7 +81,7 @@ def web(db: Path | None, host: str, port: int, threads: int, allow_hosts: tuple[
     from catalog.web import create_app
     from catalog.web.server import serve
 
-    service = open_service(db)  # checks the file is a catalog (v1 or v2)
+    service = open_service(db, postgres=False)  # checks the file is a catalog (v1 or v2)
     app = create_app(service.db, allowed_hosts=allow_hosts)
     serve(
         app,

@@ -37,11 +37,35 @@ def test_init_catalog_list_and_stats_on_postgresql(tmp_path: Path, pg_url: str) 
     assert len(json.loads(sessions.stdout)) == nights
     files = run("catalog", "list", "raw", "--csv", env=env_pg)
     assert files.returncode == 0 and len(files.stdout.splitlines()) == 25
+    night = json.loads(sessions.stdout)[0]["id"]
+    info = run("catalog", "imaging-session", "info", night, "--json", env=env_pg)
+    assert info.returncode == 0, info.stderr
+    made = run(
+        "catalog",
+        "processing-session",
+        "create",
+        "--name",
+        "M31 Ha",
+        "--imaging-session",
+        night,
+        "--json",
+        env=env_pg,
+    )
+    assert made.returncode == 0, made.stderr
+    listed = run("catalog", "processing-session", "list", "--json", env=env_pg)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1, listed.stderr
 
 
 def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
-    proc = run("catalog", "web", "--db", pg_url, "--port", "0", env=env_for(tmp_path))
-    assert_error_paragraph(proc, code=2, contains=("SQLite catalog only", "catalog init"))
+    env = env_for(tmp_path)
+    for command in (
+        ("catalog", "web", "--db", pg_url, "--port", "0"),
+        ("catalog", "monitor", "--db", pg_url),
+        ("migration", "status", "--db", pg_url),
+        ("compat", "status", "--db", pg_url),
+    ):
+        proc = run(*command, env=env)
+        assert_error_paragraph(proc, code=2, contains=("SQLite catalog only", "catalog init"))
 
 
 def test_a_database_that_is_not_a_catalog_is_refused(tmp_path: Path, pg_url: str) -> None:
