@@ -33,7 +33,8 @@ def find_bindir() -> Path | None:
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     candidates.extend(reversed(versions))
     for folder in candidates:
