@@ -21,6 +21,7 @@ SCRIPTS = [
     "bench_retire.py",
     "bench_full_writer.py",
     "bench_compact.py",
+    "bench_copy_pg.py",
     "bench_web.py",
 ]
 

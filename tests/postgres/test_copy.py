@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from migration.postgres import copy_database
 from tests.support import build_phase
 from tests.support.cli import assert_error_paragraph
 from tests.support.files import env_for, run
@@ -196,3 +199,63 @@ def test_a_server_that_cannot_be_reached_is_named(catalog: Path, tmp_path: Path)
             "nothing was copied",
         ),
     )
+
+
+WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("PRAGMA journal_mode=WAL")
+n = 0
+for line in sys.stdin:
+    for _ in range(int(line)):
+        n += 1
+        conn.execute(
+            "INSERT INTO fits_files (file, folder, md5sum) VALUES (?, '/live', ?)",
+            (f"live{n}.fits", f"live-{n}"),
+        )
+    print("done", flush=True)
+"""
+
+
+def test_a_copy_made_while_a_service_writes_is_one_moment(catalog: Path, pg_url: str) -> None:
+    """Another process commits rows to the SQLite catalog in the middle of the copy
+    (after its first table, on the copy's own progress callback): the copy holds one
+    snapshot, so PostgreSQL gets exactly the rows of one moment, every table alike."""
+    conn = sqlite3.connect(catalog)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(catalog)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    ask, answer = writer.stdin, writer.stdout
+    assert ask is not None and answer is not None
+    mid_copy: list[str] = []
+
+    def write(rows: int) -> None:
+        ask.write(f"{rows}\n")
+        ask.flush()
+        assert answer.readline().strip() == "done"  # committed
+
+    def write_now(table: str, _done: int, _total: int) -> None:
+        if not mid_copy:
+            mid_copy.append(table)
+            write(25)
+
+    try:
+        write(10)  # before the copy
+        report = copy_database(catalog, pg_url, progress=write_now)
+    finally:
+        ask.close()
+        writer.wait(timeout=60)
+    assert mid_copy and report.ok
+    src = sqlite3.connect(catalog)
+    live = {r[0] for r in src.execute("SELECT md5sum FROM fits_files WHERE folder = '/live'")}
+    before = {r[0] for r in src.execute("SELECT md5sum FROM fits_files")}
+    src.close()
+    assert len(live) == 35
+    with psycopg.connect(pg_url) as pg:
+        copied = {r[0] for r in pg.execute("SELECT md5sum FROM fits_files")}
+    # the 10 written before the copy are in it, the 25 written during it are not
+    assert {f"live-{n}" for n in range(1, 11)} <= copied
+    assert not {f"live-{n}" for n in range(11, 36)} & copied
+    assert copied == before - {f"live-{n}" for n in range(11, 36)}

@@ -58,6 +58,7 @@ def _as_server_user() -> list[str]:
 class PgServer:
     root: Path
     bindir: Path
+    durable: bool = False  # fsync on: for benchmarks; the tests trade it for speed
 
     @property
     def socket_dir(self) -> Path:
@@ -102,10 +103,9 @@ class PgServer:
         )
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stderr or init.stdout}")
-        options = (
-            f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} "
-            "-c fsync=off -c full_page_writes=off -c max_connections=60"
-        )
+        options = f"-c listen_addresses='' -c unix_socket_directories={self.socket_dir} -c max_connections=60"
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         started = self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
@@ -128,13 +128,14 @@ class PgServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_server() -> PgServer:
-    """A running server in a new temporary folder (the caller stops it)."""
+def start_server(*, durable: bool = False) -> PgServer:
+    """A running server in a new temporary folder (the caller stops it); ``durable``
+    keeps PostgreSQL's default fsync settings."""
     bindir = find_bindir()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL's initdb and pg_ctl were not found")
     # not under pytest's tmp_path: its parents are private to root, and the
     # server user must reach the folder
-    server = PgServer(Path(tempfile.mkdtemp(prefix="catalog-pg-")), bindir)
+    server = PgServer(Path(tempfile.mkdtemp(prefix="catalog-pg-")), bindir, durable)
     server.start()
     return server
