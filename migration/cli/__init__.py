@@ -29,6 +29,7 @@ from catalog.phase3.repair import diagnose, plan_repair
 from catalog.phase3.repair import repair as do_repair
 from catalog.phase3.verify import verify as run_verify
 from migration.chunks import ChunkPolicy
+from migration.cli.backup_cmd import backup
 from migration.cli.backups import backups, restore
 from migration.cli.compact import compact
 from migration.cli.output import (
@@ -358,6 +359,7 @@ if __name__ == "__main__":
     main()
 
 
+main.add_command(backup)
 main.add_command(backups)
 main.add_command(restore)
 main.add_command(compact)

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from catalog.clikit import db_option, existing_db, handle_errors, json_option, print_json, yes_option
-from catalog.config import backups_dir
+from catalog.config import backups_dir, resolve_target
 from catalog.phase3.backup_profile import PROFILE
 from migration import backup as bk
+from migration.cli.backup_cmd import restore_postgres
 from migration.errors import UsageError
 
 
@@ -94,15 +95,20 @@ def backups(db: Path | None, prune: bool, keep: int, dry_run: bool, as_json: boo
 @yes_option
 @json_option
 @handle_errors
-def restore(backup_file: Path, db: Path | None, yes: bool, as_json: bool) -> None:
+def restore(backup_file: Path, db: Path | str | None, yes: bool, as_json: bool) -> None:
     """For disasters: restore a backup INTO the live database (other processes
-    see it at their next statement), after showing what would be lost.
+    see it at their next statement), after showing what would be lost. A
+    PostgreSQL backup (a .dump) is restored into an empty database instead.
 
     \b
     Example:
       migration restore ~/Astro/backups/fits_catalog_pre_phase3_20250101_120000.db
+      migration restore fits_catalog_manual_20250101_120000.dump --db postgresql:///fits_restored
     """
-    live = existing_db(db)
+    target = resolve_target(db)
+    if isinstance(target, str):
+        return restore_postgres(backup_file, target, as_json)
+    live = existing_db(target)
     report = bk.restore_report(backup_file, live, profile=PROFILE)
     if as_json and not yes:
         print_json({"report": report.to_dict(), "restored": False})
