@@ -58,8 +58,9 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
         raise UsageError(
             f"This command works on a SQLite catalog only, and the catalog given is "
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
-            f"'catalog', 'list', 'imaging-session info', 'processing-session' and 'stats', and "
-            f"catalog.models; give this command the SQLite file (--db PATH)."
+            f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats' and "
+            f"'monitor', 'catalog copy', 'migration backup' and 'restore', and catalog.models; "
+            f"give this command the SQLite file (--db PATH)."
         )
     return target
 

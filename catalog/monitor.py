@@ -51,11 +51,13 @@ from catalog.monitor_queue import PathQueue
 from catalog.monitor_settle import Settler
 from catalog.monitor_state import MonitorStatus, StatusReporter
 from catalog.monitor_sync import CatalogSync
+from catalog.opening import open_postgres
 from catalog.schema import state_of
 from catalog.service import DatabaseService
 from compat.phases import EMPTY, UNKNOWN
 from migration.errors import SchemaVersionError, UsageError
 from migration.logs import get_logger
+from migration.postgres import is_postgres_url, redacted
 
 log = get_logger(__name__)
 
@@ -202,7 +204,10 @@ class FileMonitor:
 
 
 def open_catalog(db_path: str | os.PathLike[str]) -> DatabaseService:
-    """A service on an existing catalog database (v1 or v2), checked."""
+    """A service on an existing catalog database (v1 or v2; a PostgreSQL catalog
+    at v2, where several monitors may write one catalog), checked."""
+    if is_postgres_url(db_path):
+        return DatabaseService(open_postgres(str(db_path), empty_ok=False)[0])
     path = Path(db_path)
     check_sqlite_file(path)
     db = DatabaseManager(path)
@@ -241,7 +246,8 @@ def run_monitor(
         if stop is None:
             stop = threading.Event()
             _stop_on_signals(stop)
-        log.info("monitor.started", db=str(db_path), raw_dir=str(monitor.root), poll=poll, settle=settle)
+        shown = redacted(str(db_path)) if is_postgres_url(db_path) else str(db_path)  # no password in logs
+        log.info("monitor.started", db=shown, raw_dir=str(monitor.root), poll=poll, settle=settle)
         return monitor.run(stop)
     finally:
         service.db.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from catalog import cataloger
 from catalog.cli.raw_folder import folder_argument, raw_folder
@@ -21,11 +20,9 @@ from catalog.clikit import (
 from catalog.clikit import progress as clikit_progress
 from catalog.config import resolve_db, resolve_raw_dir, resolve_target
 from catalog.manager import DatabaseManager
-from catalog.phase3.declaration import SCHEMA_V2
+from catalog.opening import open_postgres, refuse_foreign_or_newer
 from catalog.schema import create_missing_tables, state_of
 from catalog.service import DatabaseService
-from compat.phases import EMPTY, UNKNOWN, V1, SchemaState
-from migration.errors import SchemaVersionError, UsageError
 from migration.postgres import redacted
 
 raw_dir_option = click.option(
@@ -36,64 +33,22 @@ raw_dir_option = click.option(
 )
 
 
-def _refuse_foreign_or_newer(
-    path: Path | str, state: SchemaState, *, empty_ok: bool = True, what: str = "SQLite"
-) -> None:
-    """A database that is not a catalog, or a catalog newer than this code."""
-    if state.layout == UNKNOWN or (state.layout == EMPTY and not empty_ok):
-        raise SchemaVersionError(
-            f"{path} is a {what} database but not a FITS catalog (no sessions/imaging_sessions "
-            f"and fits_files tables). Check --db, or create a catalog with 'catalog init' "
-            f"in a new {'file' if what == 'SQLite' else 'database'}."
-        )
-    if state.version is not None and state.version > SCHEMA_V2:
-        raise SchemaVersionError(
-            f"{path} is at schema version {state.version}, newer than this astro-catalog "
-            f"understands (up to {SCHEMA_V2}). Upgrade astro-catalog."
-        )
-
-
 def open_service(db_option_value: Path | str | None, *, postgres: bool = True) -> DatabaseService:
     """The catalog service on an existing catalog database (v1 or v2; a
     PostgreSQL catalog at v2 unless ``postgres=False``, for the commands that
     are SQLite-only in this version)."""
     target = resolve_target(db_option_value) if postgres else resolve_db(db_option_value)
     if isinstance(target, str):
-        return DatabaseService(_open_postgres(target, empty_ok=False)[0])
+        return DatabaseService(open_postgres(target, empty_ok=False)[0])
     path = existing_db(target)
     db = DatabaseManager(path)
     try:
         with db.engine.connect() as conn:
-            _refuse_foreign_or_newer(path, state_of(conn), empty_ok=False)
+            refuse_foreign_or_newer(path, state_of(conn), empty_ok=False)
     except BaseException:
         db.close()
         raise
     return DatabaseService(db)
-
-
-def _open_postgres(url: str, *, empty_ok: bool) -> tuple[DatabaseManager, SchemaState]:
-    """A manager on the PostgreSQL catalog at ``url``, checked: reachable, a catalog,
-    at schema v2 (the v1 bridge of ``catalog.models`` is SQLite's in this version)."""
-    db = DatabaseManager(url)
-    try:
-        try:
-            with db.engine.connect() as conn:
-                state = state_of(conn)
-        except OperationalError as exc:
-            raise UsageError(
-                f"Cannot connect to {redacted(url)}: {str(exc.orig).strip()}. Check that the server "
-                f"runs, the database exists (createdb) and the user may connect."
-            ) from exc
-        _refuse_foreign_or_newer(redacted(url), state, empty_ok=empty_ok, what="PostgreSQL")
-        if state.layout == V1:
-            raise SchemaVersionError(
-                f"{redacted(url)} holds a schema version 1 catalog; on PostgreSQL this version works "
-                f"with schema v2 only. Migrate the SQLite catalog first ('migration run'), then copy it."
-            )
-    except BaseException:
-        db.close()
-        raise
-    return db, state
 
 
 @click.command()
@@ -109,7 +64,7 @@ def init(db: Path | None, as_json: bool) -> None:
     """
     target = resolve_target(db)
     if isinstance(target, str):
-        manager, _state = _open_postgres(target, empty_ok=True)
+        manager, _state = open_postgres(target, empty_ok=True)
         shown = redacted(target)
     else:
         path = target
@@ -121,7 +76,7 @@ def init(db: Path | None, as_json: bool) -> None:
     try:
         if isinstance(target, Path):
             with manager.engine.connect() as conn:
-                _refuse_foreign_or_newer(target, state_of(conn))
+                refuse_foreign_or_newer(target, state_of(conn))
         state = create_missing_tables(manager.engine)
     finally:
         manager.close()

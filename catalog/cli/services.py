@@ -11,7 +11,7 @@ from catalog.cli.catalog_cmds import open_service, raw_dir_option
 from catalog.cli.output import output_format, output_options, print_rows
 from catalog.cli.queries import require_imaging_session
 from catalog.clikit import db_option, existing_db, handle_errors, json_option, print_json
-from catalog.config import resolve_raw_dir
+from catalog.config import resolve_raw_dir, resolve_target
 from catalog.processing import (
     create_processing_session,
     list_processing_sessions,
@@ -114,7 +114,9 @@ def web(db: Path | None, host: str, port: int, threads: int, allow_hosts: tuple[
     help="Reads of an unchanged, unreadable file before it is logged as failed.",
 )
 @handle_errors
-def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float, max_attempts: int) -> None:
+def monitor(
+    db: Path | str | None, raw_dir: Path | None, poll: bool, settle: float, max_attempts: int
+) -> None:
     """Watch the raw folder and catalog each new FITS file once it is fully written.
 
     On start it catalogs what arrived while it was down. Its state (last file,
@@ -128,9 +130,10 @@ def monitor(db: Path | None, raw_dir: Path | None, poll: bool, settle: float, ma
     """
     from catalog.monitor import run_monitor
 
-    path = existing_db(db)
+    target = resolve_target(db)
+    catalog = target if isinstance(target, str) else existing_db(target)
     folder = resolve_raw_dir(raw_dir)
-    status = run_monitor(path, folder, poll=poll, settle=settle, max_attempts=max_attempts)
+    status = run_monitor(catalog, folder, poll=poll, settle=settle, max_attempts=max_attempts)
     click.echo(
         f"Monitor stopped: {status.cataloged} cataloged, {status.duplicates} duplicates, "
         f"{status.failed} failed, {status.queue_length} left for the next start."

@@ -60,7 +60,6 @@ def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
     env = env_for(tmp_path)
     for command in (
         ("catalog", "web", "--db", pg_url, "--port", "0"),
-        ("catalog", "monitor", "--db", pg_url),
         ("migration", "status", "--db", pg_url),
         ("compat", "status", "--db", pg_url),
     ):
