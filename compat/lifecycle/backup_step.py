@@ -49,6 +49,7 @@ def begin(
     if not existing and token:
         adopted = migration.adopt_backup(db_path, token)
         if isinstance(adopted, PendingBackup):
+            remember(conn, adopted)  # renamed for this process: its new name
             say(f"✓ Using the backup of the interrupted run: {adopted.planned} (checking it again)")
             return None, adopted
         existing = adopted
@@ -57,8 +58,17 @@ def begin(
         return existing, None
     say("Creating backup…")
     pending = migration.start_backup(db_path)
+    if state.has_state(conn):  # a resumed run whose backup was lost: the new one is the one to resume
+        remember(conn, pending)
     say(f"✓ Backup copied: {pending.planned} (its integrity_check runs while the rows are copied)")
     return None, pending
+
+
+def remember(conn: sqlite3.Connection, pending: PendingBackup) -> None:
+    """Where a resumed run finds the backup still being checked (one short write)."""
+    with held_lock(conn, LockStats(), "backup.pending"):
+        state.put(conn, PENDING_KEY, pending.token)
+    pending.recorded = True
 
 
 def kept_on_decline(pending: PendingBackup) -> str:

@@ -83,12 +83,14 @@ class QuickCheckInBackground:
     def __init__(self, db_path: Path):
         self._rows: list[str] = []
         self._error: BaseException | None = None
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(db_path,), name="quick-check")
         self._thread.start()
 
     def _run(self, db_path: Path) -> None:
         try:
             conn = connect_readonly(db_path)
+            conn.set_progress_handler(self._stop.is_set, 100_000)  # stop(): interrupted soon
             try:
                 self._rows = [
                     line for r in conn.execute("PRAGMA quick_check(20)") for line in r[0].splitlines()
@@ -101,12 +103,19 @@ class QuickCheckInBackground:
     def wait(self) -> None:
         self._thread.join()
 
+    def stop(self) -> None:
+        """The run is stopping anyway (an error, Ctrl-C): end the check now."""
+        self._stop.set()
+        self.wait()
+
     def result(self) -> None:
         self.wait()
-        if isinstance(self._error, sqlite3.DatabaseError):
-            self._rows = [str(self._error)]
-        elif self._error is not None:
-            raise self._error
+        error = self._error
+        # a file SQLite cannot read is the verdict; a busy or unreadable file is not damage
+        if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+            self._rows = [str(error)]
+        elif error is not None:
+            raise error
         _judge("quick_check", self._rows)
 
 

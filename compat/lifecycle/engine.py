@@ -201,7 +201,8 @@ def run(
         return report
     finally:
         if pending is not None:
-            pending.cancel()  # stopped early: the check stops and its copy goes
+            # stopped early: the check stops; its copy stays if a resumed run will take it over
+            pending.cancel(keep=pending.recorded)
         conn.close()
 
 
@@ -259,6 +260,7 @@ def _prepare(
                     state.put(conn, "backup", report.backup)
                 elif pending is not None:  # a resumed run takes its check over
                     state.put(conn, backup_step.PENDING_KEY, pending.token)
+                    pending.recorded = True
                 state.log(conn, "prepare", backup=report.backup or (pending and str(pending.planned)))
 
     guard("prepare (add the shadow columns)", apply)

@@ -59,8 +59,10 @@ def run_preflight(
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what piled up behind the long reads
         return pending
     except BaseException:
+        if live is not None:
+            live.stop()
         if pending is not None:
-            pending.cancel()  # its copy goes
+            pending.cancel(keep=pending.recorded)  # its copy goes, unless a resumed run is to use it
         raise
     finally:
         if live is not None:

@@ -3,13 +3,15 @@ by a process, or taken over from one that died."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from migration.backup.create import Copied, copy_snapshot
+from migration.backup.create import Copied, copy_snapshot, partial_name
 from migration.backup.manifest import LABEL_PRE_PHASE3, BackupInfo
 from migration.backup.profile import SchemaProfile
 from migration.backup.verify import VerificationCancelled, trusted_check
@@ -18,8 +20,11 @@ from migration.logs import get_logger
 log = get_logger(__package__)
 
 
+Work = Callable[[threading.Event, threading.Event], BackupInfo]  # work(cancel, keep)
+
+
 class PendingBackup:
-    """``work(cancel)`` (verify, hash, publish) running in its own thread.
+    """``work(cancel, keep)`` (verify, hash, publish) running in its own thread.
 
     ``planned`` is the name the backup will be published under (a name taken in
     the same second gets ``_2``: :attr:`BackupInfo.path` is the final one).
@@ -30,20 +35,22 @@ class PendingBackup:
     def __init__(
         self,
         planned: Path,
-        work: Callable[[threading.Event], BackupInfo],
+        work: Work,
         token: dict[str, Any] | None = None,
     ):
         self.planned = planned
         self.token = token or {}
+        self.recorded = False  # the caller stored the token where a resumed run finds it
         self._cancel = threading.Event()
+        self._keep = threading.Event()
         self._info: BackupInfo | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(work,), name="backup-verification")
         self._thread.start()
 
-    def _run(self, work: Callable[[threading.Event], BackupInfo]) -> None:
+    def _run(self, work: Work) -> None:
         try:
-            self._info = work(self._cancel)
+            self._info = work(self._cancel, self._keep)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             self._error = exc
 
@@ -59,11 +66,14 @@ class PendingBackup:
         assert self._info is not None
         return self._info
 
-    def cancel(self) -> None:
-        """Stop the verification (within ~100k SQLite steps) and remove the
-        copy; a backup already published stays."""
+    def cancel(self, *, keep: bool = False) -> None:
+        """Stop the verification (within ~100k SQLite steps) and remove the copy,
+        unless ``keep`` (a resumed run takes its check over: the copy is the only
+        one of the database as it was); a backup already published stays."""
         if self.done():
             return
+        if keep:
+            self._keep.set()
         self._cancel.set()
         self._thread.join()
         if isinstance(self._error, VerificationCancelled):
@@ -108,13 +118,19 @@ def adopt_backup(
         return str(copied.planned) if trusted_check(copied.planned) is not None else None
     if not copied.tmp.exists():
         return None
-    log.info("backup.adopted", path=str(copied.planned), partial=str(copied.tmp))
-    return in_background(copied, profile)
+    # named for this process now: another backup's clean-up takes a dead process's
+    # .partial for a leftover, and would delete it in the middle of the check
+    mine = copied.dest / partial_name(copied.base)
+    try:
+        os.rename(copied.tmp, mine)
+    except FileNotFoundError:
+        return None
+    log.info("backup.adopted", path=str(copied.planned), partial=str(mine), was=str(copied.tmp))
+    return in_background(replace(copied, tmp=mine), profile)
 
 
 def in_background(copied: Copied, profile: SchemaProfile) -> PendingBackup:
-    return PendingBackup(
-        copied.planned,
-        lambda cancel: copied.finish(profile, quick=False, require_ok=True, cancel=cancel),
-        token=copied.token(),
-    )
+    def work(cancel: threading.Event, keep: threading.Event) -> BackupInfo:
+        return copied.finish(profile, quick=False, require_ok=True, cancel=cancel, keep_on_error=keep.is_set)
+
+    return PendingBackup(copied.planned, work, token=copied.token())

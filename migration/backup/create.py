@@ -11,6 +11,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -102,8 +103,12 @@ class Copied:
     seconds: float
 
     @property
+    def base(self) -> str:
+        return _base_name(self.db_path, self.label, self.now)
+
+    @property
     def planned(self) -> Path:
-        return self.dest / f"{_base_name(self.db_path, self.label, self.now)}.db"
+        return self.dest / f"{self.base}.db"
 
     def finish(self, profile: SchemaProfile, **options: Any) -> BackupInfo:
         c = self
@@ -170,6 +175,11 @@ def copy_snapshot(
     return Copied(tmp, db_path, dest, label, now, pages, seconds)
 
 
+def partial_name(base: str) -> str:
+    """The name of a copy being made or checked by this process (its pid in it)."""
+    return f".{base}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+
+
 def _base_name(db_path: Path, label: str, now: datetime) -> str:
     return f"{db_path.stem}_{label}_{timestamp(now)}"
 
@@ -196,8 +206,7 @@ def snapshot(
     The file is fsynced and switched to ``journal_mode=DELETE``: a backup is one
     self-contained file that opens read-only anywhere.
     """
-    base = _base_name(db_path, label, now)
-    tmp = dest / f".{base}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+    tmp = dest / partial_name(_base_name(db_path, label, now))
     started = time.monotonic()
     try:
         out = sqlite3.connect(os.fspath(tmp), isolation_level=None)
@@ -245,7 +254,7 @@ def finish(
     seconds: float,
     quick: bool,
     require_ok: bool,
-    keep_on_error: bool = False,
+    keep_on_error: bool | Callable[[], bool] = False,
     cancel: threading.Event | None = None,
 ) -> BackupInfo:
     """Verify, hash and publish a ``.partial`` copy under its final name.
@@ -254,6 +263,11 @@ def finish(
     ``cancel`` set stops the check (:class:`VerificationCancelled`).
     """
     try:
+        if not tmp.exists():  # not damage: something removed the copy under the check
+            raise CatalogError(
+                f"The copy {tmp} being checked was removed (by another process's clean-up of "
+                f"{dest}?). Nothing was published; run the command again."
+            )
         planned = dest / f"{_base_name(db_path, label, now)}.db"  # as published below
         check = verify_backup(tmp, profile=profile, quick=quick, name=planned, cancel=cancel)
         if not check.ok and require_ok:
@@ -285,7 +299,7 @@ def finish(
         }
         final = _publish(tmp, manifest, dest, _base_name(db_path, label, now))
     except BaseException:
-        if not keep_on_error:
+        if not (keep_on_error() if callable(keep_on_error) else keep_on_error):
             unlink_quietly(tmp)
         raise
     info = BackupInfo(

@@ -82,6 +82,7 @@ def verify_backup(
                 for row in conn.execute("PRAGMA foreign_key_check"):
                     fk[row[0]] = fk.get(row[0], 0) + 1
             except sqlite3.Error as exc:
+                _stopped(cancel, name or path, exc)
                 warnings.append(f"foreign_key_check failed: {exc}")
             for table, n in sorted(fk.items()):
                 warnings.append(f"{n} rows of {table} violate a foreign key")
@@ -93,10 +94,10 @@ def verify_backup(
                 try:
                     counts[table] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
                 except sqlite3.Error as exc:
+                    _stopped(cancel, name or path, exc)
                     problems.append(f"cannot count rows of {table}: {exc}")
         except sqlite3.Error as exc:
-            if cancel is not None and cancel.is_set():
-                raise VerificationCancelled(f"the check of {name or path} was stopped") from exc
+            _stopped(cancel, name or path, exc)
             problems.append(f"SQLite error: {exc}")
         finally:
             if conn is not None:
@@ -142,6 +143,12 @@ def verify_backup(
             m.pop("hashed_stat", None)  # the next listing hashes it again and records it
             write_json_atomic(manifest_path(path), m)
     return result
+
+
+def _stopped(cancel: threading.Event | None, what: Path, exc: sqlite3.Error) -> None:
+    """An error that is the cancel flag's interruption stops the check, whatever step it hit."""
+    if cancel is not None and cancel.is_set():
+        raise VerificationCancelled(f"the check of {what} was stopped") from exc
 
 
 def trusted_check(backup: Path) -> BackupCheck | None:

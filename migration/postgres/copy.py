@@ -14,6 +14,7 @@ catalog's services keep writing (WAL readers do not block writers).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,6 @@ from psycopg import sql as pgsql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from migration.connect import connect_readonly
 from migration.errors import CatalogError, UsageError
 from migration.logs import get_logger
 from migration.postgres.rowsum import RowSum, kinds_of
@@ -105,12 +105,17 @@ def copy_database(src: Path, url: str, *, progress: Progress | None = None) -> C
     report = CopyReport(str(src), redacted(url), skipped=list(schema.skipped))
     try:
         target = psycopg.connect(psycopg_url(url))
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:  # a refused connection, or a malformed URL
         raise UsageError(
-            f"Cannot connect to {redacted(url)}: {str(exc).strip()}. Check that the server runs, the "
-            f"database exists (createdb) and the user may connect; nothing was copied."
+            f"Cannot connect to {redacted(url)}: {redacted(str(exc).strip())}. Check the URL, that the "
+            f"server runs, the database exists (createdb) and the user may connect; nothing was copied."
         ) from exc
-    source = connect_readonly(src)
+    try:
+        # mode=ro, never immutable: the catalog's services may start writing meanwhile
+        source = sqlite3.connect(f"file:{Path(src).absolute()}?mode=ro", uri=True, isolation_level=None)
+    except BaseException:
+        target.close()
+        raise
     try:
         _require_empty(target, url)
         source.execute("BEGIN")  # one snapshot for every table
@@ -133,7 +138,7 @@ def copy_database(src: Path, url: str, *, progress: Progress | None = None) -> C
     except psycopg.Error as exc:
         target.rollback()
         raise CatalogError(
-            f"PostgreSQL refused the copy: {str(exc).strip()}. Nothing was kept in {redacted(url)} "
+            f"PostgreSQL refused the copy: {redacted(str(exc).strip())}. Nothing was kept in {redacted(url)} "
             f"(the copy was rolled back); the SQLite catalog was only read."
         ) from exc
     except BaseException:
@@ -172,9 +177,13 @@ def _create_tables(target: psycopg.Connection, schema: PgSchema) -> list[Skipped
             if default is None:
                 continue
             kind = column.type.compile(dialect=postgresql.dialect())
+            probe = (
+                f"CREATE TEMP TABLE catalog_default_probe (c {kind} DEFAULT {getattr(default, 'arg', None)})"
+            )
             try:
-                with target.transaction():  # a savepoint
-                    target.execute(f"SELECT CAST(({getattr(default, 'arg', None)}) AS {kind})")
+                with target.transaction():  # a savepoint, rolled back: the DEFAULT exactly as it will be
+                    target.execute(probe)
+                    raise psycopg.Rollback()  # the probe succeeded; undo it quietly
             except psycopg.Error as exc:
                 column.server_default = None
                 reason = f"PostgreSQL refused the default: {str(exc).strip().splitlines()[0]}"

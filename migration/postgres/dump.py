@@ -85,7 +85,12 @@ def tool(name: str) -> str:
     found = shutil.which(name)
     if found:
         return found
-    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parent.parent.name)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: (
+            float(p.parent.parent.name) if p.parent.parent.name.replace(".", "", 1).isdigit() else 0.0
+        ),
+    )
     if versions:
         return str(versions[-1])
     raise UsageError(
@@ -94,10 +99,21 @@ def tool(name: str) -> str:
     )
 
 
-def _run(args: list[str], doing: str) -> None:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+def _run(args: list[str], doing: str, env: dict[str, str]) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
-        raise CatalogError(f"{doing} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise CatalogError(f"{doing} failed: {redacted(proc.stderr.strip() or proc.stdout.strip())}")
+
+
+def _without_password(conninfo: str) -> tuple[str, dict[str, str]]:
+    """The connection string without its password, and an environment carrying it
+    (``PGPASSWORD``): a command line is readable by every local user (``ps``)."""
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    password = params.pop("password", None)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items() if v is not None}), env
 
 
 def table_sums(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
@@ -133,10 +149,10 @@ def table_sums(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
 def _connect(url: str, **options: Any) -> psycopg.Connection:
     try:
         return psycopg.connect(psycopg_url(url), **options)
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:  # a refused connection, or a malformed URL
         raise UsageError(
-            f"Cannot connect to {redacted(url)}: {str(exc).strip()}. Check that the server runs, the "
-            f"database exists and the user may connect; nothing was changed."
+            f"Cannot connect to {redacted(url)}: {redacted(str(exc).strip())}. Check the URL, that "
+            f"the server runs, the database exists and the user may connect; nothing was changed."
         ) from exc
 
 
@@ -153,20 +169,17 @@ def dump_database(url: str, dest_dir: Path, *, label: str, now: datetime | None 
     dbname = psycopg.conninfo.conninfo_to_dict(psycopg_url(url)).get("dbname") or "catalog"
     base = f"{dbname}_{label}_{now.strftime('%Y%m%d_%H%M%S')}"
     tmp = dest / f".{base}.{os.getpid()}.{secrets.token_hex(4)}.partial"
-    snap = _connect(url)
+    # autocommit, so that psycopg sends no BEGIN of its own: this one sets the snapshot
+    snap = _connect(url, autocommit=True)
     try:
         snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = snap.execute("SELECT pg_export_snapshot()").fetchone()
         assert snapshot is not None
+        conninfo, env = _without_password(psycopg_url(url))
         _run(
-            [
-                tool("pg_dump"),
-                "--format=custom",
-                f"--snapshot={snapshot[0]}",
-                f"--file={tmp}",
-                psycopg_url(url),
-            ],
+            [tool("pg_dump"), "--format=custom", f"--snapshot={snapshot[0]}", f"--file={tmp}", conninfo],
             f"pg_dump of {redacted(url)}",
+            env,
         )
         sums = table_sums(snap)
     except BaseException:
@@ -213,17 +226,19 @@ def _verify_by_restore(url: str, dump: Path, sums: dict[str, dict[str, Any]]) ->
     name = f"catalog_verify_{secrets.token_hex(4)}"
     admin = _connect(url, autocommit=True)
     try:
-        admin.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
+        # template0: nothing an administrator added to template1 in the restored database
+        admin.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(name)))
         try:
-            scratch = _scratch_url(url, name)
+            scratch, env = _without_password(_scratch_url(url, name))
             _run(
                 [tool("pg_restore"), "--no-owner", "--exit-on-error", f"--dbname={scratch}", str(dump)],
                 "pg_restore",
+                env,
             )
-            with psycopg.connect(scratch) as check:
+            with psycopg.connect(_scratch_url(url, name)) as check:
                 got = table_sums(check)
         finally:
-            admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {}").format(pgsql.Identifier(name)))
+            _drop_scratch(admin, name)
     finally:
         admin.close()
     if got != sums:
@@ -231,6 +246,17 @@ def _verify_by_restore(url: str, dump: Path, sums: dict[str, dict[str, Any]]) ->
         raise DatabaseCorruptError(
             f"The dump of {redacted(url)} restored with different rows in {', '.join(bad)}; it was "
             f"not kept. Check the server's log and run the backup again."
+        )
+
+
+def _drop_scratch(admin: psycopg.Connection, name: str) -> None:
+    """Drop the scratch database; one left behind is logged by name, and never hides
+    the error that is on its way."""
+    try:
+        admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
+    except psycopg.Error as exc:
+        log.error(
+            "postgres.scratch_left", database=name, error=str(exc).strip(), drop=f"DROP DATABASE {name}"
         )
 
 
@@ -254,16 +280,18 @@ def restore_dump(dump: Path, url: str) -> dict[str, Any]:
             f"{redacted(url)} is not empty. A PostgreSQL catalog is restored into an empty database "
             f"('createdb NAME'), then the services are pointed at it. Nothing was changed."
         )
+    conninfo, env = _without_password(psycopg_url(url))
     _run(
         [
             tool("pg_restore"),
             "--no-owner",
             "--exit-on-error",
             "--single-transaction",
-            f"--dbname={psycopg_url(url)}",
+            f"--dbname={conninfo}",
             str(dump),
         ],
         f"pg_restore into {redacted(url)}",
+        env,
     )
     with _connect(url) as conn:
         got = table_sums(conn)

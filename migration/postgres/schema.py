@@ -21,7 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlglot
-from sqlalchemy import Column, Enum, Integer, MetaData, String, Table, Text, create_engine, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Enum,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    create_engine,
+    text,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable, DefaultClause
@@ -49,12 +61,16 @@ class PgSchema:
 
 
 def _generic(t: TypeEngine) -> TypeEngine:
+    """The portable type; SQLite's INTEGER holds 64 bits, so it becomes BIGINT."""
     if isinstance(t, NullType):
         return Text()
     try:
-        return t.as_generic()
+        generic = t.as_generic()
     except NotImplementedError:
         return Text()
+    if isinstance(generic, Integer) and not isinstance(generic, (BigInteger, SmallInteger)):
+        return BigInteger()
+    return generic
 
 
 # SQLite's "now" defaults, as PostgreSQL spells them: the same UTC text SQLite
@@ -64,14 +80,26 @@ _NOW_TEXT = "to_char(timezone('UTC', now()), 'YYYY-MM-DD HH24:MI:SS')"
 _NOW_TIMESTAMP = "timezone('UTC', now())"
 
 
+def _unwrapped(sql: str) -> str:
+    """``sql`` without the parentheses that enclose all of it (``(datetime('now'))``)."""
+    while sql.startswith("(") and sql.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(sql):
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth == 0 and i < len(sql) - 1:
+                return sql  # the first parenthesis closes before the end: not one pair
+        sql = sql[1:-1].strip()
+    return sql
+
+
 def _default(clause: object, column_type: TypeEngine) -> DefaultClause | None:
     """A column default in PostgreSQL's SQL, or None when it has no translation
     (:mod:`.copy` also tries each on the server and drops those it refuses)."""
     if not isinstance(clause, DefaultClause):
         return None
     arg = clause.arg
-    sql = (arg if isinstance(arg, str) else str(getattr(arg, "text", arg))).strip()
-    if sql.strip("()").strip().lower() in _NOW:
+    sql = _unwrapped((arg if isinstance(arg, str) else str(getattr(arg, "text", arg))).strip())
+    if sql.lower() in _NOW or "'now'" in sql.lower():
         is_text = isinstance(column_type, (Text, String)) and not isinstance(column_type, Enum)
         return DefaultClause(text(_NOW_TEXT if is_text else _NOW_TIMESTAMP))
     try:

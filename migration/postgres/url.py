@@ -30,6 +30,8 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg://" + psycopg_url(url)[len("postgresql://") :]
 
 
-def redacted(url: str) -> str:
-    """The URL with its password (if any) replaced, for messages and logs."""
-    return re.sub(r"^([a-z+]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+def redacted(text: str) -> str:
+    """``text`` (a URL, or a message quoting one) with every password replaced, for
+    messages and logs: ``user:secret@`` and ``?password=secret``."""
+    text = re.sub(r"([a-z+]+://[^:/@\s\"']*):[^@\s\"']*@", r"\1:***@", text)
+    return re.sub(r"(\bpassword=)[^&\s\"']*", r"\1***", text)

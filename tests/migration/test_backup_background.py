@@ -10,6 +10,7 @@ a failed check publishes nothing.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from catalog.phase3.backup_profile import PROFILE, backup_options
 from migration import backup as bk
 from migration.backup.create import copy_snapshot
 from migration.backup.manifest import manifest_path
-from migration.errors import BackupCheckFailedError
+from migration.errors import BackupCheckFailedError, CatalogError
 from tests.support.checks import index_out_of_step
 from tests.upstream_catalogs import build_upstream_catalog
 
@@ -128,3 +129,34 @@ def test_a_failed_background_check_raises_and_publishes_nothing(catalog: Path) -
     assert any("integrity_check" in p for p in caught.value.problems)
     assert published(pending.planned.parent) == []
     assert leftovers(pending.planned.parent) == []
+
+
+def test_a_copy_taken_over_is_renamed_for_the_new_process(catalog: Path) -> None:
+    """Another backup's clean-up deletes a dead process's .partial: the process that
+    takes a copy over names it for itself first (and its token says so)."""
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    token = copied.token()
+    adopted = bk.adopt_backup(catalog, token, profile=PROFILE)
+    assert isinstance(adopted, bk.PendingBackup)
+    assert adopted.token["partial"] != token["partial"]
+    assert f".{os.getpid()}." in Path(adopted.token["partial"]).name
+    assert adopted.result().verified and not Path(token["partial"]).exists()
+
+
+def test_a_stopped_check_keeps_the_copy_when_asked(catalog: Path) -> None:
+    """A run stopped after it recorded its backup keeps the copy for the resumed run."""
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(bk.VerificationCancelled):
+        copied.finish(PROFILE, quick=False, require_ok=True, cancel=cancel, keep_on_error=lambda: True)
+    assert copied.tmp.exists() and published(copied.dest) == []
+
+
+def test_a_copy_removed_under_the_check_is_not_called_damage(catalog: Path) -> None:
+    copied = copy_snapshot(catalog, backups_dir(catalog), PROFILE, "pre_phase3", T0, None, None)
+    copied.tmp.unlink()
+    with pytest.raises(CatalogError) as caught:
+        copied.finish(PROFILE, quick=False, require_ok=True)
+    assert not isinstance(caught.value, BackupCheckFailedError)
+    assert "was removed" in caught.value.message

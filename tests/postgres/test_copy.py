@@ -259,3 +259,24 @@ def test_a_copy_made_while_a_service_writes_is_one_moment(catalog: Path, pg_url:
     assert {f"live-{n}" for n in range(1, 11)} <= copied
     assert not {f"live-{n}" for n in range(11, 36)} & copied
     assert copied == before - {f"live-{n}" for n in range(11, 36)}
+
+
+def test_defaults_and_64_bit_integers_of_a_users_table(catalog: Path, pg_url: str, tmp_path: Path) -> None:
+    """SQLite's INTEGER holds 64 bits (a file size over 2 GiB); its "now" defaults have
+    a PostgreSQL form; a default PostgreSQL refuses is dropped and named, the copy goes on."""
+    conn = sqlite3.connect(catalog)
+    conn.execute(
+        "CREATE TABLE my_archive (id INTEGER PRIMARY KEY, bytes INTEGER, "
+        "noted TEXT DEFAULT (datetime('now')), flagged BOOLEAN DEFAULT 'maybe')"
+    )
+    conn.execute("INSERT INTO my_archive (bytes) VALUES (?)", (5 * 2**30,))
+    conn.commit()
+    conn.close()
+    proc = copy(catalog, pg_url, tmp_path, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert ("default", "my_archive.flagged") in [(s["kind"], s["name"]) for s in report["skipped"]]
+    with psycopg.connect(pg_url) as pg:
+        assert pg.execute("SELECT bytes FROM my_archive").fetchone() == (5 * 2**30,)
+        noted = pg.execute("INSERT INTO my_archive (bytes) VALUES (1) RETURNING noted").fetchone()
+    assert noted is not None and datetime.strptime(noted[0], "%Y-%m-%d %H:%M:%S").year >= 2026

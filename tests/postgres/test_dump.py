@@ -5,6 +5,7 @@ database; restored into an empty database and proven again; a changed dump refus
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from tests.support.cli import assert_error_paragraph
 from tests.support.files import env_for, run
 from tests.support.postgres import PgServer
+from tests.support.procs import wait_until
 from tests.upstream_catalogs import build_upstream_catalog
 
 
@@ -94,3 +96,32 @@ def test_a_sqlite_catalog_is_backed_up_by_the_same_command(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     made = json.loads(proc.stdout)
     assert Path(made["path"]).parent == tmp_path / "backups" and made["state"] == "verified"
+
+
+def test_a_backup_made_while_a_service_writes_is_proven(pg_catalog: str, tmp_path: Path) -> None:
+    """The sums are taken in the dump's own snapshot: rows committed meanwhile are in
+    neither, and the restore check passes."""
+    stop = threading.Event()
+    written: list[int] = []
+
+    def service() -> None:
+        with psycopg.connect(pg_catalog, autocommit=True) as conn:
+            while not stop.is_set():
+                n = len(written)
+                conn.execute(
+                    "INSERT INTO fits_files (file, folder, md5sum) VALUES (%s, '/live', %s)",
+                    (f"live{n}.fits", f"live-{n}"),
+                )
+                written.append(n)
+
+    writer = threading.Thread(target=service)
+    writer.start()
+    try:
+        wait_until(lambda: len(written) > 20, what="the service writing")
+        info = backup(pg_catalog, tmp_path / "b", tmp_path)
+        wait_until(lambda: len(written) > info["tables"]["fits_files"]["rows"] - 200 + 20, what="more writes")
+    finally:
+        stop.set()
+        writer.join()
+    assert info["verified"] is True
+    assert 200 < info["tables"]["fits_files"]["rows"] < 200 + len(written)

@@ -56,7 +56,7 @@ def test_init_creates_the_upstream_v2_schema_in_postgresql_types(
         versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
     assert types["obs_timestamp"] == "timestamp without time zone"
     assert types["bad"] == "boolean" and types["exposure"] == "double precision"
-    assert types["width_pixels"] == "integer" and "x" not in types
+    assert types["width_pixels"] == "bigint" and "x" not in types  # SQLite INTEGER is 64 bits
     assert versions == [(1,), (2,)]
     # a second init adds nothing and changes nothing
     assert create_missing_tables(service.db.engine).version == 2
