@@ -7,8 +7,10 @@ from __future__ import annotations
 import sqlite3
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 import catalog.manager as manager_module
@@ -24,25 +26,35 @@ from catalog.models import (
     Telescope,
 )
 from catalog.service import DatabaseService
-from tests.support import migrate
+from migration.postgres import copy_database
+from tests.support import migrate, retire_now
 from tests.upstream_catalogs import SESSION_ROWS, build_upstream_catalog
 
 FILES = 60
+PG = "v2-postgresql"  # the same catalog at v2, moved up to PostgreSQL
 SESSION_TABLE = {"v1": ("sessions", "session_id", "session_date"), "v2": ("imaging_sessions", "id", "date")}
 FITS_COLUMNS = {"v1": ("x", "y", "session_id"), "v2": ("width_pixels", "height_pixels", "imaging_session_id")}
+SESSION_TABLE[PG], FITS_COLUMNS[PG] = SESSION_TABLE["v2"], FITS_COLUMNS["v2"]
+Target = Path | str  # a SQLite file, or a PostgreSQL URL
 
 
-@pytest.fixture(params=["v1", "v2"])
+@pytest.fixture(params=["v1", "v2", PG])
 def layout(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
 @pytest.fixture
-def catalog(tmp_path: Path, layout: str) -> Path:
+def catalog(tmp_path: Path, layout: str, request: pytest.FixtureRequest) -> Target:
     path = build_upstream_catalog(tmp_path / f"{layout}.db", "reference", files=FILES)
-    if layout == "v2":
-        migrate(path)
-    return path
+    if layout == "v1":
+        return path
+    migrate(path)
+    if layout != PG:
+        return path
+    retire_now(path)  # a catalog inside its window is not copied (its shims are SQLite's)
+    url: str = request.getfixturevalue("pg_url")
+    assert copy_database(path, url).ok
+    return url
 
 
 @pytest.fixture
@@ -54,19 +66,22 @@ def service(catalog: Path) -> Iterator[DatabaseService]:
         db.close()
 
 
-def _query(path: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(path)
+def _query(target: Target, sql: str, params: tuple = ()) -> list[tuple]:
+    if isinstance(target, str):
+        with psycopg.connect(target) as pg:
+            return pg.execute(sql.replace("?", "%s"), params).fetchall()  # type: ignore[arg-type]
+    conn = sqlite3.connect(target)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
 
 
-def _count(path: Path, table: str, where: str = "1", params: tuple = ()) -> int:
+def _count(path: Target, table: str, where: str = "1 = 1", params: tuple = ()) -> int:
     return _query(path, f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0]
 
 
-def _fits_row(path: Path, layout: str, md5: str) -> tuple | None:
+def _fits_row(path: Target, layout: str, md5: str) -> tuple | None:
     w, h, sid = FITS_COLUMNS[layout]
     rows = _query(path, f"SELECT file, {w}, {h}, {sid}, object FROM fits_files WHERE md5sum = ?", (md5,))
     return rows[0] if rows else None
@@ -365,7 +380,8 @@ def test_settings(service: DatabaseService, catalog: Path) -> None:
     rows = _query(
         catalog, "SELECT value, updated_at FROM system_settings WHERE key = ?", ("catalog.max_files",)
     )
-    assert rows[0][0] == "10" and rows[0][1] > "2024-03-13 08:00:00.000000"
+    updated = rows[0][1] if isinstance(rows[0][1], datetime) else datetime.fromisoformat(rows[0][1])
+    assert rows[0][0] == "10" and updated > datetime(2024, 3, 13, 8, 0, 0)
     assert _count(catalog, "system_settings") == 8
     with service.db.get_session() as s:
         assert s.get(SystemSettings, "name").value == "abc"
@@ -376,6 +392,8 @@ def _make_orphans(catalog: Path, service: DatabaseService) -> int:
     """An imaging session without files, a processing session without staged files, and a
     staged file whose fits_files row is deleted (foreign keys off, so the link stays).
     Returns the deleted file's id."""
+    if isinstance(catalog, str):
+        pytest.skip("PostgreSQL enforces the foreign keys: a staged file's row cannot be deleted there")
     service.add_imaging_session({"id": "empty-night", "date": "2025-06-01"})
     conn = sqlite3.connect(catalog)
     try:
