@@ -59,7 +59,7 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
             f"This command works on a SQLite catalog only, and the catalog given is "
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
             f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats' and "
-            f"'monitor', 'catalog copy', 'migration backup' and 'restore', and catalog.models; "
+            f"'monitor', 'catalog copy', 'migration baseline', 'backup' and 'restore', and catalog.models; "
             f"give this command the SQLite file (--db PATH)."
         )
     return target

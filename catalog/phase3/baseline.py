@@ -7,8 +7,13 @@ import sqlite3
 from importlib import resources
 from typing import NamedTuple
 
+import psycopg
+
 from catalog.phase3.declaration import PHASE3
 from migration.connect import connect
+from migration.errors import UsageError
+from migration.postgres import psycopg_url, redacted
+from migration.postgres.schema import create_statements, schema_of_statements
 
 _V1_SQL = "upstream_v1.sql"
 
@@ -107,3 +112,26 @@ def create_v1(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def create_v1_postgres(url: str) -> None:
+    """The empty v1 schema in the empty PostgreSQL database at ``url``: the upstream
+    DDL in PostgreSQL's types (:mod:`migration.postgres.schema`), and ``schema_version``
+    = 1, in one transaction."""
+    schema = schema_of_statements(v1_statements())
+    with psycopg.connect(psycopg_url(url)) as conn:  # one transaction, committed on exit
+        present = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() LIMIT 3"
+        ).fetchall()
+        if present:
+            raise UsageError(
+                f"{redacted(url)} is not empty (it has {', '.join(r[0] for r in present)}); the v1 "
+                f"baseline is only created in an empty database ('createdb NAME'). Nothing was changed."
+            )
+        for statement in create_statements(schema, [t.name for t in schema.tables]):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_version (version, applied_at, description) "
+            "VALUES (%s, timezone('UTC', now()), %s)",
+            (PHASE3.from_version, PHASE3.from_description),
+        )

@@ -21,9 +21,9 @@ from catalog.clikit import (
     version_option,
     yes_option,
 )
-from catalog.config import resolve_db
+from catalog.config import resolve_db, resolve_target
 from catalog.phase3 import lifecycle as phase3
-from catalog.phase3.baseline import create_v1_file
+from catalog.phase3.baseline import create_v1_file, create_v1_postgres
 from catalog.phase3.declaration import PHASE3
 from catalog.phase3.repair import diagnose, plan_repair
 from catalog.phase3.repair import repair as do_repair
@@ -45,6 +45,7 @@ from migration.cli.output import (
 from migration.connect import connect
 from migration.errors import CatalogError, DatabaseCorruptError, UsageError
 from migration.operation import render
+from migration.postgres import redacted
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,14 +65,21 @@ def main() -> None:
 @main.command()
 @db_option
 @handle_errors
-def baseline(db: Path | None) -> None:
-    """Create an empty schema-v1 ("Phase 2") catalog, the state before Phase 3.
+def baseline(db: Path | str | None) -> None:
+    """Create an empty schema-v1 ("Phase 2") catalog, the state before Phase 3
+    (in a new SQLite file, or an empty PostgreSQL database).
 
     \b
     Example:
       migration baseline --db /tmp/old_catalog.db
+      migration baseline --db postgresql:///old_catalog?host=/run/postgresql
     """
-    path = resolve_db(db)
+    target = resolve_target(db)
+    if isinstance(target, str):
+        create_v1_postgres(target)
+        click.echo(f"Created an empty schema v1 catalog: {redacted(target)}")
+        return
+    path = target
     if path.exists() and path.stat().st_size > 0:
         check_sqlite_file(path)
         probe = connect(path)

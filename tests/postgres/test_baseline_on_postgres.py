@@ -1,0 +1,72 @@
+"""``migration baseline --db postgresql://…``: the upstream v1 schema (upstream-v1.sql)
+in PostgreSQL's types, in an empty database — the state a Phase 3 on PostgreSQL
+starts from. The catalog commands, v2-only on PostgreSQL for now, say so."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+from tests.support.cli import assert_error_paragraph
+from tests.support.files import env_for, run
+from tests.upstream_catalogs import create_upstream_v1
+
+
+def upstream_shape(tmp_path: Path) -> tuple[dict[str, set[str]], set[str]]:
+    """Tables with their columns, and the index names, of the upstream DDL itself."""
+    db = tmp_path / "upstream.db"
+    create_upstream_v1(db, "plain")
+    conn = sqlite3.connect(db)
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+        )
+    ]
+    columns = {t: {r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+    indexes = {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    }
+    conn.close()
+    return columns, indexes
+
+
+def test_the_upstream_v1_schema_in_postgresql(tmp_path: Path, pg_url: str) -> None:
+    proc = run("migration", "baseline", "--db", pg_url, env=env_for(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    columns, indexes = upstream_shape(tmp_path)
+    with psycopg.connect(pg_url) as conn:
+        got = {}
+        for (table,) in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall():
+            got[table] = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,)
+                )
+            }
+        pg_indexes = {
+            r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        }
+        version = conn.execute("SELECT version FROM schema_version").fetchall()
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'fits_files'"
+            ).fetchall()
+        )
+    assert got == columns  # the 12 tables, every column, by the upstream's names
+    assert indexes <= pg_indexes  # every named index of the DDL
+    assert version == [(1,)]
+    assert types["x"] == "bigint" and types["session_id"] == "character varying"
+    again = run("migration", "baseline", "--db", pg_url, env=env_for(tmp_path))
+    assert_error_paragraph(again, code=2, contains=("not empty",))
+
+
+def test_catalog_commands_say_a_v1_catalog_is_not_yet_served(tmp_path: Path, pg_url: str) -> None:
+    assert run("migration", "baseline", "--db", pg_url, env=env_for(tmp_path)).returncode == 0
+    proc = run("catalog", "stats", "--db", pg_url, env=env_for(tmp_path))
+    assert_error_paragraph(proc, code=4, contains=("schema version 1", "v2 only"))
