@@ -26,7 +26,13 @@ ProgressBar = Callable[[str, int], AbstractContextManager[Progress]]
 STEPS = ("baseline", "prepare", "backfill", "cutover")
 STEP_NAMES = {"baseline": "baseline", "prepare": "prepare", "backfill": "backfill", "cutover": "cut-over"}
 # what else holds the write lock during a run, as a person would name it
-_LOCK_NAMES = {"backfill.next_table": "backfill", "analyze": "planner statistics", "rollback": "rollback"}
+_LOCK_NAMES = {
+    "backfill.next_table": "backfill",
+    "analyze": "planner statistics",
+    "rollback": "rollback",
+    "backup.recorded": "recording the backup",
+    "backup.pending": "recording the backup",
+}
 
 
 def both(first: Progress | None, second: Progress | None) -> Progress | None:
