@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.progress import TaskID
@@ -10,7 +11,10 @@ from rich.progress import TaskID
 from catalog.clikit import existing_catalog, handle_errors, json_option, print_json, probe, progress
 from compat.phases import DURING, WINDOW
 from migration.errors import SchemaVersionError, UsageError
-from migration.postgres import CopyReport, copy_database, is_postgres_url, redacted
+from migration.postgres import is_postgres_url, redacted
+
+if TYPE_CHECKING:
+    from migration.postgres.copy import CopyReport
 
 
 def _refuse_the_window(path: Path, phase: str | None) -> None:
@@ -66,6 +70,9 @@ def copy(source: Path, to: str, as_json: bool) -> None:
             f"--to {redacted(to)} is not a PostgreSQL URL. Give the empty database as "
             f"postgresql://USER@HOST/DBNAME (or postgresql:///DBNAME?host=/SOCKET/DIR)."
         )
+    # psycopg (~50 ms to import) is loaded by the command that talks to a server, not at start-up
+    from migration.postgres.copy import copy_database
+
     path = existing_catalog(source)
     _refuse_the_window(path, probe(path).phase)
     if as_json:

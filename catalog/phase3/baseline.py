@@ -7,12 +7,8 @@ import sqlite3
 from importlib import resources
 from typing import NamedTuple
 
-import psycopg
-
 from catalog.phase3.declaration import PHASE3
 from migration.connect import connect
-from migration.errors import UsageError
-from migration.postgres import psycopg_url, redacted
 from migration.postgres.schema import create_statements, schema_of_statements
 
 _V1_SQL = "upstream_v1.sql"
@@ -118,16 +114,12 @@ def create_v1_postgres(url: str) -> None:
     """The empty v1 schema in the empty PostgreSQL database at ``url``: the upstream
     DDL in PostgreSQL's types (:mod:`migration.postgres.schema`), and ``schema_version``
     = 1, in one transaction."""
+    # psycopg (~50 ms to import) is loaded when a PostgreSQL database is used, not at start-up
+    from migration.postgres.connect import connect, require_empty
+
     schema = schema_of_statements(v1_statements())
-    with psycopg.connect(psycopg_url(url)) as conn:  # one transaction, committed on exit
-        present = conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() LIMIT 3"
-        ).fetchall()
-        if present:
-            raise UsageError(
-                f"{redacted(url)} is not empty (it has {', '.join(r[0] for r in present)}); the v1 "
-                f"baseline is only created in an empty database ('createdb NAME'). Nothing was changed."
-            )
+    with connect(url) as conn:  # one transaction, committed on exit
+        require_empty(conn, url, "The v1 baseline")
         for statement in create_statements(schema, [t.name for t in schema.tables]):
             conn.execute(statement)
         conn.execute(

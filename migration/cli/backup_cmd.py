@@ -11,7 +11,6 @@ from catalog.clikit import db_option, existing_db, handle_errors, json_option, p
 from catalog.config import DEFAULT_DB, resolve_target
 from catalog.phase3.backup_profile import backup_catalog
 from migration.postgres import redacted
-from migration.postgres.dump import dump_database, restore_dump
 
 
 def postgres_backups_dir() -> Path:
@@ -43,6 +42,8 @@ def backup(db: Path | str | None, to: Path | None, label: str, as_json: bool) ->
     """
     target = resolve_target(db)
     if isinstance(target, str):
+        from migration.postgres.dump import dump_database  # psycopg: not at every start-up
+
         info = dump_database(target, to or postgres_backups_dir(), label=label)
         if as_json:
             print_json(info.as_dict())
@@ -63,6 +64,8 @@ def backup(db: Path | str | None, to: Path | None, label: str, as_json: bool) ->
 
 def restore_postgres(backup_file: Path, url: str, as_json: bool) -> None:
     """``migration restore BACKUP.dump --db postgresql://…``: into an empty database."""
+    from migration.postgres.dump import restore_dump  # psycopg: not at every start-up
+
     result = restore_dump(backup_file, url)
     if as_json:
         print_json(result)

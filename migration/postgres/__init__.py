@@ -1,15 +1,12 @@
-"""PostgreSQL, the second backend: URLs, a SQLite schema in PostgreSQL types, and
-a verified copy of a SQLite database into an empty PostgreSQL one."""
+"""PostgreSQL, the second backend: URLs (here), a SQLite schema in PostgreSQL's
+types (:mod:`.schema`), a verified copy of a SQLite database (:mod:`.copy`),
+verified ``pg_dump`` backups (:mod:`.dump`).
 
-from migration.postgres.copy import CopyReport, TableCopy, copy_database
+Only the URL helpers are imported with the package: every command asks "is
+``--db`` a PostgreSQL URL?", and psycopg (~50 ms to import) is loaded only by the
+modules that talk to a server.
+"""
+
 from migration.postgres.url import is_postgres_url, psycopg_url, redacted, sqlalchemy_url
 
-__all__ = [
-    "CopyReport",
-    "TableCopy",
-    "copy_database",
-    "is_postgres_url",
-    "psycopg_url",
-    "redacted",
-    "sqlalchemy_url",
-]
+__all__ = ["is_postgres_url", "psycopg_url", "redacted", "sqlalchemy_url"]

@@ -26,11 +26,12 @@ from psycopg import sql as pgsql
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from migration.errors import CatalogError, UsageError
+from migration.errors import CatalogError
 from migration.logs import get_logger
+from migration.postgres.connect import connect, require_empty
 from migration.postgres.rowsum import RowSum, kinds_of
 from migration.postgres.schema import PgSchema, Skipped, ddl, read_schema, serial_columns
-from migration.postgres.url import psycopg_url, redacted
+from migration.postgres.url import redacted
 
 log = get_logger(__name__)
 BATCH = 5_000
@@ -103,13 +104,7 @@ def copy_database(src: Path, url: str, *, progress: Progress | None = None) -> C
     started = time.perf_counter()
     schema = read_schema(src)
     report = CopyReport(str(src), redacted(url), skipped=list(schema.skipped))
-    try:
-        target = psycopg.connect(psycopg_url(url))
-    except psycopg.Error as exc:  # a refused connection, or a malformed URL
-        raise UsageError(
-            f"Cannot connect to {redacted(url)}: {redacted(str(exc).strip())}. Check the URL, that the "
-            f"server runs, the database exists (createdb) and the user may connect; nothing was copied."
-        ) from exc
+    target = connect(url, doing="nothing was copied")
     try:
         # mode=ro, never immutable: the catalog's services may start writing meanwhile
         source = sqlite3.connect(f"file:{Path(src).absolute()}?mode=ro", uri=True, isolation_level=None)
@@ -117,7 +112,7 @@ def copy_database(src: Path, url: str, *, progress: Progress | None = None) -> C
         target.close()
         raise
     try:
-        _require_empty(target, url)
+        require_empty(target, url, "A catalog is copied")
         source.execute("BEGIN")  # one snapshot for every table
         report.skipped.extend(_create_tables(target, schema))
         for table in schema.tables:
@@ -152,20 +147,6 @@ def copy_database(src: Path, url: str, *, progress: Progress | None = None) -> C
         "postgres.copied", source=str(src), target=redacted(url), rows=report.rows, seconds=report.seconds
     )
     return report
-
-
-def _require_empty(target: psycopg.Connection, url: str) -> None:
-    rows = target.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
-        "ORDER BY table_name LIMIT 5"
-    ).fetchall()
-    if rows:
-        raise UsageError(
-            f"The PostgreSQL database {redacted(url)} is not empty (it has "
-            + ", ".join(r[0] for r in rows)
-            + "). A catalog is copied into an empty database only: create one ('createdb NAME') "
-            "and copy into it. Nothing was changed."
-        )
 
 
 def _create_tables(target: psycopg.Connection, schema: PgSchema) -> list[Skipped]:

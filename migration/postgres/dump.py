@@ -36,22 +36,12 @@ from migration.backup.files import (
 )
 from migration.errors import CatalogError, DatabaseCorruptError, UsageError
 from migration.logs import get_logger
-from migration.postgres.rowsum import RowSum
+from migration.postgres.connect import connect, require_empty
+from migration.postgres.rowsum import RowSum, kind_of_postgres_type
 from migration.postgres.url import psycopg_url, redacted
 
 log = get_logger(__name__)
 SUFFIX = ".dump"
-_KINDS = {
-    "boolean": "b",
-    "smallint": "i",
-    "integer": "i",
-    "bigint": "i",
-    "double precision": "f",
-    "real": "f",
-    "numeric": "n",
-    "date": "d",
-    "bytea": "x",
-}
 
 
 @dataclass
@@ -132,7 +122,7 @@ def table_sums(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
             "current_schema() AND table_name = %s ORDER BY ordinal_position",
             (table,),
         ).fetchall()
-        kinds = [_KINDS.get(t, "t" if t.startswith("timestamp") else "s") for _c, t in columns]
+        kinds = [kind_of_postgres_type(t) for _c, t in columns]
         rowsum = RowSum(kinds)
         select = pgsql.SQL("SELECT {} FROM {}").format(
             pgsql.SQL(", ").join(pgsql.Identifier(c) for c, _t in columns), pgsql.Identifier(table)
@@ -144,16 +134,6 @@ def table_sums(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
                 rowsum.add(row)
         out[table] = {"rows": rowsum.count, "checksum": rowsum.hexdigest()}
     return out
-
-
-def _connect(url: str, **options: Any) -> psycopg.Connection:
-    try:
-        return psycopg.connect(psycopg_url(url), **options)
-    except psycopg.Error as exc:  # a refused connection, or a malformed URL
-        raise UsageError(
-            f"Cannot connect to {redacted(url)}: {redacted(str(exc).strip())}. Check the URL, that "
-            f"the server runs, the database exists and the user may connect; nothing was changed."
-        ) from exc
 
 
 def _scratch_url(url: str, name: str) -> str:
@@ -170,7 +150,7 @@ def dump_database(url: str, dest_dir: Path, *, label: str, now: datetime | None 
     base = f"{dbname}_{label}_{now.strftime('%Y%m%d_%H%M%S')}"
     tmp = dest / f".{base}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     # autocommit, so that psycopg sends no BEGIN of its own: this one sets the snapshot
-    snap = _connect(url, autocommit=True)
+    snap = connect(url, autocommit=True)
     try:
         snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = snap.execute("SELECT pg_export_snapshot()").fetchone()
@@ -224,7 +204,7 @@ def manifest_of(dump: Path) -> Path:
 
 def _verify_by_restore(url: str, dump: Path, sums: dict[str, dict[str, Any]]) -> None:
     name = f"catalog_verify_{secrets.token_hex(4)}"
-    admin = _connect(url, autocommit=True)
+    admin = connect(url, autocommit=True)
     try:
         # template0: nothing an administrator added to template1 in the restored database
         admin.execute(pgsql.SQL("CREATE DATABASE {} TEMPLATE template0").format(pgsql.Identifier(name)))
@@ -271,15 +251,8 @@ def restore_dump(dump: Path, url: str) -> dict[str, Any]:
             f"{dump} changed since it was verified (its sha256 differs from the manifest's); it "
             f"cannot be trusted. Restore another backup. Nothing was changed."
         )
-    with _connect(url) as conn:
-        existing = conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
-        ).fetchone()
-    if existing and existing[0]:
-        raise UsageError(
-            f"{redacted(url)} is not empty. A PostgreSQL catalog is restored into an empty database "
-            f"('createdb NAME'), then the services are pointed at it. Nothing was changed."
-        )
+    with connect(url) as conn:
+        require_empty(conn, url, "A PostgreSQL catalog is restored")
     conninfo, env = _without_password(psycopg_url(url))
     _run(
         [
@@ -293,7 +266,7 @@ def restore_dump(dump: Path, url: str) -> dict[str, Any]:
         f"pg_restore into {redacted(url)}",
         env,
     )
-    with _connect(url) as conn:
+    with connect(url) as conn:
         got = table_sums(conn)
     if got != manifest["tables"]:
         raise DatabaseCorruptError(

@@ -48,6 +48,25 @@ def kinds_of(table: Table) -> list[str]:
     return out
 
 
+# the same letters for the names PostgreSQL's catalog gives its types
+_POSTGRES_KINDS = {
+    "boolean": "b",
+    "smallint": "i",
+    "integer": "i",
+    "bigint": "i",
+    "double precision": "f",
+    "real": "f",
+    "numeric": "n",
+    "date": "d",
+    "bytea": "x",
+}
+
+
+def kind_of_postgres_type(data_type: str) -> str:
+    """:func:`kinds_of`'s letter for ``information_schema.columns.data_type``."""
+    return _POSTGRES_KINDS.get(data_type, "t" if data_type.startswith("timestamp") else "s")
+
+
 def _timestamp(value: Any) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value.strip())

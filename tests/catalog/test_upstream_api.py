@@ -26,7 +26,7 @@ from catalog.models import (
     Telescope,
 )
 from catalog.service import DatabaseService
-from migration.postgres import copy_database
+from migration.postgres.copy import copy_database
 from tests.support import migrate, retire_now
 from tests.upstream_catalogs import SESSION_ROWS, build_upstream_catalog
 

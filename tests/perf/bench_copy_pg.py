@@ -17,7 +17,7 @@ from pathlib import Path
 from common import cp_seconds, machine, sizes, table, v1_catalog
 
 from migration.logs import configure
-from migration.postgres import copy_database
+from migration.postgres.copy import copy_database
 from tests.support.postgres import start_server
 
 

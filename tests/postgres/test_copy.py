@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migration.postgres import copy_database
+from migration.postgres.copy import copy_database
 from tests.support import build_phase
 from tests.support.cli import assert_error_paragraph
 from tests.support.files import env_for, run
