@@ -9,16 +9,20 @@ a failed check publishes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from catalog.phase3 import lifecycle as phase3
 from catalog.phase3.backup_profile import PROFILE, backup_options
 from migration import backup as bk
+from migration.backup import create as bk_create
 from migration.backup.create import copy_snapshot
 from migration.backup.manifest import manifest_path
 from migration.errors import BackupCheckFailedError, CatalogError
@@ -160,3 +164,59 @@ def test_a_copy_removed_under_the_check_is_not_called_damage(catalog: Path) -> N
         copied.finish(PROFILE, quick=False, require_ok=True)
     assert not isinstance(caught.value, BackupCheckFailedError)
     assert "was removed" in caught.value.message
+
+
+def test_a_run_stopped_mid_copy_keeps_its_backup_for_the_resumed_run(catalog: Path) -> None:
+    """Ctrl-C in the copy of rows, while the backup may still be under its check: the
+    copy is kept (or already published) and the resumed run uses it, making no other."""
+    stopped: list[int] = []
+
+    def ctrl_c(done: int, _total: int) -> None:
+        if not stopped:
+            stopped.append(done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        phase3.run(catalog, confirm=lambda _b: True, progress=ctrl_c)
+    conn = sqlite3.connect(catalog)
+    token = json.loads(
+        conn.execute("SELECT value FROM _migration_state WHERE key = 'backup_pending'").fetchone()[0]
+    )
+    conn.close()
+    assert Path(token["partial"]).exists() or Path(token["planned"]).exists(), token
+    said: list[str] = []
+    report = phase3.run(catalog, confirm=lambda _b: True, say=said.append)
+    assert any("Using the backup of the interrupted run" for line in said), said
+    assert report.backup == token["planned"]
+    folder = Path(token["planned"]).parent
+    assert published(folder) == [Path(token["planned"]).name] and leftovers(folder) == []
+
+
+def _held_check(copied: bk_create.Copied, keep_copy: bool) -> bk.PendingBackup:
+    """A check held in the middle (the profile's describe waits for the cancel), so
+    that cancel() meets it running, whatever the machine's speed."""
+    entered = threading.Event()
+
+    def work(cancel: threading.Event, keep: threading.Event) -> bk.BackupInfo:
+        def describe(conn: sqlite3.Connection) -> tuple[str | None, int | None]:
+            entered.set()
+            cancel.wait()
+            raise sqlite3.OperationalError("interrupted")  # what SQLite's progress handler gives
+
+        held = dataclasses.replace(PROFILE, describe=describe)
+        return copied.finish(held, quick=False, require_ok=True, cancel=cancel, keep_on_error=keep.is_set)
+
+    pending = bk.PendingBackup(copied.planned, work, token=copied.token())
+    assert entered.wait(60)
+    pending.cancel(keep=keep_copy)
+    return pending
+
+
+def test_cancel_removes_a_running_checks_copy_unless_asked_to_keep_it(catalog: Path) -> None:
+    folder = backups_dir(catalog)
+    gone = copy_snapshot(catalog, folder, PROFILE, "pre_phase3", T0, None, None)
+    _held_check(gone, keep_copy=False)
+    assert not gone.tmp.exists()
+    kept = copy_snapshot(catalog, folder, PROFILE, "pre_phase3", T0, None, None)
+    _held_check(kept, keep_copy=True)
+    assert kept.tmp.exists() and published(folder) == []
