@@ -1,0 +1,196 @@
+"""The database-side shims on PostgreSQL, generated from the declaration.
+
+The same shims as on SQLite (:mod:`compat.db_shims`), with the same names, in
+PL/pgSQL:
+
+* a **renamed table** keeps its old name as a view showing every column
+  under its v1 name. Its INSTEAD OF triggers write through to the table and
+  return the stored row, so PostgreSQL reports true row counts and
+  ``RETURNING`` gives the key it assigned: an ORM class mapped on the old
+  table name inserts, updates and deletes through the view. The table's
+  column defaults are set on the view's columns, so a v1 INSERT that leaves a
+  column out gets the default, and an explicit NULL stays NULL;
+* a **table renamed in place** keeps its old column names as real columns,
+  kept equal to the new ones by BEFORE triggers (which set ``NEW`` and so
+  write no second row version): whichever name a client writes, both hold it;
+  if one statement writes both with different values, the new name wins.
+
+Every write through an old name is counted in ``_compat_usage`` by the
+triggers. Each trigger has a function of its own name.
+"""
+
+from __future__ import annotations
+
+from compat.db_shims import SHIMS_TABLE, TRIGGER_PREFIX, old_name_index, sync_triggers, view_triggers
+from compat.renames import RenameDeclaration, TableRename
+from compat.usage import USAGE_TABLE
+from migration.postgres.introspect import PgColumn
+from migration.postgres.state import NOW_UTC, TODAY_UTC
+from migration.sqltext import lit, q
+from migration.state import shadow
+
+
+def _function(name: str, body: str, declare: str = "") -> str:
+    head = f"DECLARE {declare} " if declare else ""
+    return (
+        f"CREATE OR REPLACE FUNCTION {q(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ "
+        f"{head}BEGIN {body} END $body$"
+    )
+
+
+def _trigger(name: str, when: str, event: str, table: str, level: str = "ROW") -> str:
+    return (
+        f"CREATE TRIGGER {q(name)} {when} {event} ON {q(table)} FOR EACH {level} EXECUTE FUNCTION {q(name)}()"
+    )
+
+
+def usage_upsert(shim: str) -> str:
+    """One use of ``shim`` counted (today, UTC), as a PL/pgSQL statement."""
+    return (
+        f"INSERT INTO {q(USAGE_TABLE)} (shim, day, uses, first_seen, last_seen) VALUES "
+        f"({lit(shim)}, {TODAY_UTC}, 1, {NOW_UTC}, {NOW_UTC}) ON CONFLICT (shim, day) DO UPDATE SET "
+        f"uses = {q(USAGE_TABLE)}.uses + 1, last_seen = excluded.last_seen;"
+    )
+
+
+# -- prepare: the shadow columns follow every write of the old ones -----------------
+def capture_names(t: TableRename) -> tuple[str, str]:
+    """The capture triggers' names (insert, update), as on SQLite."""
+    return (f"_mig_capture_{t.old}_insert", f"_mig_capture_{t.old}_update")
+
+
+def capture_sql(t: TableRename) -> list[str]:
+    """BEFORE triggers copying the old columns into their shadows in every written row."""
+    body = " ".join(f"NEW.{q(shadow(c.old))} := NEW.{q(c.old)};" for c in t.columns) + " RETURN NEW;"
+    ins, upd = capture_names(t)
+    return [
+        _function(ins, body),
+        _trigger(ins, "BEFORE", "INSERT", t.old),
+        _function(upd, body),
+        _trigger(upd, "BEFORE", "UPDATE", t.old),
+    ]
+
+
+def drop_capture_sql(t: TableRename, table: str) -> list[str]:
+    out = []
+    for name in capture_names(t):
+        out += [f"DROP TRIGGER IF EXISTS {q(name)} ON {q(table)}", f"DROP FUNCTION IF EXISTS {q(name)}()"]
+    return out
+
+
+# -- the window: a renamed table's view -------------------------------------------------
+def view_sql(t: TableRename, columns: list[PgColumn]) -> list[str]:
+    """The old-name view over ``t.new`` (whose ``columns`` are given in new names),
+    its column defaults and its three INSTEAD OF triggers."""
+    old = {c.name: t.column_v1(c.name) for c in columns}
+    select = ", ".join(f"{q(c.name)} AS {q(old[c.name])}" for c in columns)
+    out = [f"CREATE VIEW {q(t.old)} AS SELECT {select} FROM {q(t.new)}"]
+    out += [
+        f"ALTER VIEW {q(t.old)} ALTER COLUMN {q(old[c.name])} SET DEFAULT {c.default}"
+        for c in columns
+        if c.default is not None
+    ]
+    keys = [c for c in columns if c.pk] or columns
+    match = " AND ".join(f"{q(c.name)} IS NOT DISTINCT FROM OLD.{q(old[c.name])}" for c in keys)
+    back = " ".join(f"NEW.{q(old[c.name])} := r.{q(c.name)};" for c in columns)
+    names = view_triggers(t)
+    row = f"r {q(t.new)};"
+    insert = (
+        f"INSERT INTO {q(t.new)} ({', '.join(q(c.name) for c in columns)}) VALUES "
+        f"({', '.join('NEW.' + q(old[c.name]) for c in columns)}) RETURNING * INTO r; {back} "
+        f"{usage_upsert(f'sql:{t.old}.insert')} RETURN NEW;"
+    )
+    update = (
+        f"UPDATE {q(t.new)} SET {', '.join(f'{q(c.name)} = NEW.{q(old[c.name])}' for c in columns)} "
+        f"WHERE {match} RETURNING * INTO r; IF NOT FOUND THEN RETURN NULL; END IF; {back} "
+        f"{usage_upsert(f'sql:{t.old}.update')} RETURN NEW;"
+    )
+    delete = (
+        f"DELETE FROM {q(t.new)} WHERE {match}; IF NOT FOUND THEN RETURN NULL; END IF; "
+        f"{usage_upsert(f'sql:{t.old}.delete')} RETURN OLD;"
+    )
+    for event, body, declare in (("INSERT", insert, row), ("UPDATE", update, row), ("DELETE", delete, "")):
+        out += [_function(names[event], body, declare), _trigger(names[event], "INSTEAD OF", event, t.old)]
+    return out
+
+
+# -- the window: a table renamed in place keeps its old columns ---------------------------
+def sync_sql(t: TableRename) -> list[str]:
+    """BEFORE INSERT / UPDATE triggers keeping the old columns equal to the new ones."""
+    names = sync_triggers(t)
+    ins = " ".join(
+        f"IF NEW.{q(c.new)} IS NOT NULL THEN NEW.{q(c.old)} := NEW.{q(c.new)}; "
+        f"ELSIF NEW.{q(c.old)} IS NOT NULL THEN NEW.{q(c.new)} := NEW.{q(c.old)}; "
+        f"{usage_upsert(f'sql:{t.new}.{c.old}')} END IF;"
+        for c in t.columns
+    )
+    upd = " ".join(
+        f"IF NEW.{q(c.new)} IS DISTINCT FROM OLD.{q(c.new)} THEN NEW.{q(c.old)} := NEW.{q(c.new)}; "
+        f"ELSIF NEW.{q(c.old)} IS DISTINCT FROM OLD.{q(c.old)} THEN NEW.{q(c.new)} := NEW.{q(c.old)}; "
+        f"{usage_upsert(f'sql:{t.new}.{c.old}')} END IF;"
+        for c in t.columns
+    )
+    return [
+        _function(names["INSERT"], ins + " RETURN NEW;"),
+        _trigger(names["INSERT"], "BEFORE", "INSERT", t.new),
+        _function(names["UPDATE"], upd + " RETURN NEW;"),
+        _trigger(names["UPDATE"], "BEFORE", "UPDATE", t.new),
+    ]
+
+
+def install_sql(decl: RenameDeclaration, view_columns: dict[str, list[PgColumn]]) -> list[str]:
+    """Every view and trigger of the window (the old columns must exist)."""
+    out: list[str] = []
+    for t in decl.renamed_tables():
+        out += view_sql(t, view_columns[t.new])
+    for t in decl.synced_tables():
+        out += sync_sql(t)
+    return out
+
+
+def drop_sql(decl: RenameDeclaration) -> list[str]:
+    """Statements removing every view and trigger of the window (present or not)."""
+    out: list[str] = []
+    for t in decl.synced_tables():
+        for name in sync_triggers(t).values():
+            out += [f"DROP TRIGGER IF EXISTS {q(name)} ON {q(t.new)}", f"DROP FUNCTION IF EXISTS {q(name)}()"]
+    for t in decl.renamed_tables():
+        out.append(f"DROP VIEW IF EXISTS {q(t.old)}")
+        out += [f"DROP FUNCTION IF EXISTS {q(name)}()" for name in view_triggers(t).values()]
+    return out
+
+
+def old_name_index_sql(t: TableRename, old: str, column: str) -> tuple[str, str]:
+    """(name, statement) of the index serving look-ups by the old-name column ``old``
+    (built on ``column``: its shadow before the cut-over), partial like SQLite's."""
+    name = old_name_index(t, old)
+    return name, (
+        f"CREATE INDEX CONCURRENTLY {q(name)} ON {q(t.old)} ({q(column)}) WHERE {q(column)} IS NOT NULL"
+    )
+
+
+def record_shims_sql(records: list[tuple[str, str]], *, cutover: bool) -> list[str]:
+    """Mark each (name, kind) shim installed now (and the cut-over time, if this is it)."""
+    when = NOW_UTC if cutover else "NULL"
+    return [
+        f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) VALUES "
+        f"({lit(name)}, {lit(kind)}, {NOW_UTC}, {when}, NULL) ON CONFLICT (name) DO UPDATE SET "
+        f"installed_at = excluded.installed_at, cutover_at = COALESCE(excluded.cutover_at, "
+        f"{q(SHIMS_TABLE)}.cutover_at), retired_at = NULL"
+        for name, kind in records
+    ]
+
+
+__all__ = [
+    "TRIGGER_PREFIX",
+    "capture_names",
+    "capture_sql",
+    "drop_capture_sql",
+    "drop_sql",
+    "install_sql",
+    "old_name_index_sql",
+    "record_shims_sql",
+    "sync_sql",
+    "usage_upsert",
+    "view_sql",
+]

@@ -1,0 +1,131 @@
+"""Schema changes on a live PostgreSQL database without a queue behind them.
+
+An ``ALTER TABLE`` needs the table's ACCESS EXCLUSIVE lock. While it *waits* for
+that lock (behind one long read, say), every later statement on the table —
+reads included — queues behind the waiting ALTER: one slow report can stop the
+whole application. So each schema transaction here runs under a short
+``lock_timeout``: if the lock is not granted in time the transaction gives up,
+the queue behind it drains, and it tries again after a growing, jittered pause
+(as pgroll and gh-ost do). Nothing waits behind it for longer than the timeout.
+
+``CREATE INDEX CONCURRENTLY`` takes no lock that blocks writes; it cannot run
+in a transaction, and a failed one leaves an INVALID index behind, which
+:func:`create_index_concurrently` drops and builds again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import errors
+
+from migration.chunks import LockStats
+from migration.errors import DatabaseLockedError
+from migration.logs import get_logger
+
+log = get_logger(__name__)
+
+Work = Callable[[psycopg.Connection], Any]
+
+
+@dataclass
+class LockPolicy:
+    """``timeout_ms``: the longest any statement ever queues behind ours;
+    ``attempts`` tries, the pause between them doubling from ``backoff_ms`` up to
+    ``max_backoff_ms``, with jitter (so two migrators do not retry in step).
+    ``sleep`` and ``rand`` are injectable: tests pass their own."""
+
+    timeout_ms: int = 50
+    attempts: int = 40
+    backoff_ms: float = 20.0
+    max_backoff_ms: float = 2000.0
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.perf_counter
+    waits: list[float] = field(default_factory=list)  # each pause taken, in ms (for reports)
+
+    def pause(self, attempt: int) -> None:
+        ms = min(self.max_backoff_ms, self.backoff_ms * 2**attempt) * (0.5 + self.rand())
+        self.waits.append(ms)
+        self.sleep(ms / 1000.0)
+
+
+def short_transaction(
+    conn: psycopg.Connection,
+    work: Work | Iterable[str],
+    *,
+    step: str,
+    policy: LockPolicy | None = None,
+    stats: LockStats | None = None,
+    label: str = "",
+) -> Any:
+    """Run ``work`` (a callable, or statements) in one transaction under the
+    policy's ``lock_timeout``, retrying from the start when a lock is not granted.
+
+    ``conn`` must be in autocommit mode. The time from the first statement to
+    COMMIT is added to ``stats``: an upper bound of how long the locks were held.
+    When every attempt fails, raises :class:`DatabaseLockedError` naming ``step``;
+    each failed attempt was rolled back, so nothing of the step was changed.
+    """
+    policy = policy or LockPolicy()
+    if not callable(work):
+        statements = list(work)
+
+        def work(c: psycopg.Connection) -> None:
+            for s in statements:
+                c.execute(s)
+
+    for attempt in range(policy.attempts):
+        started = policy.clock()
+        try:
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{int(policy.timeout_ms)}ms'")
+                result = work(conn)
+        except errors.LockNotAvailable:
+            log.info("ddl.lock_timeout", step=step, attempt=attempt + 1, timeout_ms=policy.timeout_ms)
+            if attempt + 1 < policy.attempts:
+                policy.pause(attempt)
+            continue
+        if stats is not None:
+            stats.add((policy.clock() - started) * 1000.0, label or step)
+        return result
+    raise DatabaseLockedError(
+        f"The migration could not {step}: another session held a lock on the table through "
+        f"{policy.attempts} tries of {policy.timeout_ms} ms each (a long query or an open "
+        f"transaction; pg_stat_activity shows it). Each try was rolled back and gave way at "
+        f"once, so no client waited behind it, and nothing of that step was changed. Run the "
+        f"command again when that session is done."
+    )
+
+
+def invalid_index(conn: psycopg.Connection, name: str) -> bool | None:
+    """True for an index a failed ``CREATE INDEX CONCURRENTLY`` left INVALID,
+    False for a valid one, None when there is no index of that name."""
+    row = conn.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %s AND pg_table_is_visible(c.oid)",
+        (name,),
+    ).fetchone()
+    return None if row is None else not row[0]
+
+
+def create_index_concurrently(conn: psycopg.Connection, name: str, statement: str) -> bool:
+    """Build an index with ``statement`` (a ``CREATE INDEX CONCURRENTLY``) unless a
+    valid one called ``name`` exists; an INVALID one is dropped first. Writers
+    are not blocked while it builds. Returns whether it built one."""
+    state = invalid_index(conn, name)
+    if state is False:
+        return False
+    if state is True:
+        conn.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+    # CONCURRENTLY waits for older transactions to finish by design; it holds no
+    # lock that blocks the application meanwhile, so no lock_timeout applies
+    conn.execute("SET lock_timeout = 0")
+    conn.execute(statement)
+    log.info("ddl.index_built", index=name)
+    return True
