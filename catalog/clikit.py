@@ -130,7 +130,7 @@ def log_json_option(f: F) -> F:
     )(f)
 
 
-def existing_db(option: Path | None) -> Path:
+def existing_db(option: Path | str | None) -> Path:
     """The configured database path, checked to exist, to be SQLite and to hold a
     catalog, by :func:`probe` (nothing is written, whatever the file is).
 
@@ -144,7 +144,7 @@ def existing_db(option: Path | None) -> Path:
     return path
 
 
-def existing_catalog(option: Path | None) -> Path:
+def existing_catalog(option: Path | str | None) -> Path:
     """:func:`existing_db`, and a whole catalog (the v1 or the v2 tables)."""
     path = resolve_db(option)
     check_sqlite_file(path)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import click
 
@@ -18,6 +20,7 @@ from catalog.clikit import (
     print_json,
     version_option,
 )
+from catalog.config import resolve_target
 from catalog.phase3.backup_profile import backup_catalog
 from catalog.phase3.declaration import PHASE3
 from compat.install import install as do_install
@@ -34,13 +37,21 @@ from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
 from compat.scan.names import UPSTREAM_MODELS_MODULES
-from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status, span, utc
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status, utc
+from compat.status_output import print_limits, print_window
 from compat.usage import NOT_SEEN, USAGE_COLUMNS, flush_now, newest_program, usage_rows
 from migration.compact import read_free_space, status_note
 from migration.connect import connect
+from migration.errors import UsageError
 from migration.operation import render
 from migration.rebuild import check_free, unfinished
 from migration.runlock import holder
+
+
+def _pg() -> ModuleType:
+    """status and retire on PostgreSQL: loaded for a PostgreSQL URL (psycopg, ~50 ms,
+    is not imported at every start-up)."""
+    return importlib.import_module("compat.postgres_cli")
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,7 +68,7 @@ def main() -> None:
     """
 
 
-def _status(db: Path | None):
+def _status(db: Path | str | None):
     path = existing_catalog(db)
     flush_now()
     conn = connect(path)
@@ -71,37 +82,22 @@ def _status(db: Path | None):
 @db_option
 @json_option
 @handle_errors
-def status(db: Path | None, as_json: bool) -> None:
+def status(db: Path | str | None, as_json: bool) -> None:
     """The phase, each shim with its install date, the window's end, recent use.
 
     \b
     Example:
       compat status --json
     """
+    target = resolve_target(db)
+    if isinstance(target, str):
+        return _pg().status(target, as_json)
     path, st = _status(db)
     space = read_free_space(path)
     if as_json:
         print_json({"db": str(path), "running": holder(path)} | st.as_dict() | space.as_dict())
         return
-    now = datetime.now(UTC).replace(tzinfo=None)
-    version = st.schema_version if st.schema_version is not None else "none recorded"
-    click.echo(f"Database: {path}")
-    click.echo(f"Phase:    {st.phase} (schema version {version})")
-    if st.cutover_at and st.window_ends:
-        ends = st.window_ends
-        when = f"in {span(ends - now)}" if ends > now else f"passed {span(now - ends)} ago"
-        click.echo(f"Cut-over: {utc(st.cutover_at)}; the {WINDOW_DAYS}-day window ends {utc(ends)} ({when})")
-    if st.shims:
-        click.echo("Shims:")
-        for s in st.shims:
-            state = f"retired {utc(s.retired_at)}" if s.retired_at else f"installed {utc(s.installed_at)}"
-            click.echo(f"  {s.name:45} {state}")
-    else:
-        click.echo("Shims:    none installed")
-    recent = [u for u in st.usage]
-    click.echo("Recent use:" if recent else "Recent use: none recorded")
-    for u in recent[:10]:
-        click.echo(f"  {u.shim:40} last {utc(u.last_seen)}  total {u.total}")
+    print_window(str(path), st, datetime.now(UTC).replace(tzinfo=None))
     if st.open_by is None:
         click.echo("Open by:   unknown (no /proc here to tell): check for long-running programs yourself")
     elif not st.open_by:
@@ -126,9 +122,7 @@ def status(db: Path | None, as_json: bool) -> None:
     note = status_note(space)
     if note:
         click.echo(f"Free space: {note}")
-    click.echo("Limits:")
-    for line in st.limits:
-        click.echo(f"  - {line}")
+    print_limits(st)
 
 
 @main.command()
@@ -276,7 +270,7 @@ def scan(paths: tuple[Path, ...], models_modules: tuple[str, ...], as_json: bool
 @json_option
 @handle_errors
 def retire(
-    db: Path | None,
+    db: Path | str | None,
     yes: bool,
     dry_run: bool,
     force: bool,
@@ -296,6 +290,15 @@ def retire(
       compat retire --dry-run
       compat retire --yes
     """
+    target = resolve_target(db)
+    if isinstance(target, str):
+        if abandon:
+            raise UsageError(
+                "On PostgreSQL retire is one transaction: there is never a stopped retire to abandon. "
+                "Nothing was changed."
+            )
+        options = {"min_days": min_days, "quiet_days": quiet_days}
+        return _pg().retire(target, yes=yes, dry_run=dry_run, force=force, as_json=as_json, **options)
     path, st = _status(db)
     say = (lambda _l: None) if as_json else click.echo
     if abandon:

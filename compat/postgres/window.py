@@ -18,7 +18,7 @@ from compat.phases import DURING, WINDOW
 from compat.postgres import phase, shims
 from compat.renames import RenameDeclaration
 from compat.retire import RetireRefused, window_blockers
-from compat.state import CompatStatus, Shim, limits
+from compat.state import CompatStatus, Shim
 from compat.usage import USAGE_TABLE, ShimUsage
 from migration.chunks import LockStats
 from migration.errors import SchemaVersionError
@@ -51,6 +51,19 @@ def read_status(conn: psycopg.Connection, decl: RenameDeclaration) -> CompatStat
         usage=read_usage(conn),
         limits=limits(decl),
         open_by=None,  # other machines' processes cannot be seen from here
+    )
+
+
+def limits(decl: RenameDeclaration) -> tuple[str, ...]:
+    """What the shims of ``decl`` cannot do on PostgreSQL."""
+    views = " and ".join(f"'{t.old}'" for t in decl.renamed_tables()) or "the old-name"
+    return (
+        f"Reads through the {views} view and of the old columns are not counted; only writes are.",
+        f"INSERT … ON CONFLICT on the {views} view is refused by PostgreSQL (its INSTEAD OF "
+        "triggers write through); write such upserts against the new table.",
+        f"Python-side uses of old names ({decl.models_module or 'the models'}) are not counted on "
+        "PostgreSQL, and the programs that have the database open cannot be listed: restart "
+        "services from before the cut-over before retiring.",
     )
 
 
@@ -205,6 +218,20 @@ def retire_blockers(
     return hard, window_blockers(status, now=now, min_days=min_days, quiet_days=quiet_days)
 
 
+def refuse_unless_allowed(hard: list[str], soft: list[str], *, force: bool) -> None:
+    """Raise the refusal, naming every blocker, unless retire may go ahead."""
+    if hard or (soft and not force):
+        views = any(b.startswith("your view") for b in hard)
+        fix = " Rewrite those views in the new names (or drop them), then retire." if views else ""
+        raise RetireRefused(
+            "Not retiring the shims: "
+            + "; ".join(hard + soft)
+            + ". Nothing was changed."
+            + fix
+            + ("" if hard else " '--force' retires them anyway.")
+        )
+
+
 def retire(
     conn: psycopg.Connection,
     decl: RenameDeclaration,
@@ -216,15 +243,7 @@ def retire(
     lock: LockPolicy | None = None,
 ) -> LockStats:
     hard, soft = retire_blockers(conn, decl, min_days=min_days, quiet_days=quiet_days, now=now)
-    if hard or (soft and not force):
-        fix = " Rewrite those views in the new names, then retire." if hard and soft == [] else ""
-        raise RetireRefused(
-            "Not retiring the shims: "
-            + "; ".join(hard + soft)
-            + ". Nothing was changed."
-            + fix
-            + ("" if hard else " '--force' retires them anyway.")
-        )
+    refuse_unless_allowed(hard, soft, force=force)
     stats = LockStats()
 
     def work(c: psycopg.Connection) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import click
 
@@ -34,6 +35,7 @@ from migration.cli.backups import backups, restore
 from migration.cli.compact import compact
 from migration.cli.output import (
     RULE,
+    confirm_run,
     print_intro,
     print_locks,
     print_plan,
@@ -46,6 +48,16 @@ from migration.connect import connect
 from migration.errors import CatalogError, DatabaseCorruptError, UsageError
 from migration.operation import render
 from migration.postgres import redacted
+
+
+def on_postgres(db: Path | str | None) -> bool:
+    return isinstance(resolve_target(db), str)
+
+
+def _pg() -> ModuleType:
+    """Phase 3 on PostgreSQL: loaded when --db is a PostgreSQL URL (psycopg, ~50 ms,
+    is not imported at every start-up)."""
+    return importlib.import_module("migration.cli.postgres_phase3")
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,13 +113,15 @@ def baseline(db: Path | str | None) -> None:
 @db_option
 @json_option
 @handle_errors
-def status(db: Path | None, as_json: bool) -> None:
+def status(db: Path | str | None, as_json: bool) -> None:
     """Schema version, phase, pending steps, a rebuild in flight, recent history.
 
     \b
     Example:
       migration status --json
     """
+    if on_postgres(db):
+        return _pg().status(str(resolve_target(db)), as_json)
     data = phase3.status(existing_catalog(db))
     if as_json:
         print_json(data)
@@ -120,7 +134,7 @@ def status(db: Path | None, as_json: bool) -> None:
 @click.option("--sql", is_flag=True, help="Also print every statement of each step.")
 @json_option
 @handle_errors
-def plan(db: Path | None, sql: bool, as_json: bool) -> None:
+def plan(db: Path | str | None, sql: bool, as_json: bool) -> None:
     """The steps the next run would take, how long each holds the write lock, and
     what keeps working meanwhile (--sql: every statement). Changes nothing.
 
@@ -129,37 +143,13 @@ def plan(db: Path | None, sql: bool, as_json: bool) -> None:
       migration plan --db ~/Astro/fits_catalog.db
       migration plan --sql
     """
+    if on_postgres(db):
+        return _pg().plan(str(resolve_target(db)), sql, as_json)
     p = phase3.make_plan(existing_catalog(db))
     if as_json:
         print_json(p.as_dict())
         return
     print_plan(p, sql=sql)
-
-
-def _confirm(yes: bool) -> Callable[[str], bool]:
-    def ask(backup: str) -> bool:
-        if yes:
-            return True
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "The migration asks for confirmation, but there is no terminal to ask on. Run "
-                "it with --yes from scripts (a verified backup is still made first)."
-            )
-        click.echo("\nWARNING: This will modify your database schema")
-        if backup:
-            click.echo(
-                f"A backup has been copied to:\n  {backup}\n(its integrity_check runs while the rows "
-                f"are copied; the cut-over waits for it, and a failed check stops the run)"
-            )
-        click.echo("Services may keep running: every write waits at most one short transaction.")
-        return (
-            click.prompt("\nType 'yes' to proceed with migration", default="", show_default=False)
-            .strip()
-            .lower()
-            == "yes"
-        )
-
-    return ask
 
 
 @main.command()
@@ -175,7 +165,7 @@ def _confirm(yes: bool) -> Callable[[str], bool]:
 )
 @json_option
 @handle_errors
-def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: bool) -> None:
+def run(db: Path | str | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: bool) -> None:
     """Apply what is pending: checks, backup, confirmation, the online
     migration, verification. Resumes an interrupted run.
 
@@ -185,15 +175,20 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
       migration run --yes      # for scripts
     """
 
-    path = existing_catalog(db)
     if not yes and not sys.stdin.isatty():
-        _confirm(False)("")  # refuses at once: no terminal to ask on, no --yes
+        confirm_run(False)("")  # refuses at once: no terminal to ask on, no --yes
+    if on_postgres(db):
+        target = str(resolve_target(db))
+        return _pg().run(
+            target, confirm=confirm_run(yes), no_backup=no_backup, chunk_ms=chunk_ms, as_json=as_json
+        )
+    path = existing_catalog(db)
     out = (lambda _line: None) if as_json else click.echo
     if not as_json:
         print_intro(path)
     report = phase3.run(
         path,
-        confirm=_confirm(yes),
+        confirm=confirm_run(yes),
         say=out,
         bar=None if as_json else progress_bar,
         policy=ChunkPolicy(target_ms=chunk_ms),
@@ -228,7 +223,7 @@ def run(db: Path | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: b
 @db_option
 @json_option
 @handle_errors
-def verify(db: Path | None, as_json: bool) -> None:
+def verify(db: Path | str | None, as_json: bool) -> None:
     """The guide's verification suite plus integrity, foreign keys, indexes,
     statistics and leftovers. Exits non-zero on any failure.
 
@@ -236,6 +231,8 @@ def verify(db: Path | None, as_json: bool) -> None:
     Example:
       migration verify
     """
+    if on_postgres(db):
+        return _pg().verify(str(resolve_target(db)), as_json)
     try:
         path = existing_catalog(db)
     except DatabaseCorruptError:
@@ -264,7 +261,7 @@ def verify(db: Path | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the statements the rollback would run; change nothing.")
 @json_option
 @handle_errors
-def rollback(db: Path | None, yes: bool, remove_columns: bool, dry_run: bool, as_json: bool) -> None:
+def rollback(db: Path | str | None, yes: bool, remove_columns: bool, dry_run: bool, as_json: bool) -> None:
     """Back to schema v1, online, keeping every row written since the migration
     (a reverse migration, not a restore). On an interrupted run, abandons it.
 
@@ -273,6 +270,11 @@ def rollback(db: Path | None, yes: bool, remove_columns: bool, dry_run: bool, as
       migration rollback --dry-run
       migration rollback --yes
     """
+    if on_postgres(db):
+        target = str(resolve_target(db))
+        return _pg().rollback(
+            target, yes=yes, remove_columns=remove_columns, dry_run=dry_run, as_json=as_json
+        )
     path = existing_catalog(db)
     if dry_run:
         stages = phase3.plan_rollback(path, remove_columns=remove_columns)

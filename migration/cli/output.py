@@ -8,8 +8,9 @@ printed as such.
 
 from __future__ import annotations
 
+import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +22,7 @@ from compat.lifecycle.steps import STEPS, Plan, RunReport, describe_locks, forma
 from compat.lifecycle.steps import Progress as ProgressCallback
 from compat.phases import CURRENT, DURING, V1
 from migration.compact import FreeSpace, status_note
+from migration.errors import UsageError
 from migration.operation import Stage
 
 RULE = "=" * 60
@@ -212,3 +214,32 @@ def print_verification(result: Any) -> None:
     for line in result.advice:
         click.echo("→ " + line)
     click.echo(RULE)
+
+
+def confirm_run(yes: bool) -> Callable[[str], bool]:
+    """The question ``migration run`` asks once its backup is made (refused without a
+    terminal unless ``--yes``)."""
+
+    def ask(backup: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "The migration asks for confirmation, but there is no terminal to ask on. Run "
+                "it with --yes from scripts (a verified backup is still made first)."
+            )
+        click.echo("\nWARNING: This will modify your database schema")
+        if backup:
+            click.echo(
+                f"A backup has been copied to:\n  {backup}\n(its integrity_check runs while the rows "
+                f"are copied; the cut-over waits for it, and a failed check stops the run)"
+            )
+        click.echo("Services may keep running: every write waits at most one short transaction.")
+        return (
+            click.prompt("\nType 'yes' to proceed with migration", default="", show_default=False)
+            .strip()
+            .lower()
+            == "yes"
+        )
+
+    return ask

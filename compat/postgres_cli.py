@@ -1,0 +1,80 @@
+"""``compat status`` and ``compat retire`` with ``--db postgresql://…``: the same
+window, blockers and words as on SQLite (:mod:`compat.cli` loads this module
+for a PostgreSQL URL, so psycopg is not imported at every start-up)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from catalog.clikit import print_json
+from catalog.phase3.declaration import PHASE3
+from compat.postgres import window
+from compat.retire import RetireRefused
+from compat.status_output import print_limits, print_window
+from migration.cli.backup_cmd import postgres_backups_dir
+from migration.postgres import redacted
+from migration.postgres.connect import connect
+from migration.postgres.dump import dump_database
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def status(url: str, as_json: bool) -> None:
+    with connect(url, autocommit=True) as conn:
+        st = window.read_status(conn, PHASE3)
+    if as_json:
+        print_json({"db": redacted(url)} | st.as_dict())
+        return
+    print_window(redacted(url), st, _now())
+    click.echo("Open by:   not visible for a database server: restart programs from before the cut-over")
+    print_limits(st)
+
+
+def retire(
+    url: str, *, yes: bool, dry_run: bool, force: bool, min_days: int, quiet_days: int, as_json: bool
+) -> None:
+    now = _now()
+    with connect(url, autocommit=True) as conn:
+        hard, soft = window.retire_blockers(conn, PHASE3, min_days=min_days, quiet_days=quiet_days, now=now)
+        report = {"db": redacted(url), "allowed": not hard and not soft, "blockers": hard + soft}
+        if dry_run:
+            statements = window.retire_sql(PHASE3)
+            if as_json:
+                print_json(report | {"dry_run": True, "statements": statements})
+            else:
+                click.echo("Dry run: the retire would run these statements (nothing was changed):")
+                for s in statements:
+                    click.echo("  " + s)
+                for b in hard + soft:
+                    click.echo(f"  ! {b}")
+            return
+        window.refuse_unless_allowed(hard, soft, force=force)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise RetireRefused(
+                    "compat retire asks for confirmation but there is no terminal; "
+                    "pass --yes from scripts. Nothing was changed."
+                )
+            if not click.confirm("Retire the shims? Old names will stop working"):
+                click.echo("Nothing was changed.")
+                return
+        made = dump_database(url, postgres_backups_dir(), label="pre_retire")
+        if not as_json:
+            click.echo(f"✓ Backup: {made.path} (restored into a scratch database and compared)")
+            for b in soft:
+                click.echo(f"  ! overridden by --force: {b}")
+        stats = window.retire(conn, PHASE3, min_days=min_days, quiet_days=quiet_days, now=now, force=force)
+    if as_json:
+        print_json(
+            report | {"backup": str(made.path), "lock_ms": round(stats.longest_ms, 2), "retired": True}
+        )
+    else:
+        click.echo(
+            f"✓ Shims retired (one transaction, {stats.longest_ms:.0f} ms): the view, its triggers and "
+            "the old columns are gone."
+        )
