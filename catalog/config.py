@@ -59,8 +59,9 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
             f"This command works on a SQLite catalog only, and the catalog given is "
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
             f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats' and "
-            f"'monitor', 'catalog copy', 'migration baseline', 'backup' and 'restore', and catalog.models; "
-            f"give this command the SQLite file (--db PATH)."
+            f"'monitor', 'catalog copy', the migration's 'baseline', 'backup', 'restore', 'plan', "
+            f"'run', 'status', 'verify' and 'rollback', 'compat status' and 'retire', and "
+            f"catalog.models; give this command the SQLite file (--db PATH)."
         )
     return target
 

@@ -166,7 +166,12 @@ def make_plan(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> Pla
         for name, statement in index_sql(conn, t):
             stages.append(
                 Stage(
-                    "backfill", f"Build {name} without blocking writers", [Action(name, sql=statement)], 0, 0
+                    "backfill",
+                    f"Build {name} without blocking writers",
+                    [Action(name, sql=statement)],
+                    0,
+                    rows[t.old] * 0.002,
+                    note="takes no lock that blocks reads or writes; waits for older transactions",
                 )
             )
     stages.append(

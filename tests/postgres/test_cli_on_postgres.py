@@ -60,8 +60,9 @@ def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
     env = env_for(tmp_path)
     for command in (
         ("catalog", "web", "--db", pg_url, "--port", "0"),
-        ("migration", "status", "--db", pg_url),
-        ("compat", "status", "--db", pg_url),
+        ("migration", "compact", "--db", pg_url),
+        ("compat", "install", "--db", pg_url),
+        ("compat", "usage", "--db", pg_url),
     ):
         proc = run(*command, env=env)
         assert_error_paragraph(proc, code=2, contains=("SQLite catalog only", "catalog init"))
