@@ -18,12 +18,13 @@ from sqlalchemy.engine import CursorResult, Engine
 
 from catalog.drift import explain_missing_column
 from catalog.phase3.declaration import PHASE3
-from compat.orm import Bridge
+from compat.orm import Bridge, PostgresBridge
 from compat.usage import claim_uses, register_database
 from migration.connect import ON_WRITE, WAL_FOR_WRITERS, Connection, WalChoice, configure, is_write
 from migration.postgres import is_postgres_url, sqlalchemy_url
 
 _BRIDGE = Bridge(PHASE3)  # the models' new names, translated while a catalog is still v1
+_PG_BRIDGE = PostgresBridge(PHASE3)
 
 
 # A transaction-scoped advisory lock: what BEGIN IMMEDIATE is to SQLite, one writer's
@@ -82,6 +83,27 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount or 0
 
 
+def _postgres_engine(url: str) -> Engine:
+    """PostgreSQL keeps its own concurrency; statements pass through the v1 bridge,
+    which reads the layout once per transaction."""
+    engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _before_execute(conn, cursor, statement, parameters, context, executemany):
+        return _PG_BRIDGE(cursor.connection, conn.info, statement), parameters
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _transaction_ended(conn: SAConnection) -> None:
+        PostgresBridge.forget(conn.info)
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        PostgresBridge.forget(record.info)  # the pool rolled back whatever was left open
+
+    return engine
+
+
 def make_engine(
     target: str | os.PathLike[str],
     *,
@@ -97,8 +119,7 @@ def make_engine(
     it is. Statements pass through the compat layer's v1 bridge (a no-op on v2).
     """
     if is_postgres_url(target):
-        # PostgreSQL: the server keeps its own concurrency; no bridge yet (schema v2 only)
-        return create_engine(sqlalchemy_url(os.fspath(target)), pool_pre_ping=True)
+        return _postgres_engine(os.fspath(target))
     engine = create_engine(
         sqlite_url(target),
         connect_args={"check_same_thread": False, "timeout": 0, "factory": Connection},

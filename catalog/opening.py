@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from catalog.manager import DatabaseManager
 from catalog.phase3.declaration import SCHEMA_V2
 from catalog.schema import state_of
-from compat.phases import EMPTY, UNKNOWN, V1, SchemaState
+from compat.phases import EMPTY, UNKNOWN, SchemaState
 from migration.errors import SchemaVersionError, UsageError
 from migration.postgres import redacted
 
@@ -33,8 +33,9 @@ def refuse_foreign_or_newer(
 
 
 def open_postgres(url: str, *, empty_ok: bool) -> tuple[DatabaseManager, SchemaState]:
-    """A manager on the PostgreSQL catalog at ``url``, checked: reachable, a catalog,
-    at schema v2 (the v1 bridge of ``catalog.models`` is SQLite's in this version)."""
+    """A manager on the PostgreSQL catalog at ``url``, checked: reachable, a catalog
+    (v1, in its window or v2: the models' v1 bridge translates on a v1 catalog), not
+    newer than this code."""
     db = DatabaseManager(url)
     try:
         try:
@@ -46,11 +47,6 @@ def open_postgres(url: str, *, empty_ok: bool) -> tuple[DatabaseManager, SchemaS
                 f"runs, the database exists (createdb) and the user may connect."
             ) from exc
         refuse_foreign_or_newer(redacted(url), state, empty_ok=empty_ok, what="PostgreSQL")
-        if state.layout == V1:
-            raise SchemaVersionError(
-                f"{redacted(url)} holds a schema version 1 catalog; on PostgreSQL this version works "
-                f"with schema v2 only. Migrate the SQLite catalog first ('migration run'), then copy it."
-            )
     except BaseException:
         db.close()
         raise

@@ -26,6 +26,8 @@ _INFO_KEY = "compat.layout"  # (schema cookie, is_v1) per DBAPI connection
 class Bridge:
     """The statement hook for one declaration: call it with each statement."""
 
+    dialect = "sqlite"  # sqlglot's name of the SQL the statements are in
+
     def __init__(self, decl: RenameDeclaration):
         self.decl = decl
         self._translator: Any = None
@@ -39,7 +41,7 @@ class Bridge:
             # sqlglot costs ~0.2 s to import: only once a statement needs looking at.
             from compat.translate import Translator
 
-            self._translator = Translator(self.decl, "to_v1")
+            self._translator = Translator(self.decl, "to_v1", dialect=self.dialect)
         return self._translator(statement)
 
     def __call__(self, conn: sqlite3.Connection, info: dict[str, Any], statement: str) -> str:
@@ -81,3 +83,48 @@ def sync_retired(conn: sqlite3.Connection) -> None:
     """Make the models' old names raise in this process once the shims are
     retired (and warn again if they are reinstalled)."""
     set_retired(shims_retired(conn))
+
+
+class PostgresBridge(Bridge):
+    """The same on PostgreSQL, whose catalog has no schema cookie: the layout is read
+    once per transaction (one query on ``pg_class``), when its first statement names a
+    renamed table or column; the engine forgets it at COMMIT and ROLLBACK (see
+    :meth:`forget`). Within a transaction that has used the tables the layout cannot
+    change: the cut-over's ALTER needs their ACCESS EXCLUSIVE lock, so it waits (and,
+    under its ``lock_timeout``, gives way) until the transaction ends. A statement
+    translated to the v1 names just before a cut-over still runs: the old names are
+    kept by the shims."""
+
+    dialect = "postgres"
+
+    def is_v1(self, conn: Any, info: dict[str, Any]) -> bool:
+        cached = info.get(_INFO_KEY)
+        if cached is not None:
+            return bool(cached[1])
+        kind, has_shims = conn.execute(
+            "SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)), to_regclass(%s) IS NOT NULL",
+            (f'"{self._v1_table}"', f'"{_SHIMS_TABLE}"'),
+        ).fetchone()
+        result = kind == "r"
+        if result and self._v1_column is not None:
+            found = conn.execute(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+                "AND NOT attisdropped",
+                (f'"{self._v1_table}"', self._v1_column),
+            ).fetchone()
+            result = found is None
+        info[_INFO_KEY] = (None, result)
+        retired = False
+        if has_shims:
+            live, gone = conn.execute(
+                "SELECT count(*) FILTER (WHERE retired_at IS NULL), "
+                f'count(*) FILTER (WHERE retired_at IS NOT NULL) FROM "{_SHIMS_TABLE}"'
+            ).fetchone()
+            retired = gone > 0 and live == 0
+        set_retired(retired)
+        return result
+
+    @staticmethod
+    def forget(info: dict[str, Any]) -> None:
+        """The transaction ended: the next one reads the layout again."""
+        info.pop(_INFO_KEY, None)

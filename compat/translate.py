@@ -39,23 +39,24 @@ def _table_maps(decl: RenameDeclaration, direction: str) -> tuple[dict[str, Tabl
     return {t.old: t for t in decl.tables}, False
 
 
-def translate(sql: str, decl: RenameDeclaration, direction: str = "to_v1") -> str:
-    """Translate one statement; ``direction`` is ``to_v1`` or ``to_v2``.
+def translate(sql: str, decl: RenameDeclaration, direction: str = "to_v1", dialect: str = "sqlite") -> str:
+    """Translate one statement; ``direction`` is ``to_v1`` or ``to_v2``; ``dialect``
+    is sqlglot's name of the database's SQL (``sqlite``, ``postgres``).
 
     Statements sqlglot cannot parse are returned unchanged (they then fail,
-    or succeed, on their own terms in SQLite).
+    or succeed, on their own terms in the database).
     """
     lowered = sql.lower()
     if not any(m in lowered for m in _markers(decl, direction)):
         return sql
     try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
+        tree = sqlglot.parse_one(sql, read=dialect)
     except sqlglot.errors.ParseError:
         return sql
     if tree is None or isinstance(tree, exp.Command):
         return sql
     changed = _rewrite(tree, *_table_maps(decl, direction))
-    return tree.sql(dialect="sqlite") if changed else sql
+    return tree.sql(dialect=dialect) if changed else sql
 
 
 def _rewrite(tree: exp.Expr, tables: dict[str, TableRename], to_v1: bool) -> bool:
@@ -162,9 +163,16 @@ class Translator:
     none, so callers skip work for the common, untouched statements.
     """
 
-    def __init__(self, decl: RenameDeclaration, direction: str = "to_v1", max_entries: int = 4096):
+    def __init__(
+        self,
+        decl: RenameDeclaration,
+        direction: str = "to_v1",
+        max_entries: int = 4096,
+        dialect: str = "sqlite",
+    ):
         self.decl = decl
         self.direction = direction
+        self.dialect = dialect
         self.max_entries = max_entries
         self._cache: dict[str, str | None] = {}
         self._lock = threading.Lock()
@@ -174,7 +182,7 @@ class Translator:
             return self._cache[sql]
         except KeyError:
             pass
-        result: str | None = translate(sql, self.decl, self.direction)
+        result: str | None = translate(sql, self.decl, self.direction, self.dialect)
         if result == sql:
             result = None
         with self._lock:

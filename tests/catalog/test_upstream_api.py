@@ -27,18 +27,22 @@ from catalog.models import (
 )
 from catalog.service import DatabaseService
 from migration.postgres.copy import copy_database
+from tests.postgres.phase3_support import migrate as migrate_postgres
 from tests.support import migrate, retire_now
 from tests.upstream_catalogs import SESSION_ROWS, build_upstream_catalog
 
 FILES = 60
 PG = "v2-postgresql"  # the same catalog at v2, moved up to PostgreSQL
+PG_V1 = "v1-postgresql"  # the catalog at v1 moved up: the models run through the v1 bridge
+PG_WINDOW = "window-postgresql"  # that one migrated on PostgreSQL: in its window
 SESSION_TABLE = {"v1": ("sessions", "session_id", "session_date"), "v2": ("imaging_sessions", "id", "date")}
 FITS_COLUMNS = {"v1": ("x", "y", "session_id"), "v2": ("width_pixels", "height_pixels", "imaging_session_id")}
-SESSION_TABLE[PG], FITS_COLUMNS[PG] = SESSION_TABLE["v2"], FITS_COLUMNS["v2"]
+for _pg, _names in ((PG, "v2"), (PG_V1, "v1"), (PG_WINDOW, "v2")):
+    SESSION_TABLE[_pg], FITS_COLUMNS[_pg] = SESSION_TABLE[_names], FITS_COLUMNS[_names]
 Target = Path | str  # a SQLite file, or a PostgreSQL URL
 
 
-@pytest.fixture(params=["v1", "v2", PG])
+@pytest.fixture(params=["v1", "v2", PG, PG_V1, PG_WINDOW])
 def layout(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -48,13 +52,19 @@ def catalog(tmp_path: Path, layout: str, request: pytest.FixtureRequest) -> Targ
     path = build_upstream_catalog(tmp_path / f"{layout}.db", "reference", files=FILES)
     if layout == "v1":
         return path
+    if layout in (PG_V1, PG_WINDOW):
+        url = request.getfixturevalue("pg_url")
+        assert copy_database(path, url).ok
+        if layout == PG_WINDOW:
+            migrate_postgres(url)
+        return url
     migrate(path)
     if layout != PG:
         return path
     retire_now(path)  # a catalog inside its window is not copied (its shims are SQLite's)
-    url: str = request.getfixturevalue("pg_url")
-    assert copy_database(path, url).ok
-    return url
+    pg_url: str = request.getfixturevalue("pg_url")
+    assert copy_database(path, pg_url).ok
+    return pg_url
 
 
 @pytest.fixture
