@@ -16,7 +16,7 @@ from compat.retire import RetireRefused
 from compat.status_output import print_limits, print_window
 from migration.cli.backup_cmd import postgres_backups_dir
 from migration.postgres import redacted
-from migration.postgres.connect import connect
+from migration.postgres.connect import MIGRATOR, connect
 from migration.postgres.dump import dump_database
 
 
@@ -25,7 +25,7 @@ def _now() -> datetime:
 
 
 def status(url: str, as_json: bool) -> None:
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, application_name=MIGRATOR) as conn:
         st = window.read_status(conn, PHASE3)
     if as_json:
         print_json({"db": redacted(url)} | st.as_dict())
@@ -39,7 +39,7 @@ def retire(
     url: str, *, yes: bool, dry_run: bool, force: bool, min_days: int, quiet_days: int, as_json: bool
 ) -> None:
     now = _now()
-    with connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True, application_name=MIGRATOR) as conn:
         hard, soft = window.retire_blockers(conn, PHASE3, min_days=min_days, quiet_days=quiet_days, now=now)
         report = {"db": redacted(url), "allowed": not hard and not soft, "blockers": hard + soft}
         if dry_run:

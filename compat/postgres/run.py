@@ -52,8 +52,9 @@ from migration.operation import Stage
 from migration.postgres import introspect
 from migration.postgres import state as pg_state
 from migration.postgres.ddl import LockPolicy, create_index_concurrently, short_transaction
+from migration.postgres.introspect import PgColumn
 from migration.sqltext import q
-from migration.state import MIGRATION_STATE_TABLE, shadow
+from migration.state import LOG_TABLE, MIGRATION_STATE_TABLE, shadow
 
 log = get_logger(__name__)
 
@@ -97,39 +98,61 @@ def index_sql(conn: psycopg.Connection, t: TableRename) -> list[tuple[str, str]]
     return [shims.old_name_index_sql(t, c.old, shadow(c.old)) for c in t.columns if c.old in leading]
 
 
+def view_columns(
+    conn: psycopg.Connection, decl: RenameDeclaration, *, renamed: bool
+) -> dict[str, list[PgColumn]]:
+    """Each renamed table's columns in new names (``renamed``: read from the new table)."""
+    return {
+        t.new: [
+            replace(c, name=t.column_v2(c.name))
+            for c in introspect.columns(conn, t.new if renamed else t.old)
+        ]
+        for t in decl.renamed_tables()
+    }
+
+
+def functions_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
+    """The shims' trigger functions, made before the cut-over: creating a function
+    locks no table, so the cut-over's locks are not held while they are compiled."""
+    return shims.functions_sql(decl, view_columns(conn, decl, renamed=False))
+
+
 def cutover_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
+    """The cut-over transaction, built (catalog reads included) before it runs."""
     out: list[str] = []
     for t in decl.synced_tables():
         out += shims.drop_capture_sql(t, t.old)
-    view_columns: dict[str, list[introspect.PgColumn]] = {}
     for t in decl.tables:
-        cols = introspect.columns(conn, t.old)
         out += [f"ALTER TABLE {q(t.old)} RENAME COLUMN {q(c.old)} TO {q(c.new)}" for c in t.columns]
         if t.old != t.new:
             out.append(f"ALTER TABLE {q(t.old)} RENAME TO {q(t.new)}")
             if introspect.relation_exists(conn, f"{t.old}_pkey"):
-                out.append(
-                    f"ALTER TABLE {q(t.new)} RENAME CONSTRAINT {q(t.old + '_pkey')} TO {q(t.new + '_pkey')}"
-                )
-            view_columns[t.new] = [replace(c, name=t.column_v2(c.name)) for c in cols]
+                old, new = q(t.old + "_pkey"), q(t.new + "_pkey")
+                out.append(f"ALTER TABLE {q(t.new)} RENAME CONSTRAINT {old} TO {new}")
     for t in decl.synced_tables():
         out += [f"ALTER TABLE {q(t.new)} RENAME COLUMN {q(shadow(c.old))} TO {q(c.old)}" for c in t.columns]
     out += [f"ALTER INDEX {q(i.old)} RENAME TO {q(i.new)}" for i in decl.indexes]
-    out += shims.install_sql(decl, view_columns)
+    out += shims.install_sql(decl, view_columns(conn, decl, renamed=False))
     indexes = [
         (f"index:{name}", "index")
         for t in decl.synced_tables()
         for name, _ in index_sql(conn, t)
         if introspect.relation_exists(conn, name)
     ]
-    out += shims.record_shims_sql(shim_records(decl) + indexes, cutover=True)
+    out.append(shims.record_shims_sql(shim_records(decl) + indexes, cutover=True))
     text = decl.to_description.replace("'", "''")
     out.append(
         f"INSERT INTO {q(decl.version_table)} (version, applied_at, description) VALUES "
         f"({decl.to_version}, timezone('UTC', now()), '{text}')"
     )
     out.append(f"DROP TABLE {q(MIGRATION_STATE_TABLE)}")
+    out.append(f"INSERT INTO {q(LOG_TABLE)} (event, detail) VALUES ('cutover', '{{}}')")
     return out
+
+
+def tables_of(decl: RenameDeclaration) -> list[str]:
+    """Every table the declaration's schema changes lock, by both names."""
+    return list(dict.fromkeys(n for t in decl.tables for n in (t.old, t.new)))
 
 
 # -- plan ------------------------------------------------------------------------------
@@ -178,7 +201,8 @@ def make_plan(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> Pla
         Stage(
             "cutover",
             "Rename tables, columns and indexes; install the shims",
-            sql_actions("cut-over", cutover_sql(conn, decl)),
+            sql_actions("functions (before the locks)", functions_sql(conn, decl))
+            + sql_actions("cut-over", cutover_sql(conn, decl)),
             15,
             15,
             note="metadata only; under a short lock_timeout, retried with backoff",
@@ -256,8 +280,9 @@ def _prepare(
         pg_state.put(c, "prepared", True)
         pg_state.log(c, "prepare", backup=report.backup, before=before)
 
+    step = "prepare (add the shadow columns)"
     short_transaction(
-        conn, work, step="prepare (add the shadow columns)", policy=lock, stats=report.lock, label="prepare"
+        conn, work, step=step, policy=lock, stats=report.lock, label="prepare", tables=tables_of(decl)
     )
     say(f"      ✓ Prepared (one transaction, {format_ms(report.lock.holds_ms[-1])})")
 
@@ -336,13 +361,11 @@ def _cutover(
 ) -> None:
     say(f"{step_label('cutover')}: renaming tables, columns and indexes; installing the shims…")
     stats = LockStats()
-
-    def work(c: psycopg.Connection) -> None:
-        for statement in cutover_sql(c, decl):
-            c.execute(statement)
-        pg_state.log(c, "cutover")
-
-    short_transaction(conn, work, step="cut over", policy=lock, stats=stats, label="cutover")
+    short_transaction(conn, functions_sql(conn, decl), step="create the shims' functions", policy=lock)
+    statements = cutover_sql(conn, decl)  # read before the transaction: its locks are held briefly
+    short_transaction(
+        conn, statements, step="cut over", policy=lock, stats=stats, label="cutover", tables=tables_of(decl)
+    )
     report.cutover_lock_ms = stats.longest_ms
     report.lock.merge(stats)
     say(f"      ✓ New names in place (one transaction, {format_ms(stats.longest_ms)})")

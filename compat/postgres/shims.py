@@ -21,7 +21,7 @@ triggers. Each trigger has a function of its own name.
 
 from __future__ import annotations
 
-from compat.db_shims import SHIMS_TABLE, TRIGGER_PREFIX, old_name_index, sync_triggers, view_triggers
+from compat.db_shims import SHIMS_TABLE, old_name_index, sync_triggers, view_triggers
 from compat.renames import RenameDeclaration, TableRename
 from compat.usage import USAGE_TABLE
 from migration.postgres.introspect import PgColumn
@@ -81,7 +81,8 @@ def drop_capture_sql(t: TableRename, table: str) -> list[str]:
 # -- the window: a renamed table's view -------------------------------------------------
 def view_sql(t: TableRename, columns: list[PgColumn]) -> list[str]:
     """The old-name view over ``t.new`` (whose ``columns`` are given in new names),
-    its column defaults and its three INSTEAD OF triggers."""
+    its column defaults and its three INSTEAD OF triggers (their functions are
+    :func:`view_functions`)."""
     old = {c.name: t.column_v1(c.name) for c in columns}
     select = ", ".join(f"{q(c.name)} AS {q(old[c.name])}" for c in columns)
     out = [f"CREATE VIEW {q(t.old)} AS SELECT {select} FROM {q(t.new)}"]
@@ -90,11 +91,20 @@ def view_sql(t: TableRename, columns: list[PgColumn]) -> list[str]:
         for c in columns
         if c.default is not None
     ]
+    names = view_triggers(t)
+    return out + [_trigger(names[e], "INSTEAD OF", e, t.old) for e in ("INSERT", "UPDATE", "DELETE")]
+
+
+def view_functions(t: TableRename, columns: list[PgColumn]) -> list[str]:
+    """The functions of the view's triggers: each writes through to ``t.new`` and
+    returns the stored row (so row counts and RETURNING are true) and counts the use.
+    They name the tables only in their SQL, resolved when they run: they can be
+    created before the tables are renamed, outside the cut-over's locks."""
+    old = {c.name: t.column_v1(c.name) for c in columns}
     keys = [c for c in columns if c.pk] or columns
     match = " AND ".join(f"{q(c.name)} IS NOT DISTINCT FROM OLD.{q(old[c.name])}" for c in keys)
     back = " ".join(f"NEW.{q(old[c.name])} := r.{q(c.name)};" for c in columns)
     names = view_triggers(t)
-    row = f"r {q(t.new)};"
     insert = (
         f"INSERT INTO {q(t.new)} ({', '.join(q(c.name) for c in columns)}) VALUES "
         f"({', '.join('NEW.' + q(old[c.name]) for c in columns)}) RETURNING * INTO r; {back} "
@@ -109,14 +119,16 @@ def view_sql(t: TableRename, columns: list[PgColumn]) -> list[str]:
         f"DELETE FROM {q(t.new)} WHERE {match}; IF NOT FOUND THEN RETURN NULL; END IF; "
         f"{usage_upsert(f'sql:{t.old}.delete')} RETURN OLD;"
     )
-    for event, body, declare in (("INSERT", insert, row), ("UPDATE", update, row), ("DELETE", delete, "")):
-        out += [_function(names[event], body, declare), _trigger(names[event], "INSTEAD OF", event, t.old)]
-    return out
+    return [
+        _function(names["INSERT"], insert, "r record;"),
+        _function(names["UPDATE"], update, "r record;"),
+        _function(names["DELETE"], delete),
+    ]
 
 
 # -- the window: a table renamed in place keeps its old columns ---------------------------
-def sync_sql(t: TableRename) -> list[str]:
-    """BEFORE INSERT / UPDATE triggers keeping the old columns equal to the new ones."""
+def sync_functions(t: TableRename) -> list[str]:
+    """BEFORE INSERT / UPDATE trigger functions keeping the old columns equal to the new ones."""
     names = sync_triggers(t)
     ins = " ".join(
         f"IF NEW.{q(c.new)} IS NOT NULL THEN NEW.{q(c.old)} := NEW.{q(c.new)}; "
@@ -132,14 +144,30 @@ def sync_sql(t: TableRename) -> list[str]:
     )
     return [
         _function(names["INSERT"], ins + " RETURN NEW;"),
-        _trigger(names["INSERT"], "BEFORE", "INSERT", t.new),
         _function(names["UPDATE"], upd + " RETURN NEW;"),
+    ]
+
+
+def sync_sql(t: TableRename) -> list[str]:
+    names = sync_triggers(t)
+    return [
+        _trigger(names["INSERT"], "BEFORE", "INSERT", t.new),
         _trigger(names["UPDATE"], "BEFORE", "UPDATE", t.new),
     ]
 
 
+def functions_sql(decl: RenameDeclaration, view_columns: dict[str, list[PgColumn]]) -> list[str]:
+    """Every trigger function of the window (created before the cut-over)."""
+    out: list[str] = []
+    for t in decl.renamed_tables():
+        out += view_functions(t, view_columns[t.new])
+    for t in decl.synced_tables():
+        out += sync_functions(t)
+    return out
+
+
 def install_sql(decl: RenameDeclaration, view_columns: dict[str, list[PgColumn]]) -> list[str]:
-    """Every view and trigger of the window (the old columns must exist)."""
+    """Every view and trigger of the window (the old columns and the functions must exist)."""
     out: list[str] = []
     for t in decl.renamed_tables():
         out += view_sql(t, view_columns[t.new])
@@ -169,28 +197,13 @@ def old_name_index_sql(t: TableRename, old: str, column: str) -> tuple[str, str]
     )
 
 
-def record_shims_sql(records: list[tuple[str, str]], *, cutover: bool) -> list[str]:
-    """Mark each (name, kind) shim installed now (and the cut-over time, if this is it)."""
+def record_shims_sql(records: list[tuple[str, str]], *, cutover: bool) -> str:
+    """One statement marking each (name, kind) shim installed now (and the cut-over
+    time, if this is it)."""
     when = NOW_UTC if cutover else "NULL"
-    return [
-        f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) VALUES "
-        f"({lit(name)}, {lit(kind)}, {NOW_UTC}, {when}, NULL) ON CONFLICT (name) DO UPDATE SET "
-        f"installed_at = excluded.installed_at, cutover_at = COALESCE(excluded.cutover_at, "
-        f"{q(SHIMS_TABLE)}.cutover_at), retired_at = NULL"
-        for name, kind in records
-    ]
-
-
-__all__ = [
-    "TRIGGER_PREFIX",
-    "capture_names",
-    "capture_sql",
-    "drop_capture_sql",
-    "drop_sql",
-    "install_sql",
-    "old_name_index_sql",
-    "record_shims_sql",
-    "sync_sql",
-    "usage_upsert",
-    "view_sql",
-]
+    values = ", ".join(f"({lit(name)}, {lit(kind)}, {NOW_UTC}, {when}, NULL)" for name, kind in records)
+    return (
+        f"INSERT INTO {q(SHIMS_TABLE)} (name, kind, installed_at, cutover_at, retired_at) VALUES {values} "
+        f"ON CONFLICT (name) DO UPDATE SET installed_at = excluded.installed_at, cutover_at = "
+        f"COALESCE(excluded.cutover_at, {q(SHIMS_TABLE)}.cutover_at), retired_at = NULL"
+    )

@@ -16,6 +16,7 @@ import psycopg
 from compat.db_shims import SHIMS_TABLE
 from compat.phases import DURING, WINDOW
 from compat.postgres import phase, shims
+from compat.postgres.run import tables_of
 from compat.renames import RenameDeclaration
 from compat.retire import RetireRefused, window_blockers
 from compat.state import CompatStatus, Shim
@@ -175,7 +176,9 @@ def rollback(
             pg_state.put(c, "prepared", True)
         pg_state.log(c, "rollback", remove_columns=remove_columns)
 
-    short_transaction(conn, work, step="roll back", policy=lock, stats=stats, label="rollback")
+    short_transaction(
+        conn, work, step="roll back", policy=lock, stats=stats, label="rollback", tables=tables_of(decl)
+    )
     return stats
 
 
@@ -252,5 +255,7 @@ def retire(
         if introspect.relation_exists(c, LOG_TABLE):
             pg_state.log(c, "retire", forced=bool(soft))
 
-    short_transaction(conn, work, step="retire the shims", policy=lock, stats=stats, label="retire")
+    short_transaction(
+        conn, work, step="retire the shims", policy=lock, stats=stats, label="retire", tables=tables_of(decl)
+    )
     return stats

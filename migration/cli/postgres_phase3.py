@@ -26,13 +26,13 @@ from migration.cli.backup_cmd import postgres_backups_dir
 from migration.cli.output import RULE, field, print_plan
 from migration.errors import UsageError
 from migration.postgres import redacted
-from migration.postgres.connect import connect
+from migration.postgres.connect import MIGRATOR, connect
 from migration.postgres.dump import dump_database
 
 
 @contextmanager
 def _opened(url: str) -> Iterator[psycopg.Connection]:
-    conn = connect(url, autocommit=True)
+    conn = connect(url, autocommit=True, application_name=MIGRATOR)
     try:
         yield conn
     finally:

@@ -10,6 +10,9 @@ import psycopg
 from migration.errors import UsageError
 from migration.postgres.url import psycopg_url, redacted
 
+# how the migration's sessions are named in pg_stat_activity (application_name)
+MIGRATOR = "astro-catalog migration"
+
 
 def connect(url: str, *, doing: str = "nothing was changed", **options: Any) -> psycopg.Connection:
     """A psycopg connection; a refused connection or a malformed URL is a

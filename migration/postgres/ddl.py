@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ def short_transaction(
     policy: LockPolicy | None = None,
     stats: LockStats | None = None,
     label: str = "",
+    tables: Sequence[str] = (),
 ) -> Any:
     """Run ``work`` (a callable, or statements) in one transaction under the
     policy's ``lock_timeout``, retrying from the start when a lock is not granted.
@@ -71,6 +72,9 @@ def short_transaction(
     COMMIT is added to ``stats``: an upper bound of how long the locks were held.
     When every attempt fails, raises :class:`DatabaseLockedError` naming ``step``;
     each failed attempt was rolled back, so nothing of the step was changed.
+
+    ``tables``: the tables the step locks. An autovacuum worker on one of them is
+    asked to stop after a try that timed out (:func:`yield_autovacuum`).
     """
     policy = policy or LockPolicy()
     if not callable(work):
@@ -86,8 +90,10 @@ def short_transaction(
             with conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = '{int(policy.timeout_ms)}ms'")
                 result = work(conn)
-        except errors.LockNotAvailable:
+        except (errors.LockNotAvailable, errors.DeadlockDetected):
             log.info("ddl.lock_timeout", step=step, attempt=attempt + 1, timeout_ms=policy.timeout_ms)
+            if tables:
+                yield_autovacuum(conn, tables)
             if attempt + 1 < policy.attempts:
                 policy.pause(attempt)
             continue
@@ -101,6 +107,31 @@ def short_transaction(
         f"once, so no client waited behind it, and nothing of that step was changed. Run the "
         f"command again when that session is done."
     )
+
+
+def yield_autovacuum(conn: psycopg.Connection, tables: Sequence[str]) -> list[int]:
+    """Cancel the autovacuum workers that hold a lock on one of ``tables``, as
+    PostgreSQL cancels them itself for any statement that waits on them longer than
+    ``deadlock_timeout`` (our tries give way sooner, so it never would). A vacuum
+    that prevents transaction-ID wraparound is left alone (PostgreSQL never cancels
+    one), and so is everything else. Only a superuser may signal autovacuum workers:
+    for another role nothing happens and the tries go on. The pids asked to stop."""
+    rows = conn.execute(
+        "SELECT DISTINCT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+        "WHERE a.backend_type = 'autovacuum worker' AND a.query NOT LIKE '%%wraparound%%' "
+        "AND l.relation IN (SELECT to_regclass(t) FROM unnest(%s::text[]) t)",
+        ([f'"{t}"' for t in tables],),
+    ).fetchall()
+    stopped = []
+    for (pid,) in rows:
+        try:
+            if conn.execute("SELECT pg_cancel_backend(%s)", (pid,)).fetchone() == (True,):
+                stopped.append(pid)
+        except psycopg.Error as exc:  # not allowed: the autovacuum finishes on its own
+            log.info("ddl.autovacuum_not_cancelled", pid=pid, reason=str(exc).strip())
+    if stopped:
+        log.info("ddl.autovacuum_cancelled", pids=stopped, tables=list(tables))
+    return stopped
 
 
 def invalid_index(conn: psycopg.Connection, name: str) -> bool | None:
