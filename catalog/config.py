@@ -58,8 +58,8 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
         raise UsageError(
             f"This command works on a SQLite catalog only, and the catalog given is "
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
-            f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats' and "
-            f"'monitor', 'catalog copy', the migration's 'baseline', 'backup', 'restore', 'plan', "
+            f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats', "
+            f"'monitor' and 'web', 'catalog copy', the migration's 'baseline', 'backup', 'restore', 'plan', "
             f"'run', 'status', 'verify' and 'rollback', 'compat status' and 'retire', and "
             f"catalog.models; give this command the SQLite file (--db PATH)."
         )

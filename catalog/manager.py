@@ -8,12 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
 from catalog.db import database_url, lock_for_writing, make_engine, sqlite_connection
 from catalog.schema import create_missing_tables
-from compat.orm import sync_retired
+from compat.orm import sync_retired, sync_retired_postgres
 from migration.connect import ON_WRITE, WalChoice
 from migration.postgres import is_postgres_url
 
@@ -43,6 +44,12 @@ class DatabaseManager:
             # old names raise from the first use if the shims are retired
             with self.engine.connect() as conn:
                 sync_retired(sqlite_connection(conn))
+        elif self.is_postgres:
+            try:
+                with self.engine.connect() as conn:
+                    sync_retired_postgres(conn.connection.dbapi_connection)
+            except OperationalError:
+                pass  # not reachable now: the first statement says so, and syncs then
 
     def get_session(self) -> OrmSession:
         """A new ORM session; close it (or use it as a context manager) when done."""

@@ -51,7 +51,7 @@ from migration.runlock import holder
 def _pg() -> ModuleType:
     """status and retire on PostgreSQL: loaded for a PostgreSQL URL (psycopg, ~50 ms,
     is not imported at every start-up)."""
-    return importlib.import_module("compat.postgres_cli")
+    return importlib.import_module("compat.postgres.cli")
 
 
 @click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -114,17 +114,25 @@ class PostgresBridge(Bridge):
             ).fetchone()
             result = found is None
         info[_INFO_KEY] = (None, result)
-        retired = False
-        if has_shims:
-            live, gone = conn.execute(
-                "SELECT count(*) FILTER (WHERE retired_at IS NULL), "
-                f'count(*) FILTER (WHERE retired_at IS NOT NULL) FROM "{_SHIMS_TABLE}"'
-            ).fetchone()
-            retired = gone > 0 and live == 0
-        set_retired(retired)
+        set_retired(bool(has_shims) and postgres_shims_retired(conn))
         return result
 
     @staticmethod
     def forget(info: dict[str, Any]) -> None:
         """The transaction ended: the next one reads the layout again."""
         info.pop(_INFO_KEY, None)
+
+
+def postgres_shims_retired(conn: Any) -> bool:
+    """:func:`shims_retired` on a PostgreSQL DBAPI connection (the shims' table exists)."""
+    live, gone = conn.execute(
+        "SELECT count(*) FILTER (WHERE retired_at IS NULL), "
+        f'count(*) FILTER (WHERE retired_at IS NOT NULL) FROM "{_SHIMS_TABLE}"'
+    ).fetchone()
+    return bool(gone > 0 and live == 0)
+
+
+def sync_retired_postgres(conn: Any) -> None:
+    """:func:`sync_retired` on a PostgreSQL DBAPI connection."""
+    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{_SHIMS_TABLE}"',)).fetchone()[0]
+    set_retired(bool(found) and postgres_shims_retired(conn))

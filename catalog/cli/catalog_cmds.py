@@ -18,7 +18,7 @@ from catalog.clikit import (
     print_json,
 )
 from catalog.clikit import progress as clikit_progress
-from catalog.config import resolve_db, resolve_raw_dir, resolve_target
+from catalog.config import resolve_raw_dir, resolve_target
 from catalog.manager import DatabaseManager
 from catalog.opening import open_postgres, refuse_foreign_or_newer
 from catalog.schema import create_missing_tables, state_of
@@ -33,11 +33,10 @@ raw_dir_option = click.option(
 )
 
 
-def open_service(db_option_value: Path | str | None, *, postgres: bool = True) -> DatabaseService:
-    """The catalog service on an existing catalog database (v1 or v2; a
-    PostgreSQL catalog at v2 unless ``postgres=False``, for the commands that
-    are SQLite-only in this version)."""
-    target = resolve_target(db_option_value) if postgres else resolve_db(db_option_value)
+def open_service(db_option_value: Path | str | None) -> DatabaseService:
+    """The catalog service on an existing catalog database (v1 or v2, a SQLite file or
+    a PostgreSQL URL)."""
+    target = resolve_target(db_option_value)
     if isinstance(target, str):
         return DatabaseService(open_postgres(target, empty_ok=False)[0])
     path = existing_db(target)

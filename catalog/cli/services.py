@@ -63,7 +63,7 @@ def _check_allowed_hosts(
     "are refused, so that web pages cannot read the catalog through your browser.",
 )
 @handle_errors
-def web(db: Path | None, host: str, port: int, threads: int, allow_hosts: tuple[str, ...]) -> None:
+def web(db: Path | str | None, host: str, port: int, threads: int, allow_hosts: tuple[str, ...]) -> None:
     """Serve the catalog's web pages and JSON API (read-only) until Ctrl-C/SIGTERM.
 
     Pages: / (dashboard), /raw-files, /sessions, /processing; JSON under /api/;
@@ -81,7 +81,7 @@ def web(db: Path | None, host: str, port: int, threads: int, allow_hosts: tuple[
     from catalog.web import create_app
     from catalog.web.server import serve
 
-    service = open_service(db, postgres=False)  # checks the file is a catalog (v1 or v2)
+    service = open_service(db)  # checks it is a catalog (v1 or v2), a file or a PostgreSQL URL
     app = create_app(service.db, allowed_hosts=allow_hosts)
     serve(
         app,

@@ -23,7 +23,7 @@ from catalog.manager import DatabaseManager
 from catalog.web import hosts, views
 from catalog.web.health import HEALTH_KEY, CatalogFile, health_timeout_ms
 from catalog.web.reads import EXTENSION_KEY, database
-from catalog.web.totals import TOTALS_KEY, TotalsCache
+from catalog.web.totals import TOTALS_KEY, totals_for
 
 __all__ = ["EXTENSION_KEY", "SafeJSONProvider", "create_app", "database"]
 
@@ -72,8 +72,8 @@ def create_app(db: DatabaseManager | str | os.PathLike[str], *, allowed_hosts: I
     app.extensions[EXTENSION_KEY] = manager
     app.extensions[HEALTH_KEY] = CatalogFile(manager)
     app.extensions[hosts.HOSTS_KEY] = host_policy
-    # totals kept per catalog version (PRAGMA data_version on a watcher connection)
-    app.extensions[TOTALS_KEY] = TotalsCache(manager.path)
+    # totals kept per catalog version (PRAGMA data_version, or the server's snapshot)
+    app.extensions[TOTALS_KEY] = totals_for(manager)
     # how long /healthz waits for a locked catalog before answering 503
     app.config["CATALOG_HEALTH_TIMEOUT_MS"] = health_timeout_ms()
     views.register(app)

@@ -11,7 +11,8 @@ Two grouped passes over ``fits_files``, each kept per catalog version
 Both read the table once and sort the groups (``NOT INDEXED``): left to itself SQLite
 would walk an index in group order with one random row read per file, ~2x slower.
 SQLAlchemy cannot write that hint, so the two statements are SQL text, in v2 names
-(on a v1 catalog the compat bridge translates them, as every statement).
+(on a v1 catalog the compat bridge translates them, as every statement). PostgreSQL
+has no such hint and needs none (it chooses a hash aggregate over one scan).
 
 A page of small sessions needs neither: :func:`summaries_for` counts the page's files
 from ``idx_fits_imaging_session`` first and, below :data:`SMALL_PAGE` files, groups
@@ -33,15 +34,22 @@ from catalog.web.totals import MISSING, Memo
 SMALL_PAGE = 20_000  # files; more, and the one grouped pass over the catalog is cheaper
 GroupRow = tuple[Any, Any, Any, int, float]  # frame type, filter, object, files, seconds
 
-LIGHT_PASS = text(
-    "SELECT obs_date, object, filter, count(*), total(exposure) FROM fits_files NOT INDEXED "
+SECONDS = "coalesce(sum(exposure), 0.0)"  # SQLite's total(), on both backends
+LIGHT_PASS = (
+    f"SELECT obs_date, object, filter, count(*), {SECONDS} FROM fits_files{{hint}} "
     "WHERE frame_type = 'LIGHT' GROUP BY obs_date, object, filter"
 )
-SESSION_PASS = text(
-    "SELECT imaging_session_id, frame_type, filter, object, count(*), total(exposure) "
-    "FROM fits_files NOT INDEXED WHERE imaging_session_id IS NOT NULL "
+SESSION_PASS = (
+    f"SELECT imaging_session_id, frame_type, filter, object, count(*), {SECONDS} "
+    "FROM fits_files{hint} WHERE imaging_session_id IS NOT NULL "
     "GROUP BY imaging_session_id, frame_type, filter, object"
 )
+
+
+def _one_pass(s: Session, statement: str) -> Any:
+    """A grouped pass, with SQLite's hint to read the table once."""
+    hint = " NOT INDEXED" if s.get_bind().dialect.name == "sqlite" else ""
+    return s.execute(text(statement.format(hint=hint)))
 
 
 @dataclass
@@ -55,7 +63,7 @@ class Light:
 def compute_light(s: Session) -> Light:
     nights: dict[Any, list[float]] = defaultdict(lambda: [0, 0.0])
     targets: dict[tuple[Any, Any], list[float]] = defaultdict(lambda: [0, 0.0])
-    for night, obj, flt, n, seconds in s.execute(LIGHT_PASS):
+    for night, obj, flt, n, seconds in _one_pass(s, LIGHT_PASS):
         for bucket in (nights[night], targets[(obj, flt)]):
             bucket[0] += n
             bucket[1] += seconds
@@ -68,7 +76,7 @@ def light(s: Session, memo: Memo) -> Light:
 
 def compute_session_groups(s: Session) -> dict[str, list[GroupRow]]:
     out: dict[str, list[GroupRow]] = defaultdict(list)
-    for sid, frame, flt, obj, n, seconds in s.execute(SESSION_PASS):
+    for sid, frame, flt, obj, n, seconds in _one_pass(s, SESSION_PASS):
         out[sid].append((frame, flt, obj, int(n), float(seconds)))
     return dict(out)
 
@@ -123,14 +131,14 @@ def _grouped(s: Session, ids: list[str]) -> dict[str, list[GroupRow]]:
             FitsFile.filter,
             FitsFile.object,
             func.count(),
-            func.total(FitsFile.exposure),
+            func.coalesce(func.sum(FitsFile.exposure), 0.0),
         )
         .where(FitsFile.imaging_session_id.in_(ids))
         .group_by(FitsFile.imaging_session_id, FitsFile.frame_type, FitsFile.filter, FitsFile.object)
     )
     out: dict[str, list[GroupRow]] = defaultdict(list)
     for sid, frame, flt, obj, n, seconds in s.execute(stmt):
-        out[sid].append((frame, flt, obj, int(n), float(seconds)))
+        out[str(sid)].append((frame, flt, obj, int(n), float(seconds or 0.0)))
     return out
 
 

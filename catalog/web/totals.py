@@ -15,8 +15,14 @@ began after a commit the token predates only makes the value newer than its toke
 next request reads another token and computes it again (wasted work, never a wrong
 total).
 
+On PostgreSQL the token is the server's current snapshot (``pg_current_snapshot()``:
+the oldest running transaction, the next transaction ID and the ones in progress),
+read on a connection of the app's pool. It changes whenever a transaction that wrote
+anything ends, in this database or another of the server's, so it is conservative in
+the same way: an unchanged token means nothing was committed since.
+
 When the token cannot be read (an in-memory catalog, a missing file, a lock held too
-long) nothing is cached: every request computes.
+long, a server that does not answer) nothing is cached: every request computes.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from flask import Flask
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from catalog.manager import DatabaseManager
 from migration.logs import get_logger
 
 T = TypeVar("T")
@@ -87,6 +96,24 @@ class CatalogVersion:
         self._conn, self._identity = None, None
 
 
+class ServerVersion:
+    """The version token of a PostgreSQL catalog: the server's current snapshot."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def current(self) -> Hashable | None:
+        try:
+            with self.engine.connect() as conn:
+                return str(conn.execute(text("SELECT pg_current_snapshot()::text")).scalar())
+        except SQLAlchemyError as exc:
+            log.warning("web.version_unreadable", error=str(getattr(exc, "orig", exc)))
+            return None
+
+    def close(self) -> None:
+        pass
+
+
 class _Missing:
     pass
 
@@ -97,8 +124,8 @@ MISSING: Any = _Missing()
 class TotalsCache:
     """Values kept under the version token they were computed at (least recently used go)."""
 
-    def __init__(self, path: Path | None, size: int = MAX_ENTRIES):
-        self.version = CatalogVersion(path)
+    def __init__(self, version: CatalogVersion | ServerVersion, size: int = MAX_ENTRIES):
+        self.version = version
         self.size = size
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._token: Hashable | None = None  # the newest token read
@@ -185,3 +212,8 @@ def memo(app: Flask) -> Memo:
     """A request's view of the cache; call before the request's snapshot starts."""
     cache = totals(app)
     return Memo(cache, cache.token())
+
+
+def totals_for(db: DatabaseManager) -> TotalsCache:
+    """The cache of the catalog ``db`` opens: its file's version, or its server's."""
+    return TotalsCache(ServerVersion(db.engine) if db.is_postgres else CatalogVersion(db.path))

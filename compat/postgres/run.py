@@ -60,6 +60,14 @@ log = get_logger(__name__)
 
 Backup = Callable[[], str]  # makes the verified backup, returns where it is
 
+# The backfill's batches: smaller than SQLite's chunks, with a shorter pause. A batch
+# locks only its rows (no writer waits for it), but every commit of the application
+# flushes the WAL written before it, the batch's included: at 1M rows, 5 ms batches
+# kept a writer's worst commit under 100 ms where 15 ms batches let it reach 116 ms
+# (bench_pg_migration.py, docs/performance.md).
+BATCHES = ChunkPolicy(target_ms=5.0, pause_ms=10.0)
+BACKFILL_MS_PER_ROW = 0.14  # measured at 1M rows, pauses included: for the plan's estimate
+
 
 # -- the statements ----------------------------------------------------------------------
 def prepare_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
@@ -173,16 +181,21 @@ def make_plan(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> Pla
             5,
         ),
     ]
-    policy = ChunkPolicy()
+    policy = BATCHES
     for t in decl.synced_tables():
         stages.append(
             Stage(
                 "backfill",
                 f"Copy {', '.join(c.old for c in t.columns)} of {rows[t.old]} rows of {t.old} "
                 "into the shadow columns",
-                [Action("one batch (a key range sized to ~15 ms)", sql=backfill_sql(t, _key(conn, t)))],
+                [
+                    Action(
+                        f"one batch (a key range sized to ~{policy.target_ms:g} ms)",
+                        sql=backfill_sql(t, _key(conn, t)),
+                    )
+                ],
                 policy.target_ms,
-                rows[t.old] * 0.02,
+                rows[t.old] * BACKFILL_MS_PER_ROW,
                 note="batches by primary key; only the rows in the batch are locked",
             )
         )
@@ -296,7 +309,7 @@ def _backfill(
     policy: ChunkPolicy | None,
     lock: LockPolicy,
 ) -> None:
-    policy = policy or ChunkPolicy()
+    policy = policy or BATCHES
     stats = LockStats()
     for t in decl.synced_tables():
         key = _key(conn, t)

@@ -159,13 +159,12 @@ def plan(db: Path | str | None, sql: bool, as_json: bool) -> None:
 @click.option(
     "--chunk-ms",
     type=click.FloatRange(1, 45),
-    default=15.0,
-    show_default=True,
-    help="Target lock time of each copy chunk.",
+    default=None,
+    help="Target lock time of each copy chunk, in ms [default: 15 on SQLite, 5 on PostgreSQL].",
 )
 @json_option
 @handle_errors
-def run(db: Path | str | None, yes: bool, no_backup: bool, chunk_ms: float, as_json: bool) -> None:
+def run(db: Path | str | None, yes: bool, no_backup: bool, chunk_ms: float | None, as_json: bool) -> None:
     """Apply what is pending: checks, backup, confirmation, the online
     migration, verification. Resumes an interrupted run.
 
@@ -191,7 +190,7 @@ def run(db: Path | str | None, yes: bool, no_backup: bool, chunk_ms: float, as_j
         confirm=confirm_run(yes),
         say=out,
         bar=None if as_json else progress_bar,
-        policy=ChunkPolicy(target_ms=chunk_ms),
+        policy=ChunkPolicy() if chunk_ms is None else ChunkPolicy(target_ms=chunk_ms),
         backup=not no_backup,
     )
     result = run_verify(path, quick=True)  # the full integrity_check ran on the backup, or before

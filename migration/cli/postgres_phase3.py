@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -21,7 +22,6 @@ from compat.lifecycle.steps import step_label
 from compat.phases import BEFORE, CURRENT, DURING, RETIRED, WINDOW
 from compat.postgres import run as pg_run
 from compat.postgres import window
-from migration.chunks import ChunkPolicy
 from migration.cli.backup_cmd import postgres_backups_dir
 from migration.cli.output import RULE, field, print_plan
 from migration.errors import UsageError
@@ -84,7 +84,9 @@ def plan(url: str, sql: bool, as_json: bool) -> None:
     print_plan(p, sql=sql)
 
 
-def run(url: str, *, confirm: Callable[[str], bool], no_backup: bool, chunk_ms: float, as_json: bool) -> None:
+def run(
+    url: str, *, confirm: Callable[[str], bool], no_backup: bool, chunk_ms: float | None, as_json: bool
+) -> None:
     out = (lambda _line: None) if as_json else click.echo
 
     def backup() -> str:
@@ -98,7 +100,7 @@ def run(url: str, *, confirm: Callable[[str], bool], no_backup: bool, chunk_ms: 
             confirm=confirm,
             backup=None if no_backup else backup,
             say=out,
-            policy=ChunkPolicy(target_ms=chunk_ms),
+            policy=None if chunk_ms is None else replace(pg_run.BATCHES, target_ms=chunk_ms),
         )
         result = window.verify(conn, PHASE3)
     if as_json:

@@ -1,6 +1,8 @@
 """compat-matrix.md as a table: clients A-D x phases before/during/window/retired.
 
-Client E (the services) runs as real processes in tests/live and tests/services.
+The models' clients (A, B) run on both backends; raw SQL (C, D) on SQLite here and on
+PostgreSQL in test_clients_postgres.py. Client E (the services) runs as real processes
+in tests/live and tests/services.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from catalog.models import (
     RetiredNameError,
 )
 from compat.synonyms import set_retired
+from tests.postgres.phase3_support import build_phase_postgres
 from tests.support import SESSION_ROWS, build_phase
 
 PHASES = ["before", "during", "window", "retired"]
@@ -34,9 +37,21 @@ def phase_db(request: pytest.FixtureRequest, tmp_path: Path):
     set_retired(False)  # the flag is per process; do not leak it into other tests
 
 
+@pytest.fixture(params=[(p, b) for b in ("sqlite", "postgresql") for p in PHASES], ids="-".join)
+def phase_target(request: pytest.FixtureRequest, tmp_path: Path):
+    """The catalog at a phase, as a SQLite file or a PostgreSQL URL."""
+    phase, backend = request.param
+    if backend == "sqlite":
+        target: Path | str = build_phase(tmp_path / f"{phase}.db", phase)
+    else:
+        target = build_phase_postgres(tmp_path, request.getfixturevalue("pg_url"), phase)
+    yield phase, target
+    set_retired(False)
+
+
 # -- A: catalog.models, new names: works in every phase --------------------------------
-def test_a_models_new_names(phase_db) -> None:
-    _phase, path = phase_db
+def test_a_models_new_names(phase_target) -> None:
+    _phase, path = phase_target
     db = DatabaseManager(path)
     try:
         with db.get_session() as s:
@@ -67,8 +82,8 @@ def test_a_models_new_names(phase_db) -> None:
 
 
 # -- B: catalog.models, old names: works and warns; retired: clear error --------------
-def test_b_models_old_names(phase_db) -> None:
-    phase, path = phase_db
+def test_b_models_old_names(phase_target) -> None:
+    phase, path = phase_target
     db = DatabaseManager(path)
     try:
         if phase == "retired":

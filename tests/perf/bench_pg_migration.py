@@ -36,6 +36,7 @@ from catalog.phase3.declaration import PHASE3
 from compat.postgres import run as pg_run
 from compat.postgres import shims
 from compat.usage import bookkeeping_ddl
+from migration.chunks import ChunkPolicy
 from migration.logs import configure
 from migration.postgres import introspect
 from migration.postgres.connect import MIGRATOR
@@ -44,6 +45,16 @@ from tests.support.postgres import start_server
 
 HERE = Path(__file__).parent
 BASELINE_S = 5.0
+
+
+def policy() -> ChunkPolicy:
+    """The batches' target and pause (BENCH_PG_TARGET_MS, BENCH_PG_PAUSE_MS; the defaults
+    are the command's)."""
+    default = ChunkPolicy()
+    return ChunkPolicy(
+        target_ms=float(os.environ.get("BENCH_PG_TARGET_MS", default.target_ms)),
+        pause_ms=float(os.environ.get("BENCH_PG_PAUSE_MS", default.pause_ms)),
+    )
 
 
 def sizes() -> list[int]:
@@ -158,7 +169,8 @@ def describe(ms: list[float]) -> tuple[float, float]:
 
 def main() -> int:
     configure(json=True, level="WARNING")
-    print(f"Machine: {machine()}\n")
+    print(f"Machine: {machine()}")
+    print(f"Batches: target {policy().target_ms:g} ms, pause {policy().pause_ms:g} ms\n")
     server = start_server(durable=True)
     out = []
     try:
@@ -180,7 +192,9 @@ def main() -> int:
                         with psycopg.connect(
                             psycopg_url(url), autocommit=True, application_name=MIGRATOR
                         ) as conn:
-                            report = pg_run.run(conn, url, PHASE3, confirm=lambda _b: True, backup=None)
+                            report = pg_run.run(
+                                conn, url, PHASE3, confirm=lambda _b: True, backup=None, policy=policy()
+                            )
                         holder["longest"] = report.lock.longest_ms
                         print(f"  our transactions: {json.dumps(report.lock.by_label())}", flush=True)
                         print(f"  stages: {json.dumps(report.as_dict()['stage_seconds'])}", flush=True)

@@ -4,6 +4,8 @@ the old names, as the upstream application writes them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,7 +14,12 @@ from catalog.phase3.baseline import create_v1_postgres
 from catalog.phase3.declaration import PHASE3
 from compat.lifecycle.steps import RunReport
 from compat.postgres import run as pg_run
+from compat.postgres import window
+from compat.state import WINDOW_DAYS
+from migration.chunks import ChunkPolicy
+from migration.postgres.copy import copy_database
 from migration.postgres.url import psycopg_url
+from tests.support import build_phase
 
 
 def v1_catalog(url: str, *, sessions: int = 20, files: int = 600) -> None:
@@ -53,3 +60,27 @@ def columns(conn: psycopg.Connection, table: str) -> list[str]:
 def one(conn: psycopg.Connection, sql: str, *params: Any) -> Any:
     row = conn.execute(sql, params or None).fetchone()  # type: ignore[arg-type]
     return None if row is None else row[0]
+
+
+def build_phase_postgres(folder: Path, url: str, phase: str, files: int = 300) -> str:
+    """The catalog of :func:`tests.support.build_phase` at ``phase``, on PostgreSQL:
+    built at v1 in SQLite, moved up with ``catalog copy``'s engine, then migrated,
+    stopped part-way or retired there."""
+    path = build_phase(folder / "v1.db", "before", files)
+    assert copy_database(path, url).ok
+    if phase == "during":
+
+        def stop(_done: int, _high: int) -> None:
+            raise KeyboardInterrupt
+
+        try:
+            migrate(url, progress=stop, policy=ChunkPolicy(first_rows=10, max_rows=10))
+        except KeyboardInterrupt:
+            pass
+    elif phase in ("window", "retired"):
+        migrate(url)
+        if phase == "retired":
+            with connect(url) as conn:
+                later = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=WINDOW_DAYS + 1)
+                window.retire(conn, PHASE3, min_days=WINDOW_DAYS, quiet_days=0, now=later)
+    return url

@@ -59,7 +59,6 @@ def test_init_catalog_list_and_stats_on_postgresql(tmp_path: Path, pg_url: str) 
 def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
     env = env_for(tmp_path)
     for command in (
-        ("catalog", "web", "--db", pg_url, "--port", "0"),
         ("migration", "compact", "--db", pg_url),
         ("compat", "install", "--db", pg_url),
         ("compat", "usage", "--db", pg_url),

@@ -23,10 +23,9 @@ from catalog.web import create_app, database
 from tests.support import build_phase
 from tests.support.checks import schema_rows
 from tests.support.services import WebServer
+from tests.support.web_checks import NEW_NIGHT, NEW_OBJECT, commits_show_at_once
 
 PHASES = ["before", "during", "window", "retired"]
-NEW_OBJECT = "Sh2-155"
-NEW_NIGHT = "2031-10-05"
 
 
 def _v1(conn: sqlite3.Connection) -> bool:
@@ -86,49 +85,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Web
 
 def test_a_commit_by_another_program_shows_at_the_next_request(served: tuple[WebServer, Path]) -> None:
     server, db = served
-    assert server.api("/healthz")["status"] == "ok"  # (it once made the app blind to later commits)
-    before = server.api("/api/stats")
-    sessions = server.api("/api/sessions")["total"]
-    light = before["by_frame_type"]["LIGHT"]
-    for _ in range(2):  # the second time from the cache
-        assert server.api("/api/raw-files")["total"] == before["total_files"]
-        assert f'<span class="value">{before["total_files"]}</span>' in server.get("/").text
-    assert server.api(f"/api/raw-files?object={NEW_OBJECT}")["total"] == 0
-
-    _add_light_frame(db)
-
-    after = server.api("/api/stats")
-    assert after["total_files"] == before["total_files"] + 1
-    assert after["by_frame_type"]["LIGHT"] == light + 1
-    assert after["top_objects"][NEW_OBJECT] == 1
-    assert f'<span class="value">{before["total_files"] + 1}</span>' in server.get("/").text
-    assert server.api("/api/raw-files")["total"] == before["total_files"] + 1
-    newest = server.api("/api/raw-files?per_page=1")["items"][0]  # the newest night first
-    assert (newest["object"], newest["obs_date"]) == (NEW_OBJECT, NEW_NIGHT)
-    assert server.api(f"/api/raw-files?object={NEW_OBJECT}")["total"] == 1
-    assert NEW_OBJECT in server.api("/api/raw-files?per_page=1&sort=object&order=desc")["items"][0]["object"]
-    charts = server.api("/api/charts")
-    night = [b for b in charts["over_time"]["bars"] if b["first"] <= NEW_NIGHT <= b["last"]]
-    assert night and night[0]["files"] == 1 and night[0]["seconds"] == 600.0
-    target = next(r for r in charts["per_target"]["rows"] if r["object"] == NEW_OBJECT)
-    assert target["segments"] == [{"filter": "Ha", "files": 1, "seconds": 600.0}]
-    assert server.api("/api/sessions")["total"] == sessions + 1
-    assert server.api(f"/api/sessions?object={NEW_OBJECT}")["total"] == 1
-    assert NEW_OBJECT in server.get("/raw-files").text  # the object is now a choice
-
-    assert server.api("/healthz")["status"] == "ok"
-    _remove_light_frame(db)
-
-    assert server.api("/api/stats")["total_files"] == before["total_files"]
-    assert server.api(f"/api/raw-files?object={NEW_OBJECT}")["total"] == 0
-    assert server.api("/api/sessions")["total"] == sessions
-    assert not any(r["object"] == NEW_OBJECT for r in server.api("/api/charts")["per_target"]["rows"])
-    for _ in range(3):  # commit after commit, each closing its connection, /healthz between
-        assert server.api("/healthz")["status"] == "ok"
-        _add_light_frame(db)
-        assert server.api("/api/stats")["total_files"] == before["total_files"] + 1
-        _remove_light_frame(db)
-        assert server.api("/api/stats")["total_files"] == before["total_files"]
+    commits_show_at_once(server, lambda: _add_light_frame(db), lambda: _remove_light_frame(db))
 
 
 def test_the_web_app_adds_nothing_to_the_catalog(served: tuple[WebServer, Path]) -> None:
