@@ -22,6 +22,7 @@ SCRIPTS = [
     "bench_full_writer.py",
     "bench_compact.py",
     "bench_copy_pg.py",
+    "bench_pg_migration.py",
     "bench_web.py",
 ]
 
