@@ -167,7 +167,7 @@ def usage(db: Path | None, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the statements the install would run; change nothing.")
 @json_option
 @handle_errors
-def install(db: Path | None, dry_run: bool, as_json: bool) -> None:
+def install(db: Path | str | None, dry_run: bool, as_json: bool) -> None:
     """Install the shims on a v2 database (reverses a retirement), online.
 
     \b
@@ -175,6 +175,9 @@ def install(db: Path | None, dry_run: bool, as_json: bool) -> None:
       compat install --dry-run
       compat install
     """
+    target = resolve_target(db)
+    if isinstance(target, str):
+        return _pg().install(target, dry_run=dry_run, as_json=as_json)
     path = existing_catalog(db)
     if dry_run:
         note, stages = plan_install(path, PHASE3)

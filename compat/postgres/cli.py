@@ -11,6 +11,7 @@ import click
 
 from catalog.clikit import print_json
 from catalog.phase3.declaration import PHASE3
+from compat.postgres import install as pg_install
 from compat.postgres import window
 from compat.retire import RetireRefused
 from compat.status_output import print_limits, print_window
@@ -78,3 +79,23 @@ def retire(
             f"✓ Shims retired (one transaction, {stats.longest_ms:.0f} ms): the view, its triggers and "
             "the old columns are gone."
         )
+
+
+def install(url: str, *, dry_run: bool, as_json: bool) -> None:
+    with connect(url, autocommit=True, application_name=MIGRATOR) as conn:
+        if dry_run:
+            note, statements = pg_install.plan(conn, PHASE3)
+            if as_json:
+                print_json({"db": redacted(url), "dry_run": True, "note": note, "statements": statements})
+            elif note:
+                click.echo(f"Nothing to do: {note}.")
+            else:
+                click.echo("Dry run: the install would run these statements (nothing was changed):")
+                for s in statements:
+                    click.echo("  " + s)
+            return
+        result = pg_install.install(conn, PHASE3, say=(lambda _l: None) if as_json else click.echo)
+    if as_json:
+        print_json({"db": redacted(url)} | result)
+    elif not result["installed"]:
+        click.echo("The shims are already installed.")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import psycopg
 
@@ -51,6 +52,7 @@ from migration.logs import get_logger
 from migration.operation import Stage
 from migration.postgres import introspect
 from migration.postgres import state as pg_state
+from migration.postgres.batches import in_batches
 from migration.postgres.ddl import LockPolicy, create_index_concurrently, short_transaction
 from migration.postgres.introspect import PgColumn
 from migration.sqltext import q
@@ -300,6 +302,10 @@ def _prepare(
     say(f"      ✓ Prepared (one transaction, {format_ms(report.lock.holds_ms[-1])})")
 
 
+def _record_backfill(conn: psycopg.Connection, hi: int, *, table: str) -> None:
+    pg_state.put(conn, f"backfill_done:{table}", hi)
+
+
 def _backfill(
     conn: psycopg.Connection,
     decl: RenameDeclaration,
@@ -320,34 +326,18 @@ def _backfill(
                 f"{step_label('backfill')}: copying {', '.join(c.old for c in t.columns)} of {t.old} "
                 f"into the shadow columns (keys up to {high}, in batches)…"
             )
-        statement = backfill_sql(t, key)
-        step = policy.first_rows
-        while done < high:
-            hi = min(high, done + step)
-
-            def work(
-                c: psycopg.Connection,
-                lo: int = done,
-                hi: int = hi,
-                statement: str = statement,
-                table: str = t.old,
-            ) -> None:
-                c.execute(statement, (lo, hi))
-                pg_state.put(c, f"backfill_done:{table}", hi)
-
-            started = policy.clock()
-            short_transaction(
-                conn, work, step="copy a batch of rows", policy=lock, stats=stats, label="backfill"
-            )
-            per_key = max((policy.clock() - started) * 1000.0 / (hi - done), 1e-6)
-            step = int(
-                min(policy.max_rows, max(policy.min_rows, min(step * 1.5, policy.target_ms / per_key)))
-            )
-            done = hi
-            if progress is not None:
-                progress(done, high)
-            if done < high:
-                policy.sleep(policy.pause_ms / 1000.0)
+        in_batches(
+            conn,
+            backfill_sql(t, key),
+            done,
+            high,
+            policy=policy,
+            lock=lock,
+            stats=stats,
+            label="backfill",
+            record=partial(_record_backfill, table=t.old),
+            progress=progress,
+        )
         for name, create in index_sql(conn, t):
             if create_index_concurrently(conn, name, create):
                 say(f"      ✓ Built {name} (CREATE INDEX CONCURRENTLY: writers went on)")

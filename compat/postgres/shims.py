@@ -44,12 +44,19 @@ def _trigger(name: str, when: str, event: str, table: str, level: str = "ROW") -
     )
 
 
+# Set (SET LOCAL) by the migration's own batches that fill old-name columns: their
+# writes are not uses of old names. A custom setting any role may set.
+FILLING = "astro_catalog.filling"
+
+
 def usage_upsert(shim: str) -> str:
-    """One use of ``shim`` counted (today, UTC), as a PL/pgSQL statement."""
+    """One use of ``shim`` counted (today, UTC), as a PL/pgSQL statement; not while the
+    migration itself fills the old columns."""
     return (
+        f"IF current_setting('{FILLING}', true) IS DISTINCT FROM 'on' THEN "
         f"INSERT INTO {q(USAGE_TABLE)} (shim, day, uses, first_seen, last_seen) VALUES "
         f"({lit(shim)}, {TODAY_UTC}, 1, {NOW_UTC}, {NOW_UTC}) ON CONFLICT (shim, day) DO UPDATE SET "
-        f"uses = {q(USAGE_TABLE)}.uses + 1, last_seen = excluded.last_seen;"
+        f"uses = {q(USAGE_TABLE)}.uses + 1, last_seen = excluded.last_seen; END IF;"
     )
 
 

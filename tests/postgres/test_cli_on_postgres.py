@@ -60,7 +60,7 @@ def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
     env = env_for(tmp_path)
     for command in (
         ("migration", "compact", "--db", pg_url),
-        ("compat", "install", "--db", pg_url),
+        ("migration", "repair", "--db", pg_url),
         ("compat", "usage", "--db", pg_url),
     ):
         proc = run(*command, env=env)

@@ -114,6 +114,12 @@ def test_the_window_commands_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert forced.returncode == 0, forced.stderr
     assert Path(json.loads(forced.stdout)["backup"]).exists()
     assert json.loads(run("compat", "status", "--db", pg_url, "--json", env=env).stdout)["phase"] == "retired"
+    dry = run("compat", "install", "--dry-run", "--db", pg_url, env=env)
+    assert dry.returncode == 0 and "ADD COLUMN IF NOT EXISTS" in dry.stdout, dry.stderr
+    installed = run("compat", "install", "--db", pg_url, "--json", env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert json.loads(installed.stdout)["installed"] is True
+    assert json.loads(run("compat", "status", "--db", pg_url, "--json", env=env).stdout)["phase"] == "window"
 
 
 def test_run_needs_a_v1_catalog(tmp_path: Path, pg_url: str) -> None:

@@ -12,9 +12,11 @@ from sqlalchemy import Column, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
 from catalog.phase3.declaration import PHASE3
+from compat.postgres import install as pg_install
 from compat.postgres import phase, window
 from compat.postgres import run as pg_run
 from compat.retire import RetireRefused
+from migration.chunks import ChunkPolicy
 from migration.errors import SchemaVersionError
 from migration.postgres.url import sqlalchemy_url
 from tests.postgres.phase3_support import columns, connect, migrate, one, v1_catalog
@@ -270,3 +272,37 @@ def test_the_old_names_view_follows_a_users_column(pg_url: str) -> None:
 
 def test_psycopg_error_types_the_engine_relies_on() -> None:
     assert issubclass(psycopg.errors.LockNotAvailable, psycopg.errors.OperationalError)
+
+
+def test_install_brings_the_window_back_after_retire(pg_url: str) -> None:
+    v1_catalog(pg_url, files=300)
+    migrate(pg_url)
+    later = datetime.utcnow() + timedelta(days=31)
+    with connect(pg_url) as conn:
+        window.retire(conn, PHASE3, min_days=30, quiet_days=0, now=later)
+        conn.execute(
+            "INSERT INTO fits_files (file, folder, width_pixels, height_pixels, imaging_session_id) "
+            "VALUES ('after.fits', '/d', 70, 80, 's3')"
+        )
+        uses = {u.shim: u.total for u in window.read_usage(conn)}
+        result = pg_install.install(conn, PHASE3, policy=ChunkPolicy(first_rows=25, max_rows=25, pause_ms=0))
+        assert result["installed"]
+        assert phase.read_state(conn, PHASE3).phase == "window"
+        differ = one(
+            conn,
+            "SELECT count(*) FROM fits_files WHERE x IS DISTINCT FROM width_pixels OR "
+            "y IS DISTINCT FROM height_pixels OR session_id IS DISTINCT FROM imaging_session_id",
+        )
+        assert differ == 0
+        assert conn.execute(
+            "SELECT x, y, session_id FROM fits_files WHERE file = 'after.fits'"
+        ).fetchone() == (
+            70,
+            80,
+            "s3",
+        )
+        assert {u.shim: u.total for u in window.read_usage(conn)} == uses  # the fill is not a use
+        assert one(conn, "SELECT to_regclass('_compat_fits_files_session_id_idx')") is not None
+        assert conn.execute("UPDATE sessions SET observer = 'x' WHERE session_id = 's1'").rowcount == 1
+        assert window.verify(conn, PHASE3).ok
+        assert pg_install.install(conn, PHASE3)["installed"] is False  # nothing to do twice
