@@ -60,7 +60,7 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
             f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
             f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats', "
             f"'monitor' and 'web', 'catalog copy', the migration's 'baseline', 'backup', 'restore', 'plan', "
-            f"'run', 'status', 'verify' and 'rollback', 'compat status', 'retire' and 'install', and "
+            f"'run', 'status', 'verify' and 'rollback', 'compat status', 'usage', 'retire' and 'install', and "
             f"catalog.models; give this command the SQLite file (--db PATH)."
         )
     return target

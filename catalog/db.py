@@ -87,9 +87,11 @@ def _postgres_engine(url: str) -> Engine:
     """PostgreSQL keeps its own concurrency; statements pass through the v1 bridge,
     which reads the layout once per transaction."""
     engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+    database = register_database(url)  # old-name uses in this process are counted there
 
     @event.listens_for(engine, "before_cursor_execute", retval=True)
     def _before_execute(conn, cursor, statement, parameters, context, executemany):
+        claim_uses(database)
         return _PG_BRIDGE(cursor.connection, conn.info, statement), parameters
 
     @event.listens_for(engine, "commit")

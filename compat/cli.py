@@ -37,9 +37,9 @@ from compat.retire import abandon as do_abandon
 from compat.retire import retire as do_retire
 from compat.scan import exit_code, format_findings, scan_paths
 from compat.scan.names import UPSTREAM_MODELS_MODULES
-from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status, utc
-from compat.status_output import print_limits, print_window
-from compat.usage import NOT_SEEN, USAGE_COLUMNS, flush_now, newest_program, usage_rows
+from compat.state import QUIET_DAYS, RETIRE, WINDOW_DAYS, read_status
+from compat.status_output import print_limits, print_usage, print_window
+from compat.usage import flush_now
 from migration.compact import read_free_space, status_note
 from migration.connect import connect
 from migration.errors import UsageError
@@ -129,7 +129,7 @@ def status(db: Path | str | None, as_json: bool) -> None:
 @db_option
 @json_option
 @handle_errors
-def usage(db: Path | None, as_json: bool) -> None:
+def usage(db: Path | str | None, as_json: bool) -> None:
     """Who still uses old names: each program (script path, pid, host) and the
     old names it used, first and last seen (UTC); the newest to update first.
 
@@ -138,28 +138,14 @@ def usage(db: Path | None, as_json: bool) -> None:
       compat usage
       compat usage --json
     """
-    path, st = _status(db)
+    target = resolve_target(db)
+    if isinstance(target, str):
+        return _pg().usage(target, as_json)
+    _path, st = _status(db)
     if as_json:
         print_json([u.as_dict() for u in st.usage])
         return
-    rows = usage_rows(st.usage, when=utc)
-    if not rows:
-        click.echo("No shim use recorded.")
-    else:
-        widths = [max(len(r[i]) for r in [USAGE_COLUMNS, *rows]) for i in range(len(USAGE_COLUMNS))]
-        for r in [USAGE_COLUMNS, *rows]:
-            click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-    newest = newest_program(st.usage)
-    if newest:
-        p, names = newest
-        scan = f"; 'compat scan {p.program}' shows the lines" if Path(p.program).is_absolute() else ""
-        click.echo(f"Update first: {p.program} (on {p.host}, pid {p.pid}, last {utc(p.last_seen)})")
-        click.echo(f"  it used {', '.join(names)}{scan}.")
-    elif rows:
-        click.echo("No program is recorded for these uses: 'compat scan' your scripts and SQL files.")
-    click.echo("Not seen:")
-    for line in (*st.limits[:1], *NOT_SEEN):
-        click.echo(f"  - {line}")
+    print_usage(st)
 
 
 @main.command()

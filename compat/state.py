@@ -10,7 +10,7 @@ from typing import Any
 from compat.db_shims import SHIMS_TABLE
 from compat.phases import read_state
 from compat.renames import RenameDeclaration
-from compat.usage import ShimUsage, read_usage
+from compat.usage_report import ShimUsage, read_usage
 from migration.processes import OpenBy, processes_with_open
 from migration.rebuild import ABANDON, COPY, Unfinished, register_undo, unfinished
 from migration.sqltext import q

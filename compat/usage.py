@@ -32,13 +32,11 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
 
 from compat.phases import SHIMS_TABLE
 from migration.connect import connect, write_transaction
+from migration.postgres.url import is_postgres_url, psycopg_url
 from migration.sqltext import q
 
 USAGE_TABLE = "_compat_usage"  # per old name and day: every counted use
@@ -62,7 +60,7 @@ def bookkeeping_ddl() -> list[str]:
 
 # What `compat usage` cannot say, besides the unseen reads (compat.state.limits).
 NOT_SEEN = (
-    "Writes in old names are counted by the shim triggers inside SQLite, which cannot tell "
+    "Writes in old names are counted by the shim triggers inside the database, which cannot tell "
     "which program wrote (a sqlite3 shell, another application, or raw SQL sent by ours): "
     "they show as 'program not recorded'.",
     f"A program is seen only once it has flushed its counts: every {FLUSH_SECONDS:g} s "
@@ -128,8 +126,10 @@ def _merge(into: dict[str, _Tally], more: dict[str, _Tally]) -> None:
 
 
 def database_key(path: str | None) -> str | None:
-    """How a file database is known here (absolute path); None for one not recorded in
-    (in memory, or a URI: a read-only URI is not written)."""
+    """How a database is known here: a file's absolute path, a PostgreSQL URL as given;
+    None for one not recorded in (in memory, or a URI: a read-only URI is not written)."""
+    if is_postgres_url(path):
+        return path
     if not path or path == ":memory:" or path.startswith("file:"):
         return None
     return os.path.abspath(path)
@@ -207,8 +207,11 @@ class Recorder:
         who = (program_name(), os.getpid(), _host())
         for path, tallies in sorted(self.drain(final=final).items()):
             try:
-                _flush_to(path, tallies, who)
-            except sqlite3.Error:
+                if is_postgres_url(path):
+                    _flush_to_postgres(path, tallies, who)
+                else:
+                    _flush_to(path, tallies, who)
+            except (sqlite3.Error, OSError):
                 # Usage counting must never break the application; the counts
                 # of this batch are lost, the next batch is tried again.
                 pass
@@ -288,103 +291,30 @@ def _flush_to(path: str, tallies: dict[str, _Tally], who: tuple[str, int, str]) 
         conn.close()
 
 
-# -- reading ------------------------------------------------------------------
-@dataclass
-class ProgramUse:
-    """One program's uses of one old name on one host (all its processes)."""
+def _flush_to_postgres(url: str, tallies: dict[str, _Tally], who: tuple[str, int, str]) -> None:
+    """:func:`_flush_to` for a PostgreSQL catalog (one short transaction); a server
+    that does not answer loses this batch, as a locked SQLite file does."""
+    # psycopg (~50 ms to import) is loaded by a process that uses a PostgreSQL catalog
+    import psycopg
 
-    program: str
-    host: str
-    pid: int  # of its most recent process
-    processes: int
-    uses: int
-    first_seen: str
-    last_seen: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"first_seen": iso_utc(self.first_seen), "last_seen": iso_utc(self.last_seen)}
-
-
-@dataclass
-class ShimUsage:
-    shim: str
-    first_seen: str
-    last_seen: str
-    total: int
-    by_day: dict[str, int]
-    programs: list[ProgramUse] = field(default_factory=list)  # newest first
-
-    @property
-    def unattributed(self) -> int:
-        """Uses no program is recorded for (SQL writes; counts older than program tracking)."""
-        return max(0, self.total - sum(p.uses for p in self.programs))
-
-    def as_dict(self) -> dict[str, Any]:
-        times = {"first_seen": iso_utc(self.first_seen), "last_seen": iso_utc(self.last_seen)}
-        programs = [p.as_dict() for p in self.programs]
-        return asdict(self) | times | {"programs": programs, "unattributed": self.unattributed}
-
-
-def _exists(conn: sqlite3.Connection, table: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
-
-
-def _programs(conn: sqlite3.Connection) -> dict[str, list[ProgramUse]]:
-    out: dict[str, dict[tuple[str, str], ProgramUse]] = {}
-    if not _exists(conn, PROGRAMS_TABLE):
-        return {}
-    for shim, program, host, pid, uses, first, last in conn.execute(
-        f"SELECT shim, program, host, pid, uses, first_seen, last_seen FROM {q(PROGRAMS_TABLE)} "
-        "ORDER BY last_seen, pid"
-    ):
-        p = out.setdefault(shim, {}).setdefault(
-            (program, host), ProgramUse(program, host, pid, 0, 0, first, last)
-        )
-        p.pid, p.last_seen = pid, last  # rows come oldest first: the last row is the newest process
-        p.processes += 1
-        p.uses += uses
-        p.first_seen = min(p.first_seen, first)
-    return {s: sorted(ps.values(), key=lambda p: p.last_seen, reverse=True) for s, ps in out.items()}
-
-
-def read_usage(conn: sqlite3.Connection) -> list[ShimUsage]:
-    """Every recorded old name, most recently used first, with the programs that used it."""
-    if not _exists(conn, USAGE_TABLE):
-        return []
-    programs = _programs(conn)
-    out: dict[str, ShimUsage] = {}
-    for shim, day, uses, first, last in conn.execute(
-        f"SELECT shim, day, uses, first_seen, last_seen FROM {q(USAGE_TABLE)} ORDER BY shim, day"
-    ):
-        u = out.setdefault(shim, ShimUsage(shim, first, last, 0, {}, programs.get(shim, [])))
-        u.first_seen = min(u.first_seen, first)
-        u.last_seen = max(u.last_seen, last)
-        u.total += uses
-        u.by_day[day] = uses
-    return sorted(out.values(), key=lambda u: u.last_seen, reverse=True)
-
-
-USAGE_COLUMNS = ("old name", "program", "pid", "host", "uses", "first seen", "last seen")
-
-
-def usage_rows(usage: list[ShimUsage], when: Callable[[str], str] = iso_utc) -> list[tuple[str, ...]]:
-    """The table ``compat usage`` prints (:data:`USAGE_COLUMNS`), newest use first;
-    ``when`` formats the stored UTC times."""
-    rows = []
-    for u in usage:
-        for p in u.programs:
-            pid = str(p.pid) + (f" (+{p.processes - 1} more)" if p.processes > 1 else "")
-            rows.append((u.shim, p.program, pid, p.host, str(p.uses), p.first_seen, p.last_seen))
-        if u.unattributed:
-            rows.append((u.shim, NOT_RECORDED, "-", "-", str(u.unattributed), u.first_seen, u.last_seen))
-    rows.sort(key=lambda r: r[-1], reverse=True)
-    return [(*r[:5], when(r[5]), when(r[6])) for r in rows]
-
-
-def newest_program(usage: list[ShimUsage]) -> tuple[ProgramUse, list[str]] | None:
-    """The program that used an old name last, and every old name it used."""
-    found = [(p, u.shim) for u in usage for p in u.programs]
-    if not found:
-        return None
-    newest = max(found, key=lambda f: f[0].last_seen)[0]
-    return newest, sorted({s for p, s in found if (p.program, p.host) == (newest.program, newest.host)})
+    try:
+        with psycopg.connect(psycopg_url(url), connect_timeout=5) as conn:
+            for statement in bookkeeping_ddl():
+                conn.execute(statement)
+            for shim, t in tallies.items():
+                first, last = _stamp(t.first), _stamp(t.last)
+                conn.execute(
+                    f"INSERT INTO {q(USAGE_TABLE)} AS u (shim, day, uses, first_seen, last_seen) "
+                    "VALUES (%s, left(%s, 10), %s, %s, %s) ON CONFLICT (shim, day) DO UPDATE SET "
+                    "uses = u.uses + excluded.uses, last_seen = greatest(u.last_seen, excluded.last_seen)",
+                    (shim, last, t.uses, first, last),
+                )
+                conn.execute(
+                    f"INSERT INTO {q(PROGRAMS_TABLE)} AS p (shim, program, pid, host, uses, first_seen, "
+                    "last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (shim, program, pid, host) "
+                    "DO UPDATE SET uses = p.uses + excluded.uses, first_seen = least(p.first_seen, "
+                    "excluded.first_seen), last_seen = greatest(p.last_seen, excluded.last_seen)",
+                    (shim, *who, t.uses, first, last),
+                )
+    except psycopg.Error:
+        pass  # usage counting must never break the application

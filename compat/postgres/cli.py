@@ -14,7 +14,7 @@ from catalog.phase3.declaration import PHASE3
 from compat.postgres import install as pg_install
 from compat.postgres import window
 from compat.retire import RetireRefused
-from compat.status_output import print_limits, print_window
+from compat.status_output import print_limits, print_usage, print_window
 from migration.cli.backup_cmd import postgres_backups_dir
 from migration.postgres import redacted
 from migration.postgres.connect import MIGRATOR, connect
@@ -99,3 +99,13 @@ def install(url: str, *, dry_run: bool, as_json: bool) -> None:
         print_json({"db": redacted(url)} | result)
     elif not result["installed"]:
         click.echo("The shims are already installed.")
+
+
+def usage(url: str, as_json: bool) -> None:
+    """``compat usage --db postgresql://…``: who still uses old names."""
+    with connect(url, autocommit=True, application_name=MIGRATOR) as conn:
+        st = window.read_status(conn, PHASE3)
+    if as_json:
+        print_json([u.as_dict() for u in st.usage])
+        return
+    print_usage(st)

@@ -20,7 +20,8 @@ from compat.postgres.run import tables_of
 from compat.renames import RenameDeclaration
 from compat.retire import RetireRefused, window_blockers
 from compat.state import CompatStatus, Shim
-from compat.usage import USAGE_TABLE, ShimUsage
+from compat.usage import PROGRAMS_TABLE, USAGE_TABLE
+from compat.usage_report import PROGRAMS_SQL, USAGE_SQL, ShimUsage, usage_of
 from migration.chunks import LockStats
 from migration.errors import SchemaVersionError
 from migration.postgres import introspect
@@ -62,25 +63,20 @@ def limits(decl: RenameDeclaration) -> tuple[str, ...]:
         f"Reads through the {views} view and of the old columns are not counted; only writes are.",
         f"INSERT … ON CONFLICT on the {views} view is refused by PostgreSQL (its INSTEAD OF "
         "triggers write through); write such upserts against the new table.",
-        f"Python-side uses of old names ({decl.models_module or 'the models'}) are not counted on "
-        "PostgreSQL, and the programs that have the database open cannot be listed: restart "
+        "The programs that have the database open cannot be listed from the server: restart "
         "services from before the cut-over before retiring.",
     )
 
 
 def read_usage(conn: psycopg.Connection) -> list[ShimUsage]:
-    """Every counted old name, most recently used first (SQL writes: the triggers')."""
+    """Every counted old name, most recently used first, with the programs that used it
+    (SQL writes are counted by the triggers; Python-side uses by the programs)."""
     if not introspect.relation_exists(conn, USAGE_TABLE):
         return []
-    out: dict[str, ShimUsage] = {}
-    for shim, day, uses, first, last in conn.execute(
-        f"SELECT shim, day, uses, first_seen, last_seen FROM {q(USAGE_TABLE)} ORDER BY shim, day"
-    ).fetchall():
-        u = out.setdefault(shim, ShimUsage(shim, first, last, 0, {}))
-        u.first_seen, u.last_seen = min(u.first_seen, first), max(u.last_seen, last)
-        u.total += uses
-        u.by_day[day] = uses
-    return sorted(out.values(), key=lambda u: u.last_seen, reverse=True)
+    programs = (
+        conn.execute(PROGRAMS_SQL).fetchall() if introspect.relation_exists(conn, PROGRAMS_TABLE) else []
+    )
+    return usage_of(conn.execute(USAGE_SQL).fetchall(), programs)
 
 
 def status(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> dict[str, Any]:

@@ -61,7 +61,6 @@ def test_a_sqlite_only_command_says_so(tmp_path: Path, pg_url: str) -> None:
     for command in (
         ("migration", "compact", "--db", pg_url),
         ("migration", "repair", "--db", pg_url),
-        ("compat", "usage", "--db", pg_url),
     ):
         proc = run(*command, env=env)
         assert_error_paragraph(proc, code=2, contains=("SQLite catalog only", "catalog init"))

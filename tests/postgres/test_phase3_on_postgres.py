@@ -4,6 +4,8 @@ triggers, the old-name index), verify, rollback, resume, retire."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import psycopg
@@ -306,3 +308,26 @@ def test_install_brings_the_window_back_after_retire(pg_url: str) -> None:
         assert conn.execute("UPDATE sessions SET observer = 'x' WHERE session_id = 's1'").rowcount == 1
         assert window.verify(conn, PHASE3).ok
         assert pg_install.install(conn, PHASE3)["installed"] is False  # nothing to do twice
+
+
+def test_python_uses_of_old_names_are_counted_with_the_program(pg_url: str) -> None:
+    """Old code using catalog.models' old names on a PostgreSQL catalog in its window:
+    `compat usage` names the program, as on SQLite."""
+    v1_catalog(pg_url, files=3)
+    migrate(pg_url)
+    script = (
+        "import warnings, sys\n"
+        "warnings.simplefilter('ignore')\n"
+        "from catalog.manager import DatabaseManager\n"
+        "from catalog.models import FitsFile\n"
+        "db = DatabaseManager(sys.argv[1])\n"
+        "with db.get_session() as s:\n"
+        "    print(s.query(FitsFile).filter(FitsFile.x > 0).count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, pg_url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "3"
+    with connect(pg_url) as conn:
+        usage = {u.shim: u for u in window.read_usage(conn)}
+    used = [u for name, u in usage.items() if name.endswith("FitsFile.x")]
+    assert used and used[0].programs and used[0].programs[0].program == "-c"

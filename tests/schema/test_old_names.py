@@ -151,7 +151,8 @@ def test_uses_are_counted(tmp_path: Path) -> None:
     import os
     import sqlite3
 
-    from compat.usage import USAGE, flush_now, read_usage, register_database
+    from compat.usage import USAGE, flush_now, register_database
+    from compat.usage_report import read_usage
 
     db = tmp_path / "counts.db"  # a file no statement of earlier tests went to
     sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
