@@ -57,11 +57,9 @@ def resolve_db(option: str | os.PathLike[str] | None) -> Path:
     if isinstance(target, str):
         raise UsageError(
             f"This command works on a SQLite catalog only, and the catalog given is "
-            f"{redacted(target)}. On PostgreSQL this version runs 'catalog init', 'scan', "
-            f"'catalog', 'list', 'imaging-session info', 'processing-session', 'stats', "
-            f"'monitor' and 'web', 'catalog copy', the migration's 'baseline', 'backup', 'restore', 'plan', "
-            f"'run', 'status', 'verify' and 'rollback', 'compat status', 'usage', 'retire' and 'install', and "
-            f"catalog.models; give this command the SQLite file (--db PATH)."
+            f"{redacted(target)}. On PostgreSQL this version runs every command but 'migration "
+            f"compact', 'repair' and 'backups' (there, PostgreSQL's VACUUM and the pg_dump files of "
+            f"'migration backup' take their places); give this command the SQLite file (--db PATH)."
         )
     return target
 
