@@ -38,6 +38,7 @@ from migration.errors import (
     SchemaVersionError,
 )
 from migration.postgres import is_postgres_url
+from migration.postgres.errors import is_postgres_error, translate_postgres_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
@@ -270,11 +271,16 @@ def handle_errors(f: Callable[P, R]) -> Callable[P, R]:
         except sqlite3.Error as exc:
             err = translate_sqlite_error(exc, f"running '{click.get_current_context().command_path}'")
             fail(err.message, err.exit_code)
-        except Exception as exc:  # SQLAlchemy wraps sqlite3 errors
+        except Exception as exc:  # SQLAlchemy wraps the drivers' errors
             orig = getattr(exc, "orig", None)
+            doing = f"running '{click.get_current_context().command_path}'"
             if isinstance(orig, sqlite3.Error):
-                err = translate_sqlite_error(orig, f"running '{click.get_current_context().command_path}'")
+                err = translate_sqlite_error(orig, doing)
                 fail(err.message, err.exit_code)
+            for found in (exc, orig):
+                if found is not None and is_postgres_error(found):
+                    err = translate_postgres_error(found, doing)
+                    fail(err.message, err.exit_code)
             raise
 
     return wrapper

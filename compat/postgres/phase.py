@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from compat.db_shims import old_name_index
-from compat.phases import SchemaState, judge_state
+from compat.phases import RETIRED, WINDOW, SchemaState, judge_state
 from compat.renames import RenameDeclaration
 from migration.postgres import introspect
 from migration.sqltext import q
@@ -69,8 +69,8 @@ class Judgement:
         return {"ok": self.ok, "checks": list(self.checks), "problems": list(self.problems)}
 
 
-def expected_after(before: dict[str, Any], decl: RenameDeclaration) -> dict[str, Any]:
-    """The schema ``before`` becomes in the window: every rename applied, and the
+def expected_after(before: dict[str, Any], decl: RenameDeclaration, *, window: bool = True) -> dict[str, Any]:
+    """The schema ``before`` becomes: every rename applied, and in the ``window`` the
     old-name columns (and their indexes) kept on the tables renamed in place."""
     renames = decl.as_renames
     out: dict[str, Any] = {}
@@ -80,7 +80,7 @@ def expected_after(before: dict[str, Any], decl: RenameDeclaration) -> dict[str,
         columns = [cols.get(c, c) for c in info["columns"] if not c.startswith(SHADOW_PREFIX)]
         indexes = {renames.indexes.get(i, i) for i in info["indexes"]}
         t = decl.table_by_new(new)
-        if t is not None and t in decl.synced_tables():
+        if window and t is not None and t in decl.synced_tables():
             columns += [c.old for c in t.columns]
             indexes |= {old_name_index(t, c.old) for c in t.columns if c.old in info.get("leading", ())}
         pkey = f"{table}_pkey"
@@ -91,21 +91,22 @@ def expected_after(before: dict[str, Any], decl: RenameDeclaration) -> dict[str,
 
 
 def judge(conn: psycopg.Connection, decl: RenameDeclaration, before: dict[str, Any] | None) -> Judgement:
-    """Is the database what the migration promised: at the new version, in the
-    window, every table as before with the renames applied, old and new columns equal?"""
+    """Is the database what the migration promised: at the new version, in the window
+    (or retired), every table as before with the renames applied, old and new columns
+    equal while both exist?"""
     result = Judgement()
     st = read_state(conn, decl)
     if st.version != decl.to_version:
         result.problems.append(f"the recorded schema version is {st.version}, not {decl.to_version}")
     else:
         result.checks.append(f"schema version {decl.to_version} recorded")
-    if st.phase != "window":
-        result.problems.append(f"the database is in phase {st.phase!r}, not in the window")
+    if st.phase not in (WINDOW, RETIRED):
+        result.problems.append(f"the database is in phase {st.phase!r}, not migrated")
     now = describe(conn)
     if before is None:
         result.problems.append("no record of the schema before the migration: the schema was not compared")
     else:
-        want = expected_after(before, decl)
+        want = expected_after(before, decl, window=st.phase == WINDOW)
         found = len(result.problems)
         for table in sorted(set(want) | set(now)):
             w, n = want.get(table), now.get(table)
@@ -119,7 +120,7 @@ def judge(conn: psycopg.Connection, decl: RenameDeclaration, before: dict[str, A
                         result.problems.append(f"{table}: {key} are {n[key]}, expected {w[key]}")
         if len(result.problems) == found:
             result.checks.append(f"{len(want)} tables as before, with the renames applied")
-    for t in decl.synced_tables():
+    for t in decl.synced_tables() if st.phase == WINDOW else ():
         if t.new not in now:
             continue
         differs = " OR ".join(f"{q(c.old)} IS DISTINCT FROM {q(c.new)}" for c in t.columns)

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from catalog.phase3.declaration import PHASE3
 from tests.support.procs import BIN
 
@@ -64,17 +66,22 @@ class Proc:
 
 @dataclass
 class LiveSystem:
+    """``pg_url``: the catalog in that (empty) PostgreSQL database instead of a file."""
+
     root: Path
     sample_files: int = 60
     procs: dict[str, Proc] = field(default_factory=dict)
     url: str = ""
+    pg_url: str | None = None
 
     def __post_init__(self) -> None:
         self.db = self.root / "fits_catalog.db"
+        self.target = self.pg_url or str(self.db)
         self.raw = self.root / "raw"
         self.env = dict(
             os.environ,
-            CATALOG_DB=str(self.db),
+            HOME=str(self.root),  # backups of a PostgreSQL catalog go under ~/Astro/backups
+            CATALOG_DB=self.target,
             CATALOG_RAW_DIR=str(self.raw),
             CATALOG_LOG_JSON="1",
             CATALOG_USAGE_FLUSH_SECONDS="1",
@@ -113,8 +120,8 @@ class LiveSystem:
 
     def start_clients(self, pollers: int = 2) -> None:
         py = sys.executable
-        self._spawn("legacy-models", [py, str(CLIENTS), "legacy-models", str(self.db)])
-        self._spawn("legacy-sql", [py, str(CLIENTS), "legacy-sql", str(self.db)])
+        self._spawn("legacy-models", [py, str(CLIENTS), "legacy-models", self.target])
+        self._spawn("legacy-sql", [py, str(CLIENTS), "legacy-sql", self.target])
         self._spawn("producer", [py, str(CLIENTS), "producer", str(self.raw)])
         for i in range(pollers):
             self._spawn(f"poller-{i}", [py, str(CLIENTS), "poller", self.url])
@@ -150,15 +157,23 @@ class LiveSystem:
     def acked(self, names: tuple[str, ...]) -> dict[str, int]:
         return {n: len(self.procs[n].acks()) for n in names}
 
+    def md5sums(self) -> set[str]:
+        """Every md5sum in the catalog now."""
+        if self.pg_url is not None:
+            with psycopg.connect(self.pg_url) as pg:
+                return {m for (m,) in pg.execute("SELECT md5sum FROM fits_files").fetchall()}
+        conn = sqlite3.connect(self.db, timeout=30)
+        try:
+            return {m for (m,) in conn.execute("SELECT md5sum FROM fits_files")}
+        finally:
+            conn.close()
+
     def wait_for_monitor(self, md5s: set[str], timeout: float = 60) -> set[str]:
         """Wait until every md5 is cataloged; returns the ones still missing."""
         deadline = time.monotonic() + timeout
         missing = set(md5s)
         while missing and time.monotonic() < deadline:
-            conn = sqlite3.connect(self.db, timeout=30)
-            have = {m for (m,) in conn.execute("SELECT md5sum FROM fits_files")}
-            conn.close()
-            missing -= have
+            missing -= self.md5sums()
             time.sleep(0.3)
         return missing
 

@@ -1,6 +1,7 @@
 """Client processes for the live tests and the demo; each runs until SIGTERM.
 
-``python tests/support/live_clients.py ROLE DB [ARG]`` with ROLE one of:
+``python tests/support/live_clients.py ROLE DB [ARG]`` (DB: a SQLite file or a
+PostgreSQL URL) with ROLE one of:
 
 * ``legacy-models`` — code importing ``catalog.models`` with old names
   (``Session``, ``.session_id``, ``FitsFile(x=…)``), reading and writing;
@@ -55,7 +56,7 @@ def legacy_models(db_path: str) -> None:
     warnings.simplefilter("ignore")
     from catalog.models import DatabaseManager, FitsFile, Session
 
-    db = DatabaseManager(f"sqlite:///{db_path}")
+    db = DatabaseManager(db_path if db_path.startswith("postgresql") else f"sqlite:///{db_path}")
     i = 0
     while not STOP:
         i += 1
@@ -91,6 +92,8 @@ def legacy_models(db_path: str) -> None:
 
 
 def legacy_sql(db_path: str) -> None:
+    if db_path.startswith("postgresql"):
+        return legacy_sql_postgres(db_path)
     conn = sqlite3.connect(db_path, timeout=60, isolation_level=None)
     conn.execute("PRAGMA foreign_keys=ON")
     i = 0
@@ -124,6 +127,46 @@ def legacy_sql(db_path: str) -> None:
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            emit(error=f"{type(exc).__name__}: {exc}")
+        time.sleep(0.05)
+    conn.close()
+
+
+def legacy_sql_postgres(url: str) -> None:
+    """``legacy-sql`` on a PostgreSQL catalog: psycopg, the same statements."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True)
+    i = 0
+    while not STOP:
+        i += 1
+        md5 = f"legacy-sql-{os.getpid()}-{i}"
+        try:
+            row = conn.execute("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1").fetchone()
+            assert row is not None
+            sid = row[0]
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
+                    "VALUES (%s, '/legacy-sql', %s, %s, %s, %s)",
+                    (f"sql-{i}.fits", 3000 + i, 40 + i, sid, md5),
+                )
+                conn.execute("UPDATE fits_files SET y = %s WHERE md5sum = %s", (41 + i, md5))
+            emit(
+                ack={
+                    "md5sum": md5,
+                    "width_pixels": 3000 + i,
+                    "height_pixels": 41 + i,
+                    "imaging_session_id": sid,
+                }
+            )
+            joined = conn.execute(
+                "SELECT count(*) FROM fits_files JOIN sessions "
+                "ON fits_files.session_id = sessions.session_id WHERE sessions.session_id = %s",
+                (sid,),
+            ).fetchone()
+            assert joined is not None and joined[0] > 0
+        except Exception as exc:
             emit(error=f"{type(exc).__name__}: {exc}")
         time.sleep(0.05)
     conn.close()
