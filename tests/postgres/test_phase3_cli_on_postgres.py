@@ -12,6 +12,7 @@ from pathlib import Path
 from tests.postgres.phase3_support import connect, one, v1_catalog
 from tests.support.cli import assert_error_paragraph
 from tests.support.files import env_for, run
+from tests.support.procs import BIN, wait_until
 
 WRITER = Path(__file__).resolve().parents[1] / "support" / "pg_writer_client.py"
 
@@ -127,3 +128,54 @@ def test_run_needs_a_v1_catalog(tmp_path: Path, pg_url: str) -> None:
     assert run("catalog", "init", "--db", pg_url, env=env).returncode == 0
     proc = run("migration", "run", "--yes", "--no-backup", "--db", pg_url, env=env)
     assert_error_paragraph(proc, code=10, contains=("already at the new layout",))
+
+
+def test_a_run_killed_in_the_copy_is_resumed_by_the_next(tmp_path: Path, pg_url: str) -> None:
+    """SIGKILL in the middle of the backfill: the batch in flight is rolled back by the
+    server, the state table says how far the copy got, and the next run finishes it.
+    A user's trigger makes the update of row 1500 wait for an advisory lock the test
+    holds (an advisory lock takes no table lock, so the run's schema steps go through):
+    the run stays in its copy until it is killed, whatever the machine's speed."""
+    v1_catalog(pg_url, files=2000)
+    env = env_for(tmp_path)
+    with connect(pg_url) as holder:
+        holder.execute(
+            "CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242); RETURN NEW; END $$"
+        )
+        holder.execute(
+            "CREATE TRIGGER wait_for_test BEFORE UPDATE ON fits_files FOR EACH ROW "
+            "WHEN (OLD.id = 1500) EXECUTE FUNCTION wait_for_test()"
+        )
+        holder.execute("SELECT pg_advisory_lock(4242)")
+        proc = subprocess.Popen(
+            [str(BIN / "migration"), "run", "--yes", "--no-backup", "--chunk-ms", "1", "--db", pg_url],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            def copied() -> int:
+                with connect(pg_url) as conn:
+                    if one(conn, "SELECT to_regclass('_migration_state')") is None:
+                        return 0
+                    done = one(
+                        conn, "SELECT value FROM _migration_state WHERE key = 'backfill_done:fits_files'"
+                    )
+                    return int(done or 0)
+
+            wait_until(lambda: copied() > 0, timeout=120, what="the copy to start")
+        finally:
+            proc.kill()
+            proc.wait(30)
+        holder.execute("SELECT pg_advisory_unlock(4242)")
+    status = json.loads(run("migration", "status", "--db", pg_url, "--json", env=env).stdout)
+    assert status["phase"] == "during"
+    assert 0 < status["rebuild"]["fits_files"]["backfill_done_key"] < 1500
+    again = run("migration", "run", "--yes", "--no-backup", "--db", pg_url, "--json", env=env)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["resumed"] and report["verification"]["ok"]
+    with connect(pg_url) as conn:
+        assert one(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 'wait_for_test'") == 1  # the user's
