@@ -174,3 +174,39 @@ def _open_by(conn: sqlite3.Connection) -> list[OpenBy] | None:
     """The other processes that have this connection's database file open."""
     path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
     return processes_with_open(path) if path else None
+
+
+def window_blockers(status: CompatStatus, *, now: datetime, min_days: int, quiet_days: int) -> list[str]:
+    """Why the window is not over yet (either backend): too few days since the
+    cut-over, a use of an old name too recently, a process from before the cut-over."""
+    out: list[str] = []
+    if status.cutover_at is None:
+        out.append("no cut-over time is recorded for the shims")
+    elif now < status.cutover_at + timedelta(days=min_days):
+        when = status.cutover_at + timedelta(days=min_days)
+        out.append(
+            f"only {(now - status.cutover_at).days} days have passed since the cut-over at "
+            f"{utc(status.cutover_at)}; the {min_days}-day window ends {utc(when)} (in {span(when - now)})"
+        )
+    last = status.last_use
+    if last is not None and now < last + timedelta(days=quiet_days):
+        used = sorted(
+            {
+                u.shim
+                for u in status.usage
+                if u.last_seen >= (now - timedelta(days=quiet_days)).strftime("%Y-%m-%d %H:%M:%S")
+            }
+        )
+        quiet = last + timedelta(days=quiet_days)
+        out.append(
+            f"shims were used in the last {quiet_days} days (last at {utc(last)}: {', '.join(used)}); "
+            f"retire becomes possible at {utc(quiet)} (in {span(quiet - now)}) if they are not used "
+            f"again ('compat scan' finds code that still uses them)"
+        )
+    for p in status.from_before_cutover():
+        out.append(
+            f"{p.describe()} has had the database open since before the cut-over at "
+            f"{utc(status.cutover_at)} and may still use old names: restart it "
+            f"(it then runs the new code), or stop it, then retire"
+        )
+    return out

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from flask import Flask
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -54,9 +55,15 @@ def is_transient(exc: BaseException) -> bool:
 
 @contextmanager
 def read_snapshot(db: DatabaseManager) -> Iterator[Session]:
-    """An ORM session inside one read transaction, rolled back at the end."""
+    """An ORM session inside one read transaction, rolled back at the end: one snapshot
+    for every statement of a page (on PostgreSQL a REPEATABLE READ, READ ONLY
+    transaction: its default would give each statement a snapshot of its own)."""
     with db.get_session() as session:
-        session.connection().exec_driver_sql("BEGIN")
+        if db.is_postgres:
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            session.execute(text("SET TRANSACTION READ ONLY"))
+        else:
+            session.connection().exec_driver_sql("BEGIN")
         try:
             yield session
         finally:

@@ -20,23 +20,22 @@ from typing import Any
 import psycopg
 
 from compat.db_shims import shim_records, sync_triggers
-from compat.lifecycle.steps import MigrationAborted
 from compat.phases import V2, WINDOW
 from compat.postgres import phase, shims
-from compat.postgres.run import BATCHES, tables_of, view_columns
+from compat.postgres.run import BATCHES, batch_key, index_records, view_columns
 from compat.renames import RenameDeclaration, TableRename
-from compat.usage import bookkeeping_ddl
 from migration.chunks import ChunkPolicy, LockStats
 from migration.errors import SchemaVersionError
 from migration.postgres import introspect
 from migration.postgres.batches import in_batches
 from migration.postgres.ddl import LockPolicy, create_index_concurrently, short_transaction
+from migration.postgres.runlock import one_at_a_time
 from migration.sqltext import q
 
 
 def columns_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
     """Step 1: the old columns (typed as the new ones) and their sync triggers."""
-    out = bookkeeping_ddl()
+    out = shims.bookkeeping_sql()
     for t in decl.synced_tables():
         types = {c.name: c.type for c in introspect.columns(conn, t.new)}
         out += [
@@ -50,9 +49,7 @@ def columns_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
 
 def fill_sql(t: TableRename, key: str) -> str:
     """Step 2, one batch: the old columns of the rows with keys in (%s, %s] that differ."""
-    sets = ", ".join(f"{q(c.old)} = {q(c.new)}" for c in t.columns)
-    differs = " OR ".join(f"{q(c.old)} IS DISTINCT FROM {q(c.new)}" for c in t.columns)
-    return f"UPDATE {q(t.new)} SET {sets} WHERE {q(key)} > %s AND {q(key)} <= %s AND ({differs})"
+    return shims.copy_sql(t.new, key, [(c.old, c.new) for c in t.columns])
 
 
 def index_sql(conn: psycopg.Connection, t: TableRename) -> list[tuple[str, str]]:
@@ -71,13 +68,8 @@ def view_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
     out: list[str] = []
     for t in decl.renamed_tables():  # the sync triggers came with the columns (step 1)
         out += shims.view_functions(t, columns[t.new]) + shims.view_sql(t, columns[t.new])
-    indexes = [
-        (f"index:{name}", "index")
-        for t in decl.synced_tables()
-        for name, _ in index_sql(conn, t)
-        if introspect.relation_exists(conn, name)
-    ]
-    out.append(shims.record_shims_sql(shim_records(decl) + indexes, cutover=False))
+    # the window starts again: retire waits its days from now, as after a cut-over
+    out.append(shims.record_shims_sql(shim_records(decl) + index_records(conn, decl), cutover=True))
     return out
 
 
@@ -104,15 +96,10 @@ def plan(conn: psycopg.Connection, decl: RenameDeclaration) -> tuple[str | None,
 
 
 def _key(conn: psycopg.Connection, t: TableRename) -> str:
-    key = introspect.integer_key(conn, t.new)
-    if key is None:
-        raise MigrationAborted(
-            f"{t.new} has no single integer primary key, which the filling of its old columns is "
-            f"cut into batches by. Nothing was changed."
-        )
-    return key
+    return batch_key(conn, t.new, "the filling of its old columns")
 
 
+@one_at_a_time("compat install")
 def install(
     conn: psycopg.Connection,
     decl: RenameDeclaration,
@@ -127,7 +114,7 @@ def install(
     for t in decl.synced_tables():
         _key(conn, t)
     stats = LockStats()
-    tables = tables_of(decl)
+    tables = [t.new for t in decl.synced_tables()]  # step 1 changes these alone
     short_transaction(
         conn,
         columns_sql(conn, decl),
@@ -162,7 +149,6 @@ def install(
         policy=lock,
         stats=stats,
         label="install",
-        tables=tables,
     )
     say(f"✓ Shims installed; longest transaction {stats.longest_ms:.1f} ms")
     return {"installed": True, "phase": WINDOW, "lock_ms": round(stats.longest_ms, 2)}

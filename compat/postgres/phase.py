@@ -11,6 +11,7 @@ import psycopg
 
 from compat.db_shims import old_name_index
 from compat.phases import RETIRED, WINDOW, SchemaState, judge_state
+from compat.postgres import shims
 from compat.renames import RenameDeclaration
 from migration.postgres import introspect
 from migration.sqltext import q
@@ -123,7 +124,7 @@ def judge(conn: psycopg.Connection, decl: RenameDeclaration, before: dict[str, A
     for t in decl.synced_tables() if st.phase == WINDOW else ():
         if t.new not in now:
             continue
-        differs = " OR ".join(f"{q(c.old)} IS DISTINCT FROM {q(c.new)}" for c in t.columns)
+        differs = shims.differs([(c.old, c.new) for c in t.columns])
         bad = conn.execute(f"SELECT count(*) FROM {q(t.new)} WHERE {differs}").fetchone()[0]  # type: ignore[index]
         if bad:
             result.problems.append(
@@ -133,8 +134,10 @@ def judge(conn: psycopg.Connection, decl: RenameDeclaration, before: dict[str, A
             result.checks.append(f"{t.new}: every old-name column equals its new one")
     for t in decl.renamed_tables():
         if t.new in now and t.old in st.views:
-            a = conn.execute(f"SELECT count(*) FROM {q(t.old)}").fetchone()[0]  # type: ignore[index]
-            b = conn.execute(f"SELECT count(*) FROM {q(t.new)}").fetchone()[0]  # type: ignore[index]
+            # one statement, one snapshot: a row another client adds meanwhile is in both or neither
+            a, b = conn.execute(  # type: ignore[misc]
+                f"SELECT (SELECT count(*) FROM {q(t.old)}), (SELECT count(*) FROM {q(t.new)})"
+            ).fetchone()
             if a != b:
                 result.problems.append(f"the view {t.old} shows {a} rows, the table {t.new} has {b}")
             else:

@@ -30,7 +30,7 @@ from functools import partial
 
 import psycopg
 
-from compat.db_shims import shim_records
+from compat.db_shims import old_name_index, shim_records
 from compat.lifecycle.checks import check_version
 from compat.lifecycle.steps import (
     MigrationAborted,
@@ -45,7 +45,6 @@ from compat.lifecycle.steps import (
 from compat.phases import DURING, V2
 from compat.postgres import phase, shims
 from compat.renames import RenameDeclaration, TableRename
-from compat.usage import bookkeeping_ddl
 from migration.actions import Action, sql_actions
 from migration.chunks import ChunkPolicy, LockStats
 from migration.logs import get_logger
@@ -55,6 +54,7 @@ from migration.postgres import state as pg_state
 from migration.postgres.batches import in_batches
 from migration.postgres.ddl import LockPolicy, create_index_concurrently, short_transaction
 from migration.postgres.introspect import PgColumn
+from migration.postgres.runlock import one_at_a_time
 from migration.sqltext import q
 from migration.state import LOG_TABLE, MIGRATION_STATE_TABLE, shadow
 
@@ -73,7 +73,7 @@ BACKFILL_MS_PER_ROW = 0.14  # measured at 1M rows, pauses included: for the plan
 
 # -- the statements ----------------------------------------------------------------------
 def prepare_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
-    out = pg_state.state_ddl() + bookkeeping_ddl()
+    out = pg_state.state_ddl() + shims.bookkeeping_sql()
     for t in decl.synced_tables():
         present = {c.name: c for c in introspect.columns(conn, t.old)}
         for c in t.columns:
@@ -84,22 +84,29 @@ def prepare_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
     return out
 
 
-def _key(conn: psycopg.Connection, t: TableRename) -> str:
-    key = introspect.integer_key(conn, t.old)
+def batch_key(conn: psycopg.Connection, table: str, what: str) -> str:
+    """The single integer primary key of ``table``, which ``what`` is cut into batches by."""
+    key = introspect.integer_key(conn, table)
     if key is None:
         raise MigrationAborted(
-            f"{t.old} has no single integer primary key, which the copy into the shadow columns "
-            f"is cut into batches by. Nothing was changed. Give the table such a key, or migrate "
-            f"it with the services stopped."
+            f"{table} has no single integer primary key, which {what} is cut into batches by. "
+            f"Nothing was changed. Give the table such a key, or change it with the services stopped."
         )
     return key
 
 
+def _key(conn: psycopg.Connection, t: TableRename) -> str:
+    return batch_key(conn, t.old, "the copy into the shadow columns")
+
+
+def shadow_pairs(t: TableRename) -> list[tuple[str, str]]:
+    """(shadow, old column) of a table renamed in place."""
+    return [(shadow(c.old), c.old) for c in t.columns]
+
+
 def backfill_sql(t: TableRename, key: str) -> str:
     """One batch: the shadows of rows with keys in (%s, %s] that differ."""
-    sets = ", ".join(f"{q(shadow(c.old))} = {q(c.old)}" for c in t.columns)
-    differs = " OR ".join(f"{q(shadow(c.old))} IS DISTINCT FROM {q(c.old)}" for c in t.columns)
-    return f"UPDATE {q(t.old)} SET {sets} WHERE {q(key)} > %s AND {q(key)} <= %s AND ({differs})"
+    return shims.copy_sql(t.old, key, shadow_pairs(t))
 
 
 def index_sql(conn: psycopg.Connection, t: TableRename) -> list[tuple[str, str]]:
@@ -127,6 +134,12 @@ def functions_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str
     return shims.functions_sql(decl, view_columns(conn, decl, renamed=False))
 
 
+def index_records(conn: psycopg.Connection, decl: RenameDeclaration) -> list[tuple[str, str]]:
+    """The shim records of the old-name indexes that exist."""
+    names = [old_name_index(t, c.old) for t in decl.synced_tables() for c in t.columns]
+    return [(f"index:{n}", "index") for n in names if introspect.relation_exists(conn, n)]
+
+
 def cutover_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
     """The cut-over transaction, built (catalog reads included) before it runs."""
     out: list[str] = []
@@ -143,13 +156,7 @@ def cutover_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
         out += [f"ALTER TABLE {q(t.new)} RENAME COLUMN {q(shadow(c.old))} TO {q(c.old)}" for c in t.columns]
     out += [f"ALTER INDEX {q(i.old)} RENAME TO {q(i.new)}" for i in decl.indexes]
     out += shims.install_sql(decl, view_columns(conn, decl, renamed=False))
-    indexes = [
-        (f"index:{name}", "index")
-        for t in decl.synced_tables()
-        for name, _ in index_sql(conn, t)
-        if introspect.relation_exists(conn, name)
-    ]
-    out.append(shims.record_shims_sql(shim_records(decl) + indexes, cutover=True))
+    out.append(shims.record_shims_sql(shim_records(decl) + index_records(conn, decl), cutover=True))
     text = decl.to_description.replace("'", "''")
     out.append(
         f"INSERT INTO {q(decl.version_table)} (version, applied_at, description) VALUES "
@@ -161,8 +168,15 @@ def cutover_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
 
 
 def tables_of(decl: RenameDeclaration) -> list[str]:
-    """Every table the declaration's schema changes lock, by both names."""
-    return list(dict.fromkeys(n for t in decl.tables for n in (t.old, t.new)))
+    """Every table the declaration's schema changes lock, by both names (the ones renamed
+    in place first: they are the busiest)."""
+    tables = [*decl.synced_tables(), *decl.renamed_tables()]
+    return list(dict.fromkeys(n for t in tables for n in (t.old, t.new)))
+
+
+def synced_of(decl: RenameDeclaration) -> list[str]:
+    """The tables renamed in place, by their name before the cut-over (prepare's)."""
+    return [t.old for t in decl.synced_tables()]
 
 
 # -- plan ------------------------------------------------------------------------------
@@ -231,6 +245,7 @@ def _count(conn: psycopg.Connection, table: str) -> int:
 
 
 # -- run -------------------------------------------------------------------------------
+@one_at_a_time("migration run")
 def run(
     conn: psycopg.Connection,
     db: str,
@@ -297,7 +312,7 @@ def _prepare(
 
     step = "prepare (add the shadow columns)"
     short_transaction(
-        conn, work, step=step, policy=lock, stats=report.lock, label="prepare", tables=tables_of(decl)
+        conn, work, step=step, policy=lock, stats=report.lock, label="prepare", tables=synced_of(decl)
     )
     say(f"      ✓ Prepared (one transaction, {format_ms(report.lock.holds_ms[-1])})")
 
@@ -341,8 +356,7 @@ def _backfill(
         for name, create in index_sql(conn, t):
             if create_index_concurrently(conn, name, create):
                 say(f"      ✓ Built {name} (CREATE INDEX CONCURRENTLY: writers went on)")
-        differs = " OR ".join(f"{q(shadow(c.old))} IS DISTINCT FROM {q(c.old)}" for c in t.columns)
-        unsynced = _count_where(conn, t.old, differs)
+        unsynced = _count_where(conn, t.old, shims.differs(shadow_pairs(t)))
         if unsynced:
             raise MigrationAborted(
                 f"{unsynced} rows of {t.old} have shadow values that differ from the old columns after "
@@ -367,7 +381,13 @@ def _cutover(
     short_transaction(conn, functions_sql(conn, decl), step="create the shims' functions", policy=lock)
     statements = cutover_sql(conn, decl)  # read before the transaction: its locks are held briefly
     short_transaction(
-        conn, statements, step="cut over", policy=lock, stats=stats, label="cutover", tables=tables_of(decl)
+        conn,
+        statements,
+        step="cut over",
+        policy=lock,
+        stats=stats,
+        label="cutover",
+        tables=[*tables_of(decl), MIGRATION_STATE_TABLE],
     )
     report.cutover_lock_ms = stats.longest_ms
     report.lock.merge(stats)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from compat.db_shims import SHIMS_TABLE, old_name_index, sync_triggers, view_triggers
 from compat.renames import RenameDeclaration, TableRename
-from compat.usage import USAGE_TABLE
+from compat.usage import bookkeeping_ddl
 from migration.postgres.introspect import PgColumn
 from migration.postgres.state import NOW_UTC, TODAY_UTC
 from migration.sqltext import lit, q
@@ -31,10 +31,14 @@ from migration.state import shadow
 
 
 def _function(name: str, body: str, declare: str = "") -> str:
+    """A trigger function. SECURITY DEFINER: it runs with the rights of its owner (the
+    role that migrated), so an application role that may write the catalog's tables
+    needs no rights on the shims' own bookkeeping; its search_path is pinned to the
+    schema it was made in, as such functions must be."""
     head = f"DECLARE {declare} " if declare else ""
     return (
-        f"CREATE OR REPLACE FUNCTION {q(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ "
-        f"{head}BEGIN {body} END $body$"
+        f"CREATE OR REPLACE FUNCTION {q(name)}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER "
+        f"SET search_path FROM CURRENT AS $body$ {head}BEGIN {body} END $body$"
     )
 
 
@@ -48,15 +52,34 @@ def _trigger(name: str, when: str, event: str, table: str, level: str = "ROW") -
 # writes are not uses of old names. A custom setting any role may set.
 FILLING = "astro_catalog.filling"
 
+# The triggers' counts, one row per old name, day and server process (backend): a
+# transaction only ever updates its own process's rows, so writers of old names never
+# wait for each other's counts and cannot deadlock on them (one shared row per day, as
+# SQLite has, would serialise them until each commits). Read with _compat_usage.
+BACKEND_USAGE_TABLE = "_compat_usage_backends"
+
+
+def bookkeeping_sql() -> list[str]:
+    """The shims' bookkeeping tables on PostgreSQL; the record of the shims is readable by
+    every role (the models' bridge of an application role reads it)."""
+    return [
+        *bookkeeping_ddl(),
+        f"CREATE TABLE IF NOT EXISTS {q(BACKEND_USAGE_TABLE)} (shim text NOT NULL, day text NOT NULL, "
+        "backend integer NOT NULL, uses bigint NOT NULL, first_seen text NOT NULL, last_seen text NOT NULL, "
+        "PRIMARY KEY (shim, day, backend))",
+        f"GRANT SELECT ON {q(SHIMS_TABLE)} TO PUBLIC",
+    ]
+
 
 def usage_upsert(shim: str) -> str:
-    """One use of ``shim`` counted (today, UTC), as a PL/pgSQL statement; not while the
-    migration itself fills the old columns."""
+    """One use of ``shim`` counted (today, UTC, this server process), as a PL/pgSQL
+    statement; not while the migration itself fills the old columns."""
     return (
         f"IF current_setting('{FILLING}', true) IS DISTINCT FROM 'on' THEN "
-        f"INSERT INTO {q(USAGE_TABLE)} (shim, day, uses, first_seen, last_seen) VALUES "
-        f"({lit(shim)}, {TODAY_UTC}, 1, {NOW_UTC}, {NOW_UTC}) ON CONFLICT (shim, day) DO UPDATE SET "
-        f"uses = {q(USAGE_TABLE)}.uses + 1, last_seen = excluded.last_seen; END IF;"
+        f"INSERT INTO {q(BACKEND_USAGE_TABLE)} AS u (shim, day, backend, uses, first_seen, last_seen) "
+        f"VALUES ({lit(shim)}, {TODAY_UTC}, pg_backend_pid(), 1, {NOW_UTC}, {NOW_UTC}) "
+        "ON CONFLICT (shim, day, backend) DO UPDATE SET uses = u.uses + 1, last_seen = excluded.last_seen; "
+        "END IF;"
     )
 
 
@@ -108,9 +131,19 @@ def view_functions(t: TableRename, columns: list[PgColumn]) -> list[str]:
     They name the tables only in their SQL, resolved when they run: they can be
     created before the tables are renamed, outside the cut-over's locks."""
     old = {c.name: t.column_v1(c.name) for c in columns}
-    keys = [c for c in columns if c.pk] or columns
-    match = " AND ".join(f"{q(c.name)} IS NOT DISTINCT FROM OLD.{q(old[c.name])}" for c in keys)
+    keys = [c for c in columns if c.pk]  # found by its index; without a key, by every column
+    match = " AND ".join(f"{q(c.name)} = OLD.{q(old[c.name])}" for c in keys) or " AND ".join(
+        f"{q(c.name)} IS NOT DISTINCT FROM OLD.{q(old[c.name])}" for c in columns
+    )
     back = " ".join(f"NEW.{q(old[c.name])} := r.{q(c.name)};" for c in columns)
+    # only what the client changed is written: the rest keeps what the row holds when the
+    # trigger's UPDATE runs (another transaction may have committed a change to it since
+    # the client's statement read the view)
+    changed = ", ".join(
+        f"{q(c.name)} = CASE WHEN NEW.{q(old[c.name])} IS DISTINCT FROM OLD.{q(old[c.name])} "
+        f"THEN NEW.{q(old[c.name])} ELSE {q(c.name)} END"
+        for c in columns
+    )
     names = view_triggers(t)
     insert = (
         f"INSERT INTO {q(t.new)} ({', '.join(q(c.name) for c in columns)}) VALUES "
@@ -118,7 +151,7 @@ def view_functions(t: TableRename, columns: list[PgColumn]) -> list[str]:
         f"{usage_upsert(f'sql:{t.old}.insert')} RETURN NEW;"
     )
     update = (
-        f"UPDATE {q(t.new)} SET {', '.join(f'{q(c.name)} = NEW.{q(old[c.name])}' for c in columns)} "
+        f"UPDATE {q(t.new)} SET {changed} "
         f"WHERE {match} RETURNING * INTO r; IF NOT FOUND THEN RETURN NULL; END IF; {back} "
         f"{usage_upsert(f'sql:{t.old}.update')} RETURN NEW;"
     )
@@ -183,6 +216,13 @@ def install_sql(decl: RenameDeclaration, view_columns: dict[str, list[PgColumn]]
     return out
 
 
+def drop_functions_sql(decl: RenameDeclaration) -> list[str]:
+    """The shims' functions alone (a cut-over that did not commit may have made them)."""
+    names = [n for t in decl.renamed_tables() for n in view_triggers(t).values()]
+    names += [n for t in decl.synced_tables() for n in sync_triggers(t).values()]
+    return [f"DROP FUNCTION IF EXISTS {q(n)}()" for n in names]
+
+
 def drop_sql(decl: RenameDeclaration) -> list[str]:
     """Statements removing every view and trigger of the window (present or not)."""
     out: list[str] = []
@@ -193,6 +233,18 @@ def drop_sql(decl: RenameDeclaration) -> list[str]:
         out.append(f"DROP VIEW IF EXISTS {q(t.old)}")
         out += [f"DROP FUNCTION IF EXISTS {q(name)}()" for name in view_triggers(t).values()]
     return out
+
+
+def differs(pairs: list[tuple[str, str]]) -> str:
+    """A row where some column of each (a, b) pair differs from the other."""
+    return " OR ".join(f"{q(a)} IS DISTINCT FROM {q(b)}" for a, b in pairs)
+
+
+def copy_sql(table: str, key: str, pairs: list[tuple[str, str]]) -> str:
+    """One batch of a copy between columns: for each (to, from) pair, in the rows of
+    ``table`` with ``key`` in (%s, %s] where they differ (a row in sync is not rewritten)."""
+    sets = ", ".join(f"{q(a)} = {q(b)}" for a, b in pairs)
+    return f"UPDATE {q(table)} SET {sets} WHERE {q(key)} > %s AND {q(key)} <= %s AND ({differs(pairs)})"
 
 
 def old_name_index_sql(t: TableRename, old: str, column: str) -> tuple[str, str]:

@@ -18,15 +18,16 @@ from compat.phases import DURING, WINDOW
 from compat.postgres import phase, shims
 from compat.postgres.run import tables_of
 from compat.renames import RenameDeclaration
-from compat.retire import RetireRefused, window_blockers
-from compat.state import CompatStatus, Shim
+from compat.retire import RetireRefused
+from compat.state import CompatStatus, Shim, window_blockers
 from compat.usage import PROGRAMS_TABLE, USAGE_TABLE
-from compat.usage_report import PROGRAMS_SQL, USAGE_SQL, ShimUsage, usage_of
+from compat.usage_report import PROGRAMS_SQL, ShimUsage, usage_of
 from migration.chunks import LockStats
 from migration.errors import SchemaVersionError
 from migration.postgres import introspect
 from migration.postgres import state as pg_state
 from migration.postgres.ddl import LockPolicy, short_transaction
+from migration.postgres.runlock import one_at_a_time
 from migration.postgres.state import NOW_UTC
 from migration.sqltext import q
 from migration.state import LOG_TABLE, MIGRATION_STATE_TABLE, shadow
@@ -71,12 +72,22 @@ def limits(decl: RenameDeclaration) -> tuple[str, ...]:
 def read_usage(conn: psycopg.Connection) -> list[ShimUsage]:
     """Every counted old name, most recently used first, with the programs that used it
     (SQL writes are counted by the triggers; Python-side uses by the programs)."""
-    if not introspect.relation_exists(conn, USAGE_TABLE):
+    parts = [
+        f"SELECT shim, day, uses, first_seen, last_seen FROM {q(t)}"
+        for t in (USAGE_TABLE, shims.BACKEND_USAGE_TABLE)
+        if introspect.relation_exists(conn, t)
+    ]
+    if not parts:
         return []
+    usage = conn.execute(
+        "SELECT shim, day, sum(uses)::bigint, min(first_seen), max(last_seen) FROM ("
+        + " UNION ALL ".join(parts)
+        + ") AS counted GROUP BY shim, day ORDER BY shim, day"
+    ).fetchall()
     programs = (
         conn.execute(PROGRAMS_SQL).fetchall() if introspect.relation_exists(conn, PROGRAMS_TABLE) else []
     )
-    return usage_of(conn.execute(USAGE_SQL).fetchall(), programs)
+    return usage_of(usage, programs)
 
 
 def status(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> dict[str, Any]:
@@ -135,14 +146,44 @@ def rollback_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]
 
 
 def remove_columns_sql(decl: RenameDeclaration) -> list[str]:
-    """From *during* to *before*: the shadow columns, capture triggers and state go."""
-    out: list[str] = []
+    """From *during* to *before*: the shadow columns, capture triggers and state go, and
+    the shims' functions a stopped cut-over may have made."""
+    out: list[str] = shims.drop_functions_sql(decl)
     for t in decl.synced_tables():
         out += shims.drop_capture_sql(t, t.old)
         out += [f"ALTER TABLE {q(t.old)} DROP COLUMN IF EXISTS {q(shadow(c.old))}" for c in t.columns]
     return out + [f"DROP TABLE IF EXISTS {q(MIGRATION_STATE_TABLE)}"]
 
 
+def users_objects(
+    conn: psycopg.Connection, decl: RenameDeclaration, *, view: bool, columns: list[tuple[str, str]]
+) -> list[str]:
+    """The users' views, triggers and indexes on what a step drops: the old-name views
+    (``view``) and these (table, column)s. PostgreSQL refuses to drop what a view or a
+    trigger uses, and drops an index with its column: each is a reason to refuse first."""
+    out: list[str] = []
+    if view:
+        for t in decl.renamed_tables():
+            out += [
+                f"your {what} uses the old-name view {t.old}" for what in introspect.dependents(conn, t.old)
+            ]
+    for table, column in columns:
+        out += [
+            f"your {what} uses the column {table}.{column}"
+            for what in introspect.dependents(conn, table, column)
+        ]
+    return out
+
+
+def refuse_for_users_objects(found: list[str], step: str) -> None:
+    if found:
+        raise SchemaVersionError(
+            f"Not {step}: " + "; ".join(found) + ". Each would be dropped or would stop the step; "
+            "rewrite them in the new names (or drop them), then run the command again. Nothing was changed."
+        )
+
+
+@one_at_a_time("migration rollback")
 def rollback(
     conn: psycopg.Connection,
     decl: RenameDeclaration,
@@ -162,6 +203,19 @@ def rollback(
             )
             + ". Nothing was changed."
         )
+
+    shadows = (
+        [
+            (t.new if st.phase == WINDOW else t.old, c.old if st.phase == WINDOW else shadow(c.old))
+            for t in decl.synced_tables()
+            for c in t.columns
+        ]
+        if remove_columns
+        else []
+    )
+    refuse_for_users_objects(
+        users_objects(conn, decl, view=st.phase == WINDOW, columns=shadows), "rolling back"
+    )
 
     def work(c: psycopg.Connection) -> None:
         statements = rollback_sql(c, decl) if st.phase == WINDOW else []
@@ -198,30 +252,25 @@ def retire_sql(decl: RenameDeclaration) -> list[str]:
 def retire_blockers(
     conn: psycopg.Connection, decl: RenameDeclaration, *, min_days: int, quiet_days: int, now: datetime
 ) -> tuple[list[str], list[str]]:
-    """(what ``--force`` cannot override, what it can): no window, users' views
-    that read an old name (a DROP would fail on them); the window's days and quiet."""
+    """(what ``--force`` cannot override, what it can): no window, users' views,
+    triggers and indexes on an old name (see :func:`users_objects`); the window's days
+    and quiet."""
     status = read_status(conn, decl)
     if status.phase != WINDOW:
         return [
             f"the database is in phase {status.phase!r}, not in the window: there are no shims to retire"
         ], []
-    hard: list[str] = []
-    for t in decl.renamed_tables():
-        hard += [f"your view {v} reads the old-name view {t.old}" for v in introspect.dependents(conn, t.old)]
-    for t in decl.synced_tables():
-        for c in t.columns:
-            hard += [
-                f"your view {v} reads the old column {t.new}.{c.old}"
-                for v in introspect.dependents(conn, t.new, c.old)
-            ]
+    hard = users_objects(
+        conn, decl, view=True, columns=[(t.new, c.old) for t in decl.synced_tables() for c in t.columns]
+    )
     return hard, window_blockers(status, now=now, min_days=min_days, quiet_days=quiet_days)
 
 
 def refuse_unless_allowed(hard: list[str], soft: list[str], *, force: bool) -> None:
     """Raise the refusal, naming every blocker, unless retire may go ahead."""
     if hard or (soft and not force):
-        views = any(b.startswith("your view") for b in hard)
-        fix = " Rewrite those views in the new names (or drop them), then retire." if views else ""
+        yours = any(b.startswith("your ") for b in hard)
+        fix = " Rewrite those in the new names (or drop them), then retire." if yours else ""
         raise RetireRefused(
             "Not retiring the shims: "
             + "; ".join(hard + soft)
@@ -231,6 +280,7 @@ def refuse_unless_allowed(hard: list[str], soft: list[str], *, force: bool) -> N
         )
 
 
+@one_at_a_time("compat retire")
 def retire(
     conn: psycopg.Connection,
     decl: RenameDeclaration,

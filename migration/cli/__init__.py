@@ -179,7 +179,11 @@ def run(db: Path | str | None, yes: bool, no_backup: bool, chunk_ms: float | Non
     if on_postgres(db):
         target = str(resolve_target(db))
         return _pg().run(
-            target, confirm=confirm_run(yes), no_backup=no_backup, chunk_ms=chunk_ms, as_json=as_json
+            target,
+            confirm=confirm_run(yes, verified=True),
+            no_backup=no_backup,
+            chunk_ms=chunk_ms,
+            as_json=as_json,
         )
     path = existing_catalog(db)
     out = (lambda _line: None) if as_json else click.echo

@@ -216,9 +216,10 @@ def print_verification(result: Any) -> None:
     click.echo(RULE)
 
 
-def confirm_run(yes: bool) -> Callable[[str], bool]:
+def confirm_run(yes: bool, *, verified: bool = False) -> Callable[[str], bool]:
     """The question ``migration run`` asks once its backup is made (refused without a
-    terminal unless ``--yes``)."""
+    terminal unless ``--yes``); ``verified``: the backup was proven before the question
+    (PostgreSQL's dump), not checked while the rows are copied (SQLite's)."""
 
     def ask(backup: str) -> bool:
         if yes:
@@ -229,7 +230,9 @@ def confirm_run(yes: bool) -> Callable[[str], bool]:
                 "it with --yes from scripts (a verified backup is still made first)."
             )
         click.echo("\nWARNING: This will modify your database schema")
-        if backup:
+        if backup and verified:
+            click.echo(f"A verified backup (restored and compared, table by table) is at:\n  {backup}")
+        elif backup:
             click.echo(
                 f"A backup has been copied to:\n  {backup}\n(its integrity_check runs while the rows "
                 f"are copied; the cut-over waits for it, and a failed check stops the run)"

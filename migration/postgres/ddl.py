@@ -27,6 +27,7 @@ from psycopg import errors
 from migration.chunks import LockStats
 from migration.errors import DatabaseLockedError
 from migration.logs import get_logger
+from migration.sqltext import q
 
 log = get_logger(__name__)
 
@@ -73,8 +74,11 @@ def short_transaction(
     When every attempt fails, raises :class:`DatabaseLockedError` naming ``step``;
     each failed attempt was rolled back, so nothing of the step was changed.
 
-    ``tables``: the tables the step locks. An autovacuum worker on one of them is
-    asked to stop after a try that timed out (:func:`yield_autovacuum`).
+    ``tables``: the tables (or views) the step changes. They are locked first, in
+    order: the first under the timeout, the others with ``NOWAIT`` — a try that holds
+    one table's lock never waits for the next, so no client queues behind it for
+    longer than one timeout. An autovacuum worker on one of them is asked to stop
+    after a try that timed out (:func:`yield_autovacuum`).
     """
     policy = policy or LockPolicy()
     if not callable(work):
@@ -89,6 +93,7 @@ def short_transaction(
         try:
             with conn.transaction():
                 conn.execute(f"SET LOCAL lock_timeout = '{int(policy.timeout_ms)}ms'")
+                lock_up_front(conn, tables)
                 result = work(conn)
         except (errors.LockNotAvailable, errors.DeadlockDetected):
             log.info("ddl.lock_timeout", step=step, attempt=attempt + 1, timeout_ms=policy.timeout_ms)
@@ -107,6 +112,23 @@ def short_transaction(
         f"once, so no client waited behind it, and nothing of that step was changed. Run the "
         f"command again when that session is done."
     )
+
+
+def lock_up_front(conn: psycopg.Connection, tables: Sequence[str]) -> None:
+    """ACCESS EXCLUSIVE on those of ``tables`` that exist: the first waiting at most the
+    transaction's ``lock_timeout``, the others not at all (``NOWAIT``)."""
+    if not tables:
+        return
+    rows = conn.execute(
+        "SELECT t FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, n) "
+        "WHERE to_regclass(quote_ident(t)) IS NOT NULL ORDER BY n",
+        (list(tables),),
+    ).fetchall()
+    present = [r[0] for r in rows]
+    if present:
+        conn.execute(f"LOCK TABLE {q(present[0])} IN ACCESS EXCLUSIVE MODE")
+    if len(present) > 1:
+        conn.execute(f"LOCK TABLE {', '.join(q(t) for t in present[1:])} IN ACCESS EXCLUSIVE MODE NOWAIT")
 
 
 def yield_autovacuum(conn: psycopg.Connection, tables: Sequence[str]) -> list[int]:

@@ -23,8 +23,8 @@ def translate_postgres_error(exc: BaseException, doing: str) -> CatalogError:
     if state.startswith(_CONNECTION) or type(exc).__name__ == "OperationalError" and not state:
         return UsageError(
             f"The PostgreSQL server stopped answering while {doing}: {text}. Check that it runs and "
-            f"can be reached, then run the command again; each change of this project is one "
-            f"transaction, so one that did not commit changed nothing."
+            f"can be reached, then run the command again: a step that did not commit changed "
+            f"nothing, and a stopped migration resumes ('migration status' shows where it is)."
         )
     if state in _LOCKS:
         return DatabaseLockedError(

@@ -66,15 +66,24 @@ def integer_key(conn: psycopg.Connection, table: str) -> str | None:
 
 
 def dependents(conn: psycopg.Connection, table: str, column: str | None = None) -> list[str]:
-    """Views (and rules) of users that depend on ``table`` (or on one of its
-    columns): what a DROP would refuse for, by name."""
+    """What of the users' depends on ``table`` (or on one of its columns), as "view v",
+    "trigger t", "index i": a DROP refuses for the views and triggers, and silently takes
+    the indexes with it. Objects named ``_compat_…``/``_mig_…`` (the shims') are left out."""
     rows = conn.execute(
-        "SELECT DISTINCT v.relname FROM pg_depend d "
-        "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class v ON v.oid = r.ev_class "
-        "WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = to_regclass(%s) "
-        "AND v.oid <> d.refobjid "
+        "SELECT DISTINCT CASE d.classid "
+        "WHEN 'pg_rewrite'::regclass THEN 'view ' || (SELECT ev_class::regclass::text FROM pg_rewrite "
+        "WHERE oid = d.objid) "
+        "WHEN 'pg_trigger'::regclass THEN 'trigger ' || (SELECT tgname FROM pg_trigger WHERE oid = d.objid) "
+        "WHEN 'pg_class'::regclass THEN 'index ' || d.objid::regclass::text END AS what "
+        "FROM pg_depend d WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = to_regclass(%s) "
+        "AND d.classid IN ('pg_rewrite'::regclass, 'pg_trigger'::regclass, 'pg_class'::regclass) "
+        "AND (d.classid <> 'pg_class'::regclass OR (SELECT relkind FROM pg_class WHERE oid = d.objid) "
+        "IN ('i', 'I')) "
+        "AND NOT (d.classid = 'pg_rewrite'::regclass AND d.objid IN "
+        "(SELECT oid FROM pg_rewrite WHERE ev_class = d.refobjid)) "
         "AND (%s::text IS NULL OR d.refobjsubid = (SELECT attnum FROM pg_attribute "
         "WHERE attrelid = to_regclass(%s) AND attname = %s)) ORDER BY 1",
         (q(table), column, q(table), column),
     ).fetchall()
-    return [r[0] for r in rows]
+    own = ("_compat_", "_mig_", '"_compat_', '"_mig_')
+    return [r[0] for r in rows if r[0] and not r[0].split(" ", 1)[1].startswith(own)]

@@ -35,7 +35,6 @@ from catalog.phase3.baseline import create_v1_postgres
 from catalog.phase3.declaration import PHASE3
 from compat.postgres import run as pg_run
 from compat.postgres import shims
-from compat.usage import bookkeeping_ddl
 from migration.chunks import ChunkPolicy
 from migration.logs import configure
 from migration.postgres import introspect
@@ -92,7 +91,7 @@ def naive(url: str) -> None:
         psycopg.connect(psycopg_url(url), autocommit=True, application_name=MIGRATOR) as conn,
         conn.transaction(),
     ):
-        for statement in bookkeeping_ddl():
+        for statement in shims.bookkeeping_sql():
             conn.execute(statement)
         for t in PHASE3.tables:
             for c in t.columns:

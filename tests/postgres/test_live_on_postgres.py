@@ -78,10 +78,11 @@ def test_live_migration_on_postgresql_with_everything_running(tmp_path: Path, pg
         # allowed once the cut-over is 31 days old and nothing used the shims for a week
         shift = "to_char({c}::timestamp - interval '31 days', 'YYYY-MM-DD HH24:MI:SS')"
         conn.execute(f"UPDATE _compat_shims SET cutover_at = {shift.format(c='cutover_at')}")
-        conn.execute(
-            f"UPDATE _compat_usage SET last_seen = {shift.format(c='last_seen')}, "
-            f"first_seen = {shift.format(c='first_seen')}, day = left({shift.format(c='day')}, 10)"
-        )
+        for table in ("_compat_usage", "_compat_usage_backends"):  # the programs', the triggers'
+            conn.execute(
+                f"UPDATE {table} SET last_seen = {shift.format(c='last_seen')}, "
+                f"first_seen = {shift.format(c='first_seen')}, day = left({shift.format(c='day')}, 10)"
+            )
         conn.execute(
             f"UPDATE _compat_usage_programs SET last_seen = {shift.format(c='last_seen')}, "
             f"first_seen = {shift.format(c='first_seen')}"

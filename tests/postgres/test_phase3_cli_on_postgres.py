@@ -133,14 +133,17 @@ def test_run_needs_a_v1_catalog(tmp_path: Path, pg_url: str) -> None:
 def test_a_run_killed_in_the_copy_is_resumed_by_the_next(tmp_path: Path, pg_url: str) -> None:
     """SIGKILL in the middle of the backfill: the batch in flight is rolled back by the
     server, the state table says how far the copy got, and the next run finishes it.
-    A user's trigger makes the update of row 1500 wait for an advisory lock the test
-    holds (an advisory lock takes no table lock, so the run's schema steps go through):
-    the run stays in its copy until it is killed, whatever the machine's speed."""
+    A user's trigger makes the update of row 1500 wait, without a time limit, for an
+    advisory lock the test holds (an advisory lock takes no table lock, so the run's
+    schema steps go through): the run stays in its copy until it is killed, whatever
+    the machine's speed."""
     v1_catalog(pg_url, files=2000)
     env = env_for(tmp_path)
     with connect(pg_url) as holder:
         holder.execute(
-            "CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            # lock_timeout 0: the wait is not cut short by the run's own timeout
+            "CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql SET lock_timeout = 0 "
+            "AS $$ BEGIN "
             "PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242); RETURN NEW; END $$"
         )
         holder.execute(

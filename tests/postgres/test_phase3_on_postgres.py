@@ -229,7 +229,7 @@ def test_retire_refuses_to_break_a_users_view_on_an_old_name(pg_url: str) -> Non
     later = datetime.utcnow() + timedelta(days=31)
     with connect(pg_url) as conn:
         conn.execute("CREATE VIEW my_frames AS SELECT file, x FROM fits_files")
-        with pytest.raises(RetireRefused, match="your view my_frames reads the old column fits_files.x"):
+        with pytest.raises(RetireRefused, match="your view my_frames uses the column fits_files.x"):
             window.retire(conn, PHASE3, min_days=30, quiet_days=7, now=later, force=True)
         assert phase.read_state(conn, PHASE3).phase == "window"
         assert "x" in columns(conn, "fits_files")
@@ -331,3 +331,27 @@ def test_python_uses_of_old_names_are_counted_with_the_program(pg_url: str) -> N
         usage = {u.shim: u for u in window.read_usage(conn)}
     used = [u for name, u in usage.items() if name.endswith("FitsFile.x")]
     assert used and used[0].programs and used[0].programs[0].program == "-c"
+
+
+def test_users_objects_on_old_names_stop_rollback_and_retire_before_anything_changes(pg_url: str) -> None:
+    v1_catalog(pg_url, files=5)
+    migrate(pg_url)
+    later = datetime.utcnow() + timedelta(days=31)
+    with connect(pg_url) as conn:
+        conn.execute("CREATE VIEW my_nights AS SELECT session_id FROM sessions")
+        conn.execute("CREATE INDEX my_sizes ON fits_files (y)")
+        conn.execute("CREATE VIEW my_widths AS SELECT x FROM fits_files")  # the old-name column
+        with pytest.raises(SchemaVersionError, match="your view my_nights uses the old-name view sessions"):
+            window.rollback(conn, PHASE3)
+        with pytest.raises(RetireRefused) as refused:
+            window.retire(conn, PHASE3, min_days=30, quiet_days=0, now=later, force=True)
+        assert "your index my_sizes uses the column fits_files.y" in str(refused.value)
+        assert "your view my_widths uses the column fits_files.x" in str(refused.value)
+        assert phase.read_state(conn, PHASE3).phase == "window"
+        conn.execute("DROP VIEW my_nights")
+        conn.execute("DROP INDEX my_sizes")
+        window.rollback(conn, PHASE3)  # now it goes; my_widths follows x to its shadow
+        assert one(conn, "SELECT count(*) FROM my_widths") == 5
+        with pytest.raises(SchemaVersionError, match="your view my_widths uses the column fits_files._mig_x"):
+            window.rollback(conn, PHASE3, remove_columns=True)
+        assert phase.read_state(conn, PHASE3).phase == "during"

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
+from catalog.web import create_app, database
 from tests.postgres.phase3_support import build_phase_postgres, connect
 from tests.support import SESSION_ROWS
 from tests.support.services import WebServer
@@ -81,3 +83,29 @@ def test_every_page_and_fresh_totals(served: tuple[WebServer, str]) -> None:
     assert server.api("/api/raw-files?page=3&per_page=5")["items"]  # old ?page=N links
     commits_show_at_once(server, lambda: _add(url), lambda: _remove(url))
     assert not server.errors(), server.errors()[:3]
+
+
+def test_totals_are_read_once_per_server_snapshot(tmp_path: Path, pg_url: str) -> None:
+    """In-process, watching the statements the app sends: a second request reads no totals
+    until another program commits."""
+    url = build_phase_postgres(tmp_path, pg_url, "window", files=60)
+    app = create_app(url)
+    sent: list[str] = []
+    event.listen(database(app).engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    client = app.test_client()
+
+    def totals_read(path: str) -> list[str]:
+        sent.clear()
+        assert client.get(path).status_code == 200
+        return [s for s in sent if "count(" in s.lower() or "group by" in s.lower()]
+
+    try:
+        assert totals_read("/"), "the dashboard read no totals the first time"
+        for path in ["/", "/sessions?sort=files", "/api/stats"]:
+            totals_read(path)
+            assert totals_read(path) == [], f"{path} read its totals again"
+        _add(url)
+        assert totals_read("/"), "a commit did not make the dashboard read its totals again"
+        assert totals_read("/") == []
+    finally:
+        database(app).close()
