@@ -47,6 +47,7 @@ from compat.postgres import phase, shims
 from compat.renames import RenameDeclaration, TableRename
 from migration.actions import Action, sql_actions
 from migration.chunks import ChunkPolicy, LockStats
+from migration.errors import DatabaseLockedError
 from migration.logs import get_logger
 from migration.operation import Stage
 from migration.postgres import introspect
@@ -63,24 +64,32 @@ log = get_logger(__name__)
 Backup = Callable[[], str]  # makes the verified backup, returns where it is
 
 # The backfill's batches: smaller than SQLite's chunks, with a shorter pause. A batch
-# locks only its rows (no writer waits for it), but every commit of the application
-# flushes the WAL written before it, the batch's included: at 1M rows, 5 ms batches
-# kept a writer's worst commit under 100 ms where 15 ms batches let it reach 116 ms
+# locks only its rows (no writer waits for it); smaller ones hold their rows' locks
+# for less and write less WAL for the application's next commit to flush behind
 # (bench_pg_migration.py, docs/performance.md).
 BATCHES = ChunkPolicy(target_ms=5.0, pause_ms=10.0)
-BACKFILL_MS_PER_ROW = 0.14  # measured at 1M rows, pauses included: for the plan's estimate
+BACKFILL_MS_PER_ROW = 0.145  # measured at 1M rows, pauses included: for the plan's estimate
 
 
 # -- the statements ----------------------------------------------------------------------
+def before_prepare_sql(decl: RenameDeclaration) -> list[str]:
+    """What prepare needs that locks none of the application's tables: the shims'
+    bookkeeping and the capture triggers' functions (made first, in a transaction of their
+    own, so the one that holds the table's lock is short)."""
+    return shims.bookkeeping_sql() + [s for t in decl.synced_tables() for s in shims.capture_functions(t)]
+
+
 def prepare_sql(conn: psycopg.Connection, decl: RenameDeclaration) -> list[str]:
-    out = pg_state.state_ddl() + shims.bookkeeping_sql()
+    out = pg_state.state_ddl()
     for t in decl.synced_tables():
         present = {c.name: c for c in introspect.columns(conn, t.old)}
         for c in t.columns:
             if shadow(c.old) not in present:
                 out.append(f"ALTER TABLE {q(t.old)} ADD COLUMN {q(shadow(c.old))} {present[c.old].type}")
         if not set(shims.capture_names(t)) <= introspect.triggers(conn, t.old):
-            out += shims.drop_capture_sql(t, t.old) + shims.capture_sql(t)
+            triggers = shims.capture_names(t)
+            out += [f"DROP TRIGGER IF EXISTS {q(n)} ON {q(t.old)}" for n in triggers]
+            out += shims.capture_triggers_sql(t)
     return out
 
 
@@ -192,7 +201,8 @@ def make_plan(conn: psycopg.Connection, db: str, decl: RenameDeclaration) -> Pla
         Stage(
             "prepare",
             "Add shadow columns and capture triggers",
-            sql_actions("prepare", prepare_sql(conn, decl)),
+            sql_actions("functions (before the lock)", before_prepare_sql(decl))
+            + sql_actions("prepare", prepare_sql(conn, decl)),
             5,
             5,
         ),
@@ -311,9 +321,16 @@ def _prepare(
         pg_state.log(c, "prepare", backup=report.backup, before=before)
 
     step = "prepare (add the shadow columns)"
-    short_transaction(
-        conn, work, step=step, policy=lock, stats=report.lock, label="prepare", tables=synced_of(decl)
-    )
+    short_transaction(conn, before_prepare_sql(decl), step="create the capture functions", policy=lock)
+    try:
+        short_transaction(
+            conn, work, step=step, policy=lock, stats=report.lock, label="prepare", tables=synced_of(decl)
+        )
+    except DatabaseLockedError:
+        # nothing of prepare was made: its functions go too (they lock no table)
+        functions = [n for t in decl.synced_tables() for n in shims.capture_names(t)]
+        conn.execute("; ".join(f"DROP FUNCTION IF EXISTS {q(n)}()" for n in functions))
+        raise
     say(f"      ✓ Prepared (one transaction, {format_ms(report.lock.holds_ms[-1])})")
 
 

@@ -89,16 +89,20 @@ def capture_names(t: TableRename) -> tuple[str, str]:
     return (f"_mig_capture_{t.old}_insert", f"_mig_capture_{t.old}_update")
 
 
+def capture_functions(t: TableRename) -> list[str]:
+    """The capture triggers' functions (made before the table's lock is taken)."""
+    body = " ".join(f"NEW.{q(shadow(c.old))} := NEW.{q(c.old)};" for c in t.columns) + " RETURN NEW;"
+    return [_function(name, body) for name in capture_names(t)]
+
+
+def capture_triggers_sql(t: TableRename) -> list[str]:
+    ins, upd = capture_names(t)
+    return [_trigger(ins, "BEFORE", "INSERT", t.old), _trigger(upd, "BEFORE", "UPDATE", t.old)]
+
+
 def capture_sql(t: TableRename) -> list[str]:
     """BEFORE triggers copying the old columns into their shadows in every written row."""
-    body = " ".join(f"NEW.{q(shadow(c.old))} := NEW.{q(c.old)};" for c in t.columns) + " RETURN NEW;"
-    ins, upd = capture_names(t)
-    return [
-        _function(ins, body),
-        _trigger(ins, "BEFORE", "INSERT", t.old),
-        _function(upd, body),
-        _trigger(upd, "BEFORE", "UPDATE", t.old),
-    ]
+    return capture_functions(t) + capture_triggers_sql(t)
 
 
 def drop_capture_sql(t: TableRename, table: str) -> list[str]:

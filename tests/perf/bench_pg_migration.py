@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -49,7 +50,7 @@ BASELINE_S = 5.0
 def policy() -> ChunkPolicy:
     """The batches' target and pause (BENCH_PG_TARGET_MS, BENCH_PG_PAUSE_MS; the defaults
     are the command's)."""
-    default = ChunkPolicy()
+    default = pg_run.BATCHES
     return ChunkPolicy(
         target_ms=float(os.environ.get("BENCH_PG_TARGET_MS", default.target_ms)),
         pause_ms=float(os.environ.get("BENCH_PG_PAUSE_MS", default.pause_ms)),
@@ -166,6 +167,31 @@ def describe(ms: list[float]) -> tuple[float, float]:
     return ordered[-1], ordered[int(len(ordered) * 0.99)]
 
 
+def checkpoints(log: Path) -> list[tuple[float, float]]:
+    """(start, end) wall times of the server's checkpoints, from its log (PostgreSQL 15
+    logs them by default: 'checkpoint starting' / 'checkpoint complete')."""
+    spans: list[tuple[float, float]] = []
+    start = None
+    for line in log.read_text(errors="replace").splitlines():
+        if "checkpoint starting" not in line and "checkpoint complete" not in line:
+            continue
+        stamp = datetime.strptime(" ".join(line.split()[:2]), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+        if "checkpoint starting" in line:
+            start = stamp.timestamp()
+        elif start is not None:
+            spans.append((start, stamp.timestamp()))
+            start = None
+    return spans
+
+
+def attribute(rec: dict, spans: list[tuple[float, float]], over_ms: float = 50.0) -> str:
+    """How many of the writer's slow writes came while the server checkpointed."""
+    slow = [(at, ms) for at, ms in zip(rec["at"], rec["ms"], strict=True) if ms > over_ms]
+    during = [1 for at, ms in slow if any(a <= at + ms / 1000 and at <= b for a, b in spans)]
+    n = len(spans)
+    return f"{len(slow)} writes over {over_ms:g} ms, {len(during)} of them during one of {n} checkpoints"
+
+
 def main() -> int:
     configure(json=True, level="WARNING")
     print(f"Machine: {machine()}")
@@ -200,6 +226,7 @@ def main() -> int:
 
                     seconds, rec, sampler = with_writer(url, ours)
                     longest_tx = f"{holder['longest']:.1f}"
+                    print(f"  {attribute(rec, checkpoints(server.root / 'server.log'))}", flush=True)
                 else:
                     seconds, rec, sampler = with_writer(url, lambda url=url: naive(url))
                     longest_tx = f"{seconds * 1000:.0f} (all of it)"

@@ -104,6 +104,7 @@ def test_a_lock_never_granted_changes_nothing_and_says_so(pg_url: str) -> None:
         assert phase.read_state(conn, PHASE3).phase == "before"
         assert not [c for c in columns(conn, "fits_files") if c.startswith("_mig_")]
         assert one(conn, "SELECT to_regclass('_migration_state')") is None
+        assert one(conn, "SELECT count(*) FROM pg_proc WHERE proname LIKE '\\_mig\\_%'") == 0
     migrate(pg_url)  # once the read is over, the same run goes through
 
 
