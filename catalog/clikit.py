@@ -36,6 +36,7 @@ from migration.errors import (
     DatabaseLockedError,
     ReadOnlyError,
     SchemaVersionError,
+    UsageError,
 )
 from migration.postgres import is_postgres_url
 from migration.postgres.errors import is_postgres_error, translate_postgres_error
@@ -284,6 +285,23 @@ def handle_errors(f: Callable[P, R]) -> Callable[P, R]:
             raise
 
     return wrapper
+
+
+def confirmed(yes: bool, question: str, doing: str, *, error: type[CatalogError] = UsageError) -> bool:
+    """``--yes``, or the user's answer to ``question`` (a "no" says "Nothing was changed.").
+    Without a terminal to ask on, raises ``error`` naming ``--yes``; ``doing``: what asks,
+    as the message begins ("Rollback")."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise error(
+            f"{doing} asks for confirmation but there is no terminal; pass --yes from scripts. "
+            f"Nothing was changed."
+        )
+    if click.confirm(question):
+        return True
+    click.echo("Nothing was changed.")
+    return False
 
 
 def fail(message: str, code: int) -> NoReturn:

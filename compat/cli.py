@@ -12,6 +12,7 @@ import click
 
 from catalog.clikit import (
     CommandGroup,
+    confirmed,
     db_option,
     existing_catalog,
     handle_errors,
@@ -363,15 +364,10 @@ def retire(
         return
     if refused:
         raise RetireRefused(refusal_message(plan))
-    if not yes:
-        if not sys.stdin.isatty():
-            raise RetireRefused(
-                "compat retire asks for confirmation but there is no terminal; "
-                "pass --yes from scripts. Nothing was changed."
-            )
-        if not click.confirm("Retire the shims? Old names will stop working"):
-            click.echo("Nothing was changed.")
-            return
+    if not confirmed(
+        yes, "Retire the shims? Old names will stop working", "compat retire", error=RetireRefused
+    ):
+        return
     result = do_retire(path, PHASE3, plan, say=say, make_backup=backup_catalog)
     if as_json:
         print_json(report | result)

@@ -4,12 +4,11 @@ for a PostgreSQL URL, so psycopg is not imported at every start-up)."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 
 import click
 
-from catalog.clikit import print_json
+from catalog.clikit import confirmed, print_json
 from catalog.phase3.declaration import PHASE3
 from compat.postgres import install as pg_install
 from compat.postgres import window
@@ -55,15 +54,9 @@ def retire(
                     click.echo(f"  ! {b}")
             return
         window.refuse_unless_allowed(hard, soft, force=force)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise RetireRefused(
-                    "compat retire asks for confirmation but there is no terminal; "
-                    "pass --yes from scripts. Nothing was changed."
-                )
-            if not click.confirm("Retire the shims? Old names will stop working"):
-                click.echo("Nothing was changed.")
-                return
+        question = "Retire the shims? Old names will stop working"
+        if not confirmed(yes, question, "compat retire", error=RetireRefused):
+            return
         made = dump_database(url, postgres_backups_dir(), label="pre_retire")
         if not as_json:
             click.echo(f"✓ Backup: {made.path} (restored into a scratch database and compared)")

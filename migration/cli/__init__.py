@@ -13,6 +13,7 @@ import click
 from catalog.clikit import (
     CommandGroup,
     check_sqlite_file,
+    confirmed,
     db_option,
     existing_catalog,
     handle_errors,
@@ -288,14 +289,8 @@ def rollback(db: Path | str | None, yes: bool, remove_columns: bool, dry_run: bo
         for line in render(stages):
             click.echo("  " + line)
         return
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "Rollback asks for confirmation but there is no terminal; pass --yes from scripts."
-            )
-        if not click.confirm(f"Roll {path} back to schema version {PHASE3.from_version}?"):
-            click.echo("Nothing was changed.")
-            return
+    if not confirmed(yes, f"Roll {path} back to schema version {PHASE3.from_version}?", "Rollback"):
+        return
     stats = phase3.rollback(
         path, say=(lambda _l: None) if as_json else click.echo, remove_columns=remove_columns
     )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from catalog.clikit import db_option, existing_db, handle_errors, json_option, print_json, yes_option
+from catalog.clikit import (
+    confirmed,
+    db_option,
+    existing_db,
+    handle_errors,
+    json_option,
+    print_json,
+    yes_option,
+)
 from catalog.config import backups_dir, resolve_target
 from catalog.phase3.backup_profile import PROFILE
 from migration import backup as bk
 from migration.cli.backup_cmd import restore_postgres
-from migration.errors import UsageError
 
 
 @click.command()
@@ -116,15 +122,8 @@ def restore(backup_file: Path, db: Path | str | None, yes: bool, as_json: bool) 
     if not as_json:
         for line in report.lines():
             click.echo(line)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise UsageError(
-                "Restore asks for confirmation but there is no terminal; pass "
-                "--yes from scripts. Nothing was changed."
-            )
-        if not click.confirm("Restore this backup into the live database?"):
-            click.echo("Nothing was changed.")
-            return
+    if not confirmed(yes, "Restore this backup into the live database?", "Restore"):
+        return
     result = bk.restore_backup(backup_file, live, dest_dir=backups_dir(live), profile=PROFILE)
     if as_json:
         print_json(

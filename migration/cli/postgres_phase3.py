@@ -16,7 +16,7 @@ from typing import Any
 import click
 import psycopg
 
-from catalog.clikit import print_json
+from catalog.clikit import confirmed, print_json
 from catalog.phase3.declaration import PHASE3
 from compat.lifecycle.steps import step_label
 from compat.phases import BEFORE, CURRENT, DURING, RETIRED, WINDOW
@@ -24,7 +24,6 @@ from compat.postgres import run as pg_run
 from compat.postgres import window
 from migration.cli.backup_cmd import postgres_backups_dir
 from migration.cli.output import RULE, field, print_plan
-from migration.errors import UsageError
 from migration.postgres import redacted
 from migration.postgres.connect import MIGRATOR, connect
 from migration.postgres.dump import dump_database
@@ -150,14 +149,9 @@ def rollback(url: str, *, yes: bool, remove_columns: bool, dry_run: bool, as_jso
                 for s in statements:
                     click.echo("  " + s)
             return
-        if not yes:
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    "Rollback asks for confirmation but there is no terminal; pass --yes from scripts."
-                )
-            if not click.confirm(f"Roll {redacted(url)} back to schema version {PHASE3.from_version}?"):
-                click.echo("Nothing was changed.")
-                return
+        question = f"Roll {redacted(url)} back to schema version {PHASE3.from_version}?"
+        if not confirmed(yes, question, "Rollback"):
+            return
         stats = window.rollback(conn, PHASE3, remove_columns=remove_columns)
     data: dict[str, Any] = {"db": redacted(url), "lock_ms": round(stats.longest_ms, 2)}
     if as_json:
