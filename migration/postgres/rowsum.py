@@ -23,29 +23,23 @@ MOD = 1 << 128
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 
 
+# the first class a column's type is an instance of gives its letter (Float before
+# Numeric: a Float is a Numeric); any other type is a string
+_KINDS = (
+    (Boolean, "b"),
+    (Integer, "i"),
+    (Float, "f"),
+    (Numeric, "n"),
+    (DateTime, "t"),
+    (Date, "d"),
+    (LargeBinary, "x"),
+)
+
+
 def kinds_of(table: Table) -> list[str]:
     """One letter per column: b(oolean) i(nteger) f(loat) n(umeric) t(imestamp)
     d(ate) x (bytes) s(tring)."""
-    out = []
-    for column in table.columns:
-        t = column.type
-        if isinstance(t, Boolean):
-            out.append("b")
-        elif isinstance(t, Integer):
-            out.append("i")
-        elif isinstance(t, Float):
-            out.append("f")
-        elif isinstance(t, Numeric):
-            out.append("n")
-        elif isinstance(t, DateTime):
-            out.append("t")
-        elif isinstance(t, Date):
-            out.append("d")
-        elif isinstance(t, LargeBinary):
-            out.append("x")
-        else:
-            out.append("s")
-    return out
+    return [next((k for kind, k in _KINDS if isinstance(c.type, kind)), "s") for c in table.columns]
 
 
 # the same letters for the names PostgreSQL's catalog gives its types

@@ -139,3 +139,46 @@ def test_a_retried_transaction_runs_from_the_start(pg_url: str) -> None:
     finally:
         held.release()
     assert len(tries) >= 3
+
+
+def test_a_step_never_holds_one_table_while_it_waits_for_the_next(pg_url: str) -> None:
+    """The cut-over locks fits_files, then sessions. A session holds sessions (a lock, no
+    snapshot); the migration's timeout is made very long. Were the second lock waited
+    for, fits_files would stay locked the whole time and every client of it would wait
+    until the holder ends; with NOWAIT the try gives fits_files back at once."""
+    v1_catalog(pg_url, files=50)
+    with connect(pg_url) as holder:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE sessions IN ACCESS SHARE MODE")
+        gave_way = threading.Event()
+        failures: list[BaseException] = []
+        policy = LockPolicy(timeout_ms=600_000, attempts=100_000, sleep=lambda _s: gave_way.set())
+
+        def run() -> None:
+            try:
+                migrate(pg_url, lock=policy)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        migration = threading.Thread(target=run)
+        migration.start()
+        try:
+            assert gave_way.wait(120), "the cut-over never met the held lock"
+            done = threading.Event()
+
+            def reads() -> None:
+                with connect(pg_url) as client:
+                    for _ in range(20):
+                        client.execute("SELECT count(*) FROM fits_files").fetchone()
+                done.set()
+
+            reader = threading.Thread(target=reads)
+            reader.start()
+            reader.join(120)
+            assert done.is_set(), "a client of fits_files waited behind a cut-over waiting for sessions"
+        finally:
+            holder.execute("COMMIT")
+            migration.join(240)
+    assert not failures, failures
+    with connect(pg_url) as conn:
+        assert phase.read_state(conn, PHASE3).phase == "window"

@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
 
 STOP = False
 PAGES = [
@@ -91,25 +92,52 @@ def legacy_models(db_path: str) -> None:
     db.close()
 
 
+class _Raw:
+    """The raw connection of ``legacy-sql``: sqlite3 on a file, psycopg on a PostgreSQL
+    URL; the same statements, written with ``?`` and begun as each database begins a
+    write."""
+
+    def __init__(self, db: str):
+        self.postgres = db.startswith("postgresql")
+        if self.postgres:
+            import psycopg
+
+            self.conn: Any = psycopg.connect(db, autocommit=True)
+            self.begin = "BEGIN"
+        else:
+            self.conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.begin = "BEGIN IMMEDIATE"
+
+    def one(self, sql: str, params: tuple = ()) -> Any:
+        row = self.conn.execute(sql.replace("?", "%s") if self.postgres else sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self.conn.execute(sql.replace("?", "%s") if self.postgres else sql, params)
+
+    def in_transaction(self) -> bool:
+        if self.postgres:
+            return self.conn.info.transaction_status.name != "IDLE"
+        return bool(self.conn.in_transaction)
+
+
 def legacy_sql(db_path: str) -> None:
-    if db_path.startswith("postgresql"):
-        return legacy_sql_postgres(db_path)
-    conn = sqlite3.connect(db_path, timeout=60, isolation_level=None)
-    conn.execute("PRAGMA foreign_keys=ON")
+    raw = _Raw(db_path)
     i = 0
     while not STOP:
         i += 1
         md5 = f"legacy-sql-{os.getpid()}-{i}"
         try:
-            sid = conn.execute("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1").fetchone()[0]
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
+            sid = raw.one("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1")
+            raw.execute(raw.begin)
+            raw.execute(
                 "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
                 "VALUES (?, '/legacy-sql', ?, ?, ?, ?)",
                 (f"sql-{i}.fits", 3000 + i, 40 + i, sid, md5),
             )
-            conn.execute("UPDATE fits_files SET y = ? WHERE md5sum = ?", (41 + i, md5))
-            conn.execute("COMMIT")
+            raw.execute("UPDATE fits_files SET y = ? WHERE md5sum = ?", (41 + i, md5))
+            raw.execute("COMMIT")
             emit(
                 ack={
                     "md5sum": md5,
@@ -118,58 +146,18 @@ def legacy_sql(db_path: str) -> None:
                     "imaging_session_id": sid,
                 }
             )
-            n = conn.execute(
+            n = raw.one(
                 "SELECT count(*) FROM fits_files JOIN sessions ON "
                 "fits_files.session_id = sessions.session_id WHERE sessions.session_id = ?",
                 (sid,),
-            ).fetchone()[0]
+            )
             assert n > 0
         except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            if raw.in_transaction():
+                raw.execute("ROLLBACK")
             emit(error=f"{type(exc).__name__}: {exc}")
         time.sleep(0.05)
-    conn.close()
-
-
-def legacy_sql_postgres(url: str) -> None:
-    """``legacy-sql`` on a PostgreSQL catalog: psycopg, the same statements."""
-    import psycopg
-
-    conn = psycopg.connect(url, autocommit=True)
-    i = 0
-    while not STOP:
-        i += 1
-        md5 = f"legacy-sql-{os.getpid()}-{i}"
-        try:
-            row = conn.execute("SELECT session_id FROM sessions ORDER BY session_date LIMIT 1").fetchone()
-            assert row is not None
-            sid = row[0]
-            with conn.transaction():
-                conn.execute(
-                    "INSERT INTO fits_files (file, folder, x, y, session_id, md5sum) "
-                    "VALUES (%s, '/legacy-sql', %s, %s, %s, %s)",
-                    (f"sql-{i}.fits", 3000 + i, 40 + i, sid, md5),
-                )
-                conn.execute("UPDATE fits_files SET y = %s WHERE md5sum = %s", (41 + i, md5))
-            emit(
-                ack={
-                    "md5sum": md5,
-                    "width_pixels": 3000 + i,
-                    "height_pixels": 41 + i,
-                    "imaging_session_id": sid,
-                }
-            )
-            joined = conn.execute(
-                "SELECT count(*) FROM fits_files JOIN sessions "
-                "ON fits_files.session_id = sessions.session_id WHERE sessions.session_id = %s",
-                (sid,),
-            ).fetchone()
-            assert joined is not None and joined[0] > 0
-        except Exception as exc:
-            emit(error=f"{type(exc).__name__}: {exc}")
-        time.sleep(0.05)
-    conn.close()
+    raw.conn.close()
 
 
 def producer(raw_dir: str) -> None:
